@@ -1,0 +1,125 @@
+//! The NSO/ConfD side: HA roles, orders, replies and notifications as the
+//! policy sees them. The wire client (handshake, framing, Erlang terms) and
+//! `fake-confd` build on these types.
+
+use serde::{Deserialize, Serialize};
+
+/// HA state as `get_status` reports it (ConfD state codes 1..4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum HaRole {
+    None,
+    Secondary,
+    Primary,
+    Relay,
+}
+
+impl HaRole {
+    pub fn code(self) -> u8 {
+        match self {
+            HaRole::None => 1,
+            HaRole::Secondary => 2,
+            HaRole::Primary => 3,
+            HaRole::Relay => 4,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            HaRole::None => "none",
+            HaRole::Secondary => "secondary",
+            HaRole::Primary => "primary",
+            HaRole::Relay => "relay",
+        }
+    }
+}
+
+/// An order to the local NSO/ConfD. Node ids are HA node names (sent as
+/// binaries on the wire); the primary's address carries no port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HaOrder {
+    BePrimary { me: String },
+    BeSecondary { me: String, primary: String, address: String },
+    BeNone,
+    BeRelay,
+    SecondaryDead { node: String },
+    GetStatus,
+}
+
+impl HaOrder {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            HaOrder::BePrimary { .. } => "beprimary",
+            HaOrder::BeSecondary { .. } => "besecondary",
+            HaOrder::BeNone => "benone",
+            HaOrder::BeRelay => "berelay",
+            HaOrder::SecondaryDead { .. } => "secondary_dead",
+            HaOrder::GetStatus => "get_status",
+        }
+    }
+}
+
+/// ConfD error codes seen on the HA socket (confd_errcode).
+pub mod code {
+    pub const BADSTATE: i32 = 17;
+    pub const PROTOUSAGE: i32 = 21;
+    pub const HA_CONNECT: i32 = 25;
+    pub const HA_CLOSED: i32 = 26;
+    pub const HA_BADTOKEN: i32 = 28;
+    pub const HA_BADNAME: i32 = 29;
+    pub const HA_NOTICK: i32 = 31;
+
+    pub fn name(code: i32) -> &'static str {
+        match code {
+            BADSTATE => "BADSTATE",
+            PROTOUSAGE => "PROTOUSAGE",
+            HA_CONNECT => "HA_CONNECT",
+            HA_CLOSED => "HA_CLOSED",
+            HA_BADTOKEN => "HA_BADTOKEN",
+            HA_BADNAME => "HA_BADNAME",
+            HA_NOTICK => "HA_NOTICK",
+            _ => "UNKNOWN",
+        }
+    }
+}
+
+/// Why an order did not succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HaFailure {
+    /// `{error, Code}` from the server.
+    Error(i32),
+    /// No reply within the configured timeout: the server may be hung, and
+    /// whatever role it had, it may still have.
+    Timeout,
+    /// The connection could not be made or was closed: no server process.
+    Unreachable,
+}
+
+impl std::fmt::Display for HaFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HaFailure::Error(c) => write!(f, "{} ({c})", code::name(*c)),
+            HaFailure::Timeout => write!(f, "timeout"),
+            HaFailure::Unreachable => write!(f, "unreachable"),
+        }
+    }
+}
+
+/// A successful reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HaReply {
+    Ok,
+    /// get_status: the role and, for a secondary, its primary's name; for a
+    /// primary, the names of the connected secondaries.
+    Status { role: HaRole, nodes: Vec<String> },
+}
+
+/// HA_INFO notifications.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HaEvent {
+    NoPrimary(i32),
+    SecondaryDied(String),
+    SecondaryArrived(String),
+    SecondaryInitialized,
+    IsPrimary,
+    IsNone,
+    BeSecondaryResult(i32),
+}

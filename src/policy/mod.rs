@@ -1,0 +1,1222 @@
+//! The election policy: a pure state machine. `step(now, input)` consumes a
+//! corosync event, an HA reply or event, a timer or an operator request, and
+//! returns what to do (multicast, HA order, persist, hook, log). No I/O, no
+//! clock, no async: `now` is milliseconds on any monotonic clock.
+//!
+//! Each daemon announces its state after every CPG configuration change and
+//! after every change of its own state. Once a member has delivered an
+//! announcement from every member of the current configuration it runs
+//! [`elect::elect`]; everybody computes the same plan and acts only on its
+//! own NSO/ConfD, gated on a quorate, stable view.
+
+pub mod elect;
+pub mod message;
+
+use crate::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
+use crate::config::{fnv1a, Config, Failback, QuorumLossAction};
+use crate::ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
+use elect::{elect, ElectParams, Plan, Target, View};
+use message::{Body, Envelope, Fresh, Health, Hold, KnownPrimary, NodeState, Request};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// What survives a restart of the daemon (written and fsynced by the I/O
+/// edge before the order that follows it is sent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Persisted {
+    pub max_epoch: u64,
+    pub role_epoch: u64,
+    pub fresh: Fresh,
+    pub known_fresh: Fresh,
+    pub standby: bool,
+    /// Primary: the secondaries attached and the sync generation, so that a
+    /// restarted daemon notices a secondary that dropped out meanwhile.
+    #[serde(default)]
+    pub attached: Vec<NodeId>,
+    #[serde(default)]
+    pub gen: u64,
+    /// Lost sync while its primary was still serving.
+    #[serde(default)]
+    pub lagging: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operator {
+    Switchover { to: Option<String> },
+    Standby { node: String, on: bool },
+    /// SIGTERM (`handover`: move the primary role away first) or a
+    /// maintenance stop that leaves every role as it is.
+    Stop { handover: bool },
+    /// The operator vouches that the orphaned primary's NSO/ConfD is down
+    /// (like Pacemaker's manual fencing confirmation).
+    ConfirmDown { node: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    Cluster(ClusterEvent),
+    HaReply { id: u64, result: Result<HaReply, HaFailure> },
+    HaEvent(HaEvent),
+    FenceDone { ok: bool },
+    Operator(Operator),
+    /// A deadline from [`Policy::next_deadline`] has passed.
+    Timer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    Multicast(Vec<u8>),
+    Order { id: u64, order: HaOrder },
+    Persist(Persisted),
+    /// Run the fence hook; answer with `Input::FenceDone`.
+    Fence,
+    /// The local NSO/ConfD changed role (run the role hook). Every role
+    /// change carries its cause (invariant I4).
+    RoleChanged { from: Option<HaRole>, to: HaRole, cause: String },
+    Log { level: Level, text: String },
+    /// Orderly stop finished: leave the CPG group and exit.
+    Leave,
+}
+
+/// The static inputs of the policy, taken from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub me: NodeId,
+    pub nodes: Vec<crate::config::NodeConfig>,
+    pub failback: Failback,
+    pub on_quorum_loss: QuorumLossAction,
+    pub startup_settle: u64,
+    pub promotion_delay: u64,
+    pub orphan_grace: u64,
+    pub secondary_dead: bool,
+    pub fence_hung_primary: bool,
+    /// A fence hook is configured: the escalation when demotion fails.
+    pub has_fence: bool,
+    pub handover_timeout: u64,
+    pub max_order_failures: u32,
+    pub status_interval: u64,
+    pub retry_interval: u64,
+    pub digest: u64,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config, me: NodeId) -> Settings {
+        let p = &config.policy;
+        Settings {
+            me,
+            nodes: config.nodes.iter().map(|n| n.get_ref().clone()).collect(),
+            failback: p.failback,
+            on_quorum_loss: p.on_quorum_loss,
+            startup_settle: p.startup_settle.as_ms(),
+            promotion_delay: p.promotion_delay.as_ms(),
+            orphan_grace: p.orphan_grace.as_ms(),
+            secondary_dead: p.secondary_dead,
+            fence_hung_primary: p.fence_hung_primary,
+            has_fence: !config.hooks.fence.is_empty(),
+            handover_timeout: p.handover_timeout.as_ms(),
+            max_order_failures: p.max_order_failures.max(1),
+            status_interval: config.ha.status_interval.as_ms().max(1),
+            retry_interval: 1000,
+            digest: config.digest(),
+        }
+    }
+
+    fn node(&self, id: NodeId) -> Option<&crate::config::NodeConfig> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.node(id).map_or_else(|| format!("node{id}"), |n| n.name.clone())
+    }
+
+    fn id_of(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().find(|n| n.name == name).map(|n| n.id)
+    }
+}
+
+/// What the local NSO/ConfD is doing, as far as this daemon knows.
+#[derive(Clone, Debug)]
+struct Local {
+    role: Option<HaRole>,
+    promoting: Option<u64>,
+    role_epoch: u64,
+    parent: Option<NodeId>,
+    initialized: bool,
+    health: Health,
+    attached: BTreeSet<NodeId>,
+    gen: u64,
+    failures: u32,
+}
+
+/// The order in flight (one at a time, like the server processes them).
+#[derive(Clone, Debug)]
+struct Pending {
+    id: u64,
+    /// max_epoch before this order: announced until a promotion completes,
+    /// so the plan's epoch does not move under an order in flight.
+    prev_max_epoch: u64,
+    order: HaOrder,
+    epoch: u64,
+    parent: Option<NodeId>,
+    cause: String,
+}
+
+/// What the corosync connection has told us in this session.
+#[derive(Clone, Debug, Default)]
+struct Quorum {
+    connected: bool,
+    /// The connection was lost (not merely not yet made).
+    lost_connection: bool,
+    local: Option<Member>,
+    vq_ring: Option<RingId>,
+    ring_members: Vec<NodeId>,
+    /// The quorum flag and the node-list ring it belongs to.
+    quorate: Option<(RingId, bool)>,
+    totem: Option<RingId>,
+}
+
+impl Quorum {
+    /// Safety rule 1: quorate, for the current ring, on both fds.
+    fn stable(&self) -> bool {
+        match (self.connected, self.vq_ring, self.quorate) {
+            (true, Some(ring), Some((qring, true))) => qring == ring && self.totem.map_or(true, |t| t == ring),
+            _ => false,
+        }
+    }
+
+    /// Explicitly not quorate (not merely waiting for a notification).
+    fn lost(&self) -> bool {
+        self.lost_connection || matches!((self.vq_ring, self.quorate), (Some(r), Some((q, false))) if q == r)
+    }
+}
+
+/// Safety rules switched off on purpose, only to prove that the simulator's
+/// invariant checks can fail. Never set outside tests.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sabotage {
+    skip_quorum_gate: bool,
+    skip_demote_first: bool,
+}
+
+pub struct Policy {
+    cfg: Settings,
+    persisted: Persisted,
+    local: Local,
+    quorum: Quorum,
+    view: View,
+    plan: Option<Plan>,
+    known_primary: Option<KnownPrimary>,
+    vanished: Option<(NodeId, u64)>,
+    last_announced: Option<NodeState>,
+    pending: Option<Pending>,
+    next_id: u64,
+    started_at: Option<u64>,
+    status_at: u64,
+    retry_at: u64,
+    hold_timer: Option<(Hold, u64)>,
+    leaving: Option<(bool, u64)>,
+    fence_running: bool,
+    now_hint: u64,
+    sabotage: Sabotage,
+    /// Lost this primary (node, epoch): do not attach to it again until its
+    /// coroha shows it is alive, so a dead primary does not hold up the
+    /// order pipeline while corosync has not yet noticed.
+    reattach_block: Option<(NodeId, u64)>,
+    secondary_dead_sent: BTreeSet<NodeId>,
+    gone_reported: BTreeSet<(NodeId, u64)>,
+    out: Vec<Output>,
+}
+
+impl Policy {
+    pub fn new(cfg: Settings, persisted: Persisted) -> Policy {
+        let local = Local {
+            role: None,
+            promoting: None,
+            role_epoch: persisted.role_epoch,
+            parent: None,
+            initialized: false,
+            health: Health::Starting,
+            attached: BTreeSet::new(),
+            gen: 0,
+            failures: 0,
+        };
+        Policy {
+            cfg,
+            persisted,
+            local,
+            quorum: Quorum::default(),
+            view: View::default(),
+            plan: None,
+            known_primary: None,
+            vanished: None,
+            last_announced: None,
+            pending: None,
+            next_id: 1,
+            started_at: None,
+            status_at: 0,
+            retry_at: 0,
+            hold_timer: None,
+            leaving: None,
+            fence_running: false,
+            now_hint: 0,
+            sabotage: Sabotage::default(),
+            reattach_block: None,
+            secondary_dead_sent: BTreeSet::new(),
+            gone_reported: BTreeSet::new(),
+            out: Vec::new(),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn sabotage_skip_quorum_gate(&mut self) {
+        self.sabotage.skip_quorum_gate = true;
+    }
+
+    #[doc(hidden)]
+    pub fn sabotage_skip_demote_first(&mut self) {
+        self.sabotage.skip_demote_first = true;
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.cfg.me
+    }
+
+    pub fn role(&self) -> Option<HaRole> {
+        self.local.role
+    }
+
+    pub fn health(&self) -> Health {
+        self.local.health
+    }
+
+    pub fn persisted(&self) -> &Persisted {
+        &self.persisted
+    }
+
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    pub fn quorate(&self) -> bool {
+        self.quorum.stable()
+    }
+
+    /// The earliest time at which `step(_, Input::Timer)` has work to do.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let mut deadlines = vec![];
+        if self.pending.is_none() {
+            deadlines.push(self.status_at);
+            if self.retry_at > 0 {
+                deadlines.push(self.retry_at);
+            }
+        }
+        if let Some((_, at)) = self.hold_timer.as_ref().filter(|(_, at)| *at != u64::MAX) {
+            deadlines.push(*at);
+        }
+        if let (Some(start), true) = (self.started_at, self.settling_flag()) {
+            deadlines.push(start + self.cfg.startup_settle);
+        }
+        if let Some((true, at)) = self.leaving.filter(|(_, at)| *at != u64::MAX) {
+            deadlines.push(at);
+        }
+        // A deadline already past was not acted on because something else
+        // blocks it; the next input re-evaluates it.
+        deadlines.into_iter().filter(|d| *d > self.now_hint).min()
+    }
+
+    pub fn step(&mut self, now: u64, input: Input) -> Vec<Output> {
+        if self.started_at.is_none() {
+            self.started_at = Some(now);
+        }
+        match input {
+            Input::Cluster(ev) => self.on_cluster(now, ev),
+            Input::HaReply { id, result } => self.on_reply(now, id, result),
+            Input::HaEvent(ev) => self.on_ha_event(ev),
+            Input::FenceDone { ok } => self.on_fence_done(ok),
+            Input::Operator(op) => self.on_operator(now, op),
+            Input::Timer => self.on_timer(now),
+        }
+        self.announce_if_changed();
+        self.act(now);
+        // Acting may have changed what we announce (an intent to promote).
+        self.announce_if_changed();
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- logging helpers -------------------------------------------------
+
+    fn log(&mut self, level: Level, text: impl Into<String>) {
+        self.out.push(Output::Log { level, text: text.into() });
+    }
+
+    fn name(&self, id: NodeId) -> String {
+        self.cfg.name(id)
+    }
+
+    // ----- corosync --------------------------------------------------------
+
+    fn on_cluster(&mut self, now: u64, ev: ClusterEvent) {
+        match ev {
+            ClusterEvent::Connected { local } => {
+                self.quorum = Quorum { connected: true, local: Some(local), ..Quorum::default() };
+                self.view = View::default();
+                self.plan = None;
+                self.log(Level::Info, format!("connected to corosync as {}/{}", local.node, local.pid));
+            }
+            ClusterEvent::Disconnected => {
+                self.quorum = Quorum { lost_connection: true, ..Quorum::default() };
+                self.view = View::default();
+                self.plan = None;
+                self.hold_timer = None;
+                self.log(Level::Warn, "corosync connection lost: not quorate until it is back");
+            }
+            ClusterEvent::CpgConfChg { members, left, joined } => self.on_confchg(members, left, joined),
+            ClusterEvent::CpgTotem { ring, members } => {
+                self.quorum.totem = Some(ring);
+                self.quorum.ring_members = members.clone();
+                self.on_ring_left(&members);
+            }
+            ClusterEvent::Deliver { sender, data } => self.on_deliver(now, sender, &data),
+            ClusterEvent::QuorumNodes { ring, members } => {
+                self.quorum.vq_ring = Some(ring);
+                self.quorum.ring_members = members;
+            }
+            ClusterEvent::Quorum { quorate } => {
+                if let Some(ring) = self.quorum.vq_ring {
+                    let was = self.quorum.quorate.map(|(_, q)| q);
+                    self.quorum.quorate = Some((ring, quorate));
+                    if was != Some(quorate) {
+                        let text = if quorate { "quorate" } else { "not quorate" };
+                        self.log(Level::Info, format!("ring {ring}: {text}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_confchg(&mut self, members: Vec<Member>, left: Vec<(Member, Reason)>, joined: Vec<(Member, Reason)>) {
+        for (m, reason) in &left {
+            if self.known_primary.as_ref().is_some_and(|k| k.node == m.node) {
+                match reason {
+                    Reason::NodeDown => self.forget_primary_unless(|n| n != m.node, "its node left the membership"),
+                    _ => self.log(
+                        Level::Warn,
+                        format!("coroha on primary {} left ({reason:?}); its NSO/ConfD may still be primary", self.name(m.node)),
+                    ),
+                }
+            }
+        }
+        let describe = |list: &[(Member, Reason)]| {
+            list.iter().map(|(m, r)| format!("{}:{r:?}", self.cfg.name(m.node))).collect::<Vec<_>>().join(" ")
+        };
+        let text = format!(
+            "configuration: {} members{}{}",
+            members.len(),
+            if left.is_empty() { String::new() } else { format!(", left {}", describe(&left)) },
+            if joined.is_empty() { String::new() } else { format!(", joined {}", describe(&joined)) },
+        );
+        self.log(Level::Debug, text);
+        let digest = members.iter().fold(fnv1a(b"view"), |h, m| {
+            fnv1a(&[h.to_le_bytes(), u64::from(m.node).to_le_bytes(), u64::from(m.pid).to_le_bytes()].concat())
+        });
+        self.view = View { id: digest, members, ..View::default() };
+        self.plan = None;
+        self.hold_timer = None;
+        // Announce in every new view, even when nothing changed locally.
+        self.last_announced = None;
+    }
+
+    /// The known primary's node is not in the new ring. If its coroha was in
+    /// the group until now, that coroha stops it on quorum loss, so it is
+    /// gone. If its coroha had already left (an orphan), nothing tells
+    /// whether its NSO/ConfD still serves: keep waiting for evidence.
+    fn on_ring_left(&mut self, members: &[NodeId]) {
+        let Some(k) = self.known_primary.clone() else { return };
+        if members.contains(&k.node) {
+            return;
+        }
+        if self.view.is_member(k.node) {
+            self.forget_primary_unless(|n| n != k.node, "its node left the ring");
+        } else {
+            self.log(
+                Level::Warn,
+                format!(
+                    "orphaned primary {}: its node left the ring too; cannot tell whether its NSO/ConfD still serves: not promoting (start coroha there, or confirm it down)",
+                    k.name
+                ),
+            );
+        }
+    }
+
+    /// Clear the known primary when its node is gone from the ring: a
+    /// partitioned or crashed primary is not an orphan to wait for.
+    fn forget_primary_unless(&mut self, keep: impl Fn(NodeId) -> bool, why: &str) {
+        if let Some(k) = self.known_primary.clone() {
+            if !keep(k.node) {
+                self.log(Level::Info, format!("primary {} (epoch {}) is gone: {why}", k.name, k.epoch));
+                self.vanished = Some((k.node, k.epoch));
+                self.known_primary = None;
+            }
+        }
+    }
+
+    fn on_deliver(&mut self, now: u64, sender: Member, data: &[u8]) {
+        let envelope = match Envelope::decode(data) {
+            Ok(e) => e,
+            Err(e) => {
+                self.log(Level::Warn, format!("ignored message from node {}: {e}", sender.node));
+                return;
+            }
+        };
+        if envelope.view != self.view.id || !self.view.members.contains(&sender) {
+            self.log(Level::Debug, format!("ignored message from {} for another view", self.name(sender.node)));
+            return;
+        }
+        match envelope.body {
+            Body::Announce(state) => self.on_announce(sender.node, *state),
+            Body::Request(r) => self.on_request(now, sender.node, r),
+        }
+        if self.view.complete() {
+            self.replan();
+        }
+    }
+
+    fn on_announce(&mut self, from: NodeId, state: NodeState) {
+        if state.config_digest != self.cfg.digest && from != self.cfg.me {
+            self.log(Level::Warn, format!("{} runs a different node table or policy (digest {:x})", state.name, state.config_digest));
+        }
+        self.persisted.known_fresh = self.persisted.known_fresh.max(state.fresh).max(state.known_fresh);
+        if state.is_primary() {
+            let newer = self.known_primary.as_ref().map_or(true, |k| state.role_epoch >= k.epoch);
+            if newer {
+                self.known_primary =
+                    Some(KnownPrimary { node: from, epoch: state.role_epoch, name: state.name.clone(), address: state.address.clone() });
+                self.vanished = None;
+            }
+        } else if state.role.is_some() && self.known_primary.as_ref().is_some_and(|k| k.node == from) {
+            self.known_primary = None;
+        }
+        // A primary listing us as attached confirms our copy is in sync.
+        let me = self.cfg.me;
+        if self.reattach_block.is_some_and(|(n, e)| n == from && (state.role_epoch != e || !state.attached.contains(&me))) {
+            self.reattach_block = None;
+        }
+        if state.is_primary()
+            && state.attached.contains(&me)
+            && self.local.parent == Some(from)
+            && self.local.role_epoch == state.role_epoch
+            && self.local.initialized
+        {
+            self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: state.role_epoch, gen: state.gen });
+            self.persisted.lagging = false;
+        }
+        self.view.states.insert(from, state);
+    }
+
+    fn on_request(&mut self, now: u64, from: NodeId, request: Request) {
+        let who = self.name(from);
+        match request {
+            Request::Switchover { to } => {
+                let target = to.map_or_else(|| "the best other node".to_string(), |t| self.name(t));
+                self.log(Level::Info, format!("switchover to {target} requested by {who}"));
+                self.view.switchover = Some(to);
+            }
+            Request::Standby { node, on } => {
+                self.log(Level::Info, format!("standby {} for {} requested by {who}", if on { "on" } else { "off" }, self.name(node)));
+                self.view.standby.insert(node, on);
+                if node == self.cfg.me {
+                    self.persisted.standby = on;
+                    self.out.push(Output::Persist(self.persisted.clone()));
+                }
+            }
+            Request::Release(hold) => {
+                self.log(Level::Info, format!("{hold:?} elapsed"));
+                if self.hold_timer.as_ref().is_some_and(|(h, _)| *h == hold) {
+                    self.hold_timer = None;
+                }
+                self.view.released.insert(hold);
+            }
+            Request::PrimaryGone { node, epoch } => {
+                self.log(Level::Warn, format!("{who} shows primary {} (epoch {epoch}) no longer serves", self.name(node)));
+                self.view.gone.insert((node, epoch));
+                if self.known_primary.as_ref().is_some_and(|k| k.node == node && k.epoch == epoch) {
+                    self.known_primary = None;
+                    self.vanished = Some((node, epoch));
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    fn replan(&mut self) {
+        let params = ElectParams { failback: self.cfg.failback, promotion_delay: self.cfg.promotion_delay > 0 };
+        let plan = elect(&self.view, params);
+        let changed = self.plan.as_ref().map_or(true, |p| p.target != plan.target || p.epoch != plan.epoch || p.cause != plan.cause);
+        if changed {
+            let who = match &plan.target {
+                Some(t) => format!("{} (epoch {})", self.name(t.node()), plan.epoch),
+                None => "none".into(),
+            };
+            self.log(Level::Info, format!("decision: primary {who}: {}", plan.cause));
+        }
+        if let Some(Target::Member(t)) = &plan.target {
+            if self.view.switchover.is_some() && self.view.states.get(t).is_some_and(|s| s.is_primary() && s.role_epoch == plan.epoch) {
+                // The switchover is done once its target is primary.
+                if self.plan.as_ref().is_some_and(|p| p.target == plan.target) && plan.cause.ends_with("stays primary") {
+                    self.view.switchover = None;
+                }
+            }
+        }
+        self.plan = Some(plan);
+    }
+
+    // ----- NSO/ConfD -------------------------------------------------------
+
+    fn set_role(&mut self, role: HaRole, cause: &str) {
+        let from = self.local.role;
+        if from != Some(role) {
+            self.out.push(Output::RoleChanged { from, to: role, cause: cause.to_string() });
+        }
+        self.local.role = Some(role);
+        if role != HaRole::Primary {
+            self.local.attached.clear();
+        }
+        if !matches!(role, HaRole::Secondary | HaRole::Relay) {
+            self.local.parent = None;
+            self.local.initialized = false;
+        }
+    }
+
+    fn set_health(&mut self, health: Health, why: &str) {
+        if self.local.health != health {
+            let level = if health == Health::Ok { Level::Info } else { Level::Warn };
+            self.log(level, format!("local NSO/ConfD health {:?} -> {health:?}: {why}", self.local.health));
+            self.local.health = health;
+        }
+    }
+
+    fn on_reply(&mut self, now: u64, id: u64, result: Result<HaReply, HaFailure>) {
+        let Some(p) = self.pending.take().filter(|p| p.id == id) else {
+            self.log(Level::Warn, format!("reply to unknown order {id} ignored"));
+            return;
+        };
+        match result {
+            Ok(reply) => {
+                if !matches!(p.order, HaOrder::GetStatus) {
+                    self.local.failures = 0;
+                    self.retry_at = 0;
+                }
+                if self.local.health != Health::Fenced || matches!(p.order, HaOrder::GetStatus) {
+                    self.set_health(Health::Ok, "answered");
+                }
+                self.on_success(now, p, reply);
+            }
+            Err(failure) => self.on_failure(now, p, failure),
+        }
+    }
+
+    fn on_success(&mut self, now: u64, p: Pending, reply: HaReply) {
+        match (&p.order, reply) {
+            (HaOrder::GetStatus, HaReply::Status { role, nodes }) => self.on_status(role, nodes),
+            (HaOrder::BePrimary { .. }, _) => {
+                self.local.promoting = None;
+                self.local.role_epoch = p.epoch;
+                self.local.gen = 0;
+                self.local.attached.clear();
+                self.persisted.lagging = false;
+                self.persisted.role_epoch = p.epoch;
+                self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: p.epoch, gen: 0 });
+                self.out.push(Output::Persist(self.persisted.clone()));
+                self.set_role(HaRole::Primary, &p.cause);
+            }
+            (HaOrder::BeSecondary { .. }, _) => {
+                self.set_role(HaRole::Secondary, &p.cause);
+                self.local.parent = p.parent;
+                self.local.role_epoch = p.epoch;
+                self.local.initialized = true;
+                self.persisted.role_epoch = p.epoch;
+                self.persisted.lagging = false;
+                self.out.push(Output::Persist(self.persisted.clone()));
+                self.adopt_fresh_from_parent();
+            }
+            (HaOrder::BeNone, _) => {
+                self.set_role(HaRole::None, &p.cause);
+                if self.leaving.is_some() {
+                    self.log(Level::Info, "demoted for the handover");
+                }
+            }
+            (HaOrder::BeRelay, _) => self.set_role(HaRole::Relay, &p.cause),
+            (HaOrder::SecondaryDead { node }, _) => {
+                // The server raises no SECONDARY_DIED for it: count it here.
+                let node = node.clone();
+                if let Some(id) = self.cfg.id_of(&node) {
+                    if self.local.attached.remove(&id) {
+                        self.bump_gen();
+                    }
+                }
+                self.log(Level::Info, format!("told NSO/ConfD that secondary {node} is dead (sync generation {})", self.local.gen));
+            }
+            (HaOrder::GetStatus, HaReply::Ok) => {}
+        }
+        self.status_at = self.status_at.max(now + self.cfg.status_interval);
+    }
+
+    /// A secondary dropped out: from now on only the primary and the
+    /// secondaries still attached have every write.
+    fn bump_gen(&mut self) {
+        self.local.gen += 1;
+        if self.local.role == Some(HaRole::Primary) {
+            self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: self.local.role_epoch, gen: self.local.gen });
+        }
+        self.persist_attachment();
+    }
+
+    fn persist_attachment(&mut self) {
+        let attached: Vec<NodeId> = self.local.attached.iter().copied().collect();
+        if self.persisted.attached != attached || self.persisted.gen != self.local.gen {
+            self.persisted.attached = attached;
+            self.persisted.gen = self.local.gen;
+            self.out.push(Output::Persist(self.persisted.clone()));
+        }
+    }
+
+    /// The local copy stopped following a primary that, as far as the
+    /// delivered state shows, still serves: it may fall behind.
+    fn note_sync_lost(&mut self, why: &str) {
+        let (Some(parent), true) = (self.local.parent, matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)))
+        else {
+            return;
+        };
+        let serving = self.view.is_member(parent)
+            && self.view.states.get(&parent).is_some_and(|s| s.is_primary() && s.health == Health::Ok && s.role_epoch == self.local.role_epoch);
+        if serving && !self.persisted.lagging {
+            self.log(Level::Info, format!("no longer in sync with primary {} ({why})", self.name(parent)));
+            self.persisted.lagging = true;
+            self.out.push(Output::Persist(self.persisted.clone()));
+        }
+    }
+
+    /// A freshly attached secondary may already be listed by its primary.
+    fn adopt_fresh_from_parent(&mut self) {
+        if let Some(parent) = self.local.parent {
+            if let Some(ps) = self.view.states.get(&parent) {
+                if ps.is_primary() && ps.role_epoch == self.local.role_epoch && ps.attached.contains(&self.cfg.me) {
+                    self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: ps.role_epoch, gen: ps.gen });
+                }
+            }
+        }
+    }
+
+    fn on_status(&mut self, role: HaRole, nodes: Vec<String>) {
+        let ids: Vec<NodeId> = nodes.iter().filter_map(|n| self.cfg.id_of(n)).collect();
+        match (self.local.role, role) {
+            (None, _) => {
+                // Restart adoption (rule 8): take over the role the server has.
+                let text = format!("adopting existing role {} (epoch {})", role.name(), self.persisted.role_epoch);
+                self.log(Level::Info, text);
+                self.set_role(role, "adopted at start");
+                if role == HaRole::Primary {
+                    self.local.attached = self.persisted.attached.iter().copied().collect();
+                    self.local.gen = self.persisted.gen;
+                }
+                if matches!(role, HaRole::Secondary | HaRole::Relay) {
+                    self.local.parent = ids.first().copied();
+                    self.local.initialized = true;
+                }
+            }
+            (Some(old), new) if old != new => {
+                self.set_role(new, &format!("observed: NSO/ConfD reports {}", new.name()));
+                if matches!(new, HaRole::Secondary | HaRole::Relay) {
+                    self.local.parent = ids.first().copied();
+                }
+            }
+            _ => {}
+        }
+        if role == HaRole::Primary {
+            let now_attached: BTreeSet<NodeId> = ids.into_iter().collect();
+            let lost = self.local.attached.iter().any(|n| !now_attached.contains(n));
+            self.local.attached = now_attached;
+            if lost {
+                self.bump_gen();
+            } else {
+                self.persist_attachment();
+            }
+        }
+    }
+
+    fn on_failure(&mut self, now: u64, p: Pending, failure: HaFailure) {
+        let verb = p.order.verb();
+        if matches!(p.order, HaOrder::BePrimary { .. }) && failure != HaFailure::Timeout {
+            // It did not become primary (a timeout leaves that open).
+            self.local.promoting = None;
+        }
+        match failure {
+            HaFailure::Timeout => {
+                self.set_health(Health::Hung, &format!("{verb} timed out"));
+                if self.local.role == Some(HaRole::Primary) && self.cfg.fence_hung_primary && !self.fence_running {
+                    self.log(Level::Warn, "fencing the hung primary so that another node can take over");
+                    self.fence_running = true;
+                    self.out.push(Output::Fence);
+                }
+            }
+            HaFailure::Unreachable => {
+                self.note_sync_lost("NSO/ConfD is not running");
+                self.set_health(Health::Down, &format!("{verb}: nothing listening"));
+                if self.local.role != Some(HaRole::None) {
+                    self.set_role(HaRole::None, "NSO/ConfD is not running");
+                }
+            }
+            HaFailure::Error(code) => {
+                self.local.failures += 1;
+                self.log(Level::Warn, format!("{verb} failed: {failure} ({} in a row)", self.local.failures));
+                if matches!(p.order, HaOrder::BeSecondary { .. }) {
+                    self.on_attach_failed(p.parent, code);
+                }
+                let refused = self.local.failures >= self.cfg.max_order_failures;
+                if refused && matches!(p.order, HaOrder::BePrimary { .. }) {
+                    self.set_health(Health::Refusing, &format!("{verb} refused {} times", self.local.failures));
+                }
+                if refused && p.order == HaOrder::BeNone && self.local.role == Some(HaRole::Primary) {
+                    // It will not stop being primary: escalate.
+                    if self.cfg.has_fence && !self.fence_running {
+                        self.log(Level::Error, "NSO/ConfD refuses to stop being primary: fencing it");
+                        self.fence_running = true;
+                        self.out.push(Output::Fence);
+                    } else if !self.cfg.has_fence {
+                        self.log(Level::Error, "NSO/ConfD refuses to stop being primary and no fence hook is configured");
+                    }
+                }
+                // The server told us what it is now: ask.
+                self.status_at = now;
+            }
+        }
+        self.retry_at = now + self.cfg.retry_interval;
+        self.status_at = self.status_at.min(now + self.cfg.status_interval);
+    }
+
+    /// A failed attach to an orphaned primary, once its grace is over, is
+    /// evidence that it no longer serves.
+    fn on_attach_failed(&mut self, parent: Option<NodeId>, code: i32) {
+        let Some(Plan { target: Some(Target::Orphan(k)), wait: None, .. }) = &self.plan else { return };
+        if parent != Some(k.node) || code == crate::ha::code::HA_BADTOKEN {
+            return;
+        }
+        if !self.quorum.ring_members.contains(&k.node) {
+            // Unreachable is no evidence when its node is not with us.
+            return;
+        }
+        let gone = (k.node, k.epoch);
+        if self.gone_reported.insert(gone) {
+            self.multicast(Body::Request(Request::PrimaryGone { node: gone.0, epoch: gone.1 }));
+        }
+    }
+
+    fn on_ha_event(&mut self, ev: HaEvent) {
+        match ev {
+            HaEvent::NoPrimary(code) => {
+                self.note_sync_lost(&format!("NOPRIMARY {}", crate::ha::code::name(code)));
+                if let (Some(parent), true) = (self.local.parent, matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay))) {
+                    let me = self.cfg.me;
+                    let epoch = self.local.role_epoch;
+                    let still_listed = self.view.states.get(&parent).map_or(true, |s| s.attached.contains(&me));
+                    if still_listed {
+                        self.reattach_block = Some((parent, epoch));
+                    }
+                }
+                let why = format!("lost its primary ({})", crate::ha::code::name(code));
+                self.set_role(HaRole::None, &why);
+            }
+            HaEvent::IsNone => {
+                if self.local.role.is_some() {
+                    self.set_role(HaRole::None, "NSO/ConfD reports none");
+                }
+            }
+            HaEvent::IsPrimary => {}
+            HaEvent::SecondaryDied(name) => {
+                if let Some(id) = self.cfg.id_of(&name) {
+                    if self.local.attached.remove(&id) {
+                        self.bump_gen();
+                        self.log(Level::Info, format!("secondary {name} detached (sync generation {})", self.local.gen));
+                    }
+                }
+            }
+            HaEvent::SecondaryArrived(name) => {
+                if let Some(id) = self.cfg.id_of(&name) {
+                    if self.local.role == Some(HaRole::Primary) {
+                        self.local.attached.insert(id);
+                        self.persist_attachment();
+                    }
+                }
+            }
+            HaEvent::SecondaryInitialized => {
+                self.local.initialized = true;
+            }
+            HaEvent::BeSecondaryResult(_) => {}
+        }
+    }
+
+    fn on_fence_done(&mut self, ok: bool) {
+        self.fence_running = false;
+        if ok {
+            self.set_health(Health::Fenced, "fence hook succeeded");
+            self.set_role(HaRole::None, "fenced");
+        } else {
+            self.log(Level::Error, "fence hook failed; the local NSO/ConfD may still be primary");
+        }
+    }
+
+    // ----- operator --------------------------------------------------------
+
+    fn on_operator(&mut self, now: u64, op: Operator) {
+        match op {
+            Operator::Switchover { to } => {
+                let to = match to {
+                    Some(name) => match self.cfg.id_of(&name) {
+                        Some(id) => Some(id),
+                        None => {
+                            self.log(Level::Error, format!("switchover: no node named {name}"));
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                self.multicast(Body::Request(Request::Switchover { to }));
+            }
+            Operator::Standby { node, on } => match self.cfg.id_of(&node) {
+                Some(id) => self.multicast(Body::Request(Request::Standby { node: id, on })),
+                None => self.log(Level::Error, format!("standby: no node named {node}")),
+            },
+            Operator::ConfirmDown { node } => {
+                let known = self.known_primary.clone().filter(|k| k.name == node);
+                match known {
+                    Some(k) => self.multicast(Body::Request(Request::PrimaryGone { node: k.node, epoch: k.epoch })),
+                    None => self.log(Level::Error, format!("confirm-down: {node} is not an orphaned primary")),
+                }
+            }
+            Operator::Stop { handover } => {
+                let primary = self.local.role == Some(HaRole::Primary);
+                if handover && primary {
+                    self.log(Level::Info, "orderly stop: handing the primary role over");
+                    self.leaving = Some((true, now + self.cfg.handover_timeout));
+                } else {
+                    let what = if handover { "orderly stop" } else { "maintenance stop: roles stay as they are" };
+                    self.log(Level::Info, what);
+                    self.leaving = Some((handover, now));
+                    self.out.push(Output::Leave);
+                }
+            }
+        }
+    }
+
+    // ----- timers ----------------------------------------------------------
+
+    fn on_timer(&mut self, now: u64) {
+        if let Some((hold, at)) = self.hold_timer.clone() {
+            if now >= at {
+                self.multicast(Body::Request(Request::Release(hold.clone())));
+                // Sent; the hold ends for everybody when it is delivered.
+                self.hold_timer = Some((hold, u64::MAX));
+            }
+        }
+        if let Some((true, at)) = self.leaving {
+            if now >= at && !self.out.contains(&Output::Leave) {
+                self.log(Level::Warn, "handover did not finish in time: leaving anyway");
+                self.leaving = Some((true, u64::MAX));
+                self.out.push(Output::Leave);
+            }
+        }
+    }
+
+    // ----- announcing ------------------------------------------------------
+
+    fn settling_flag(&self) -> bool {
+        self.started_at.map_or(true, |s| self.now_hint < s + self.cfg.startup_settle)
+    }
+
+    fn my_state(&self) -> NodeState {
+        let me = self.cfg.node(self.cfg.me);
+        NodeState {
+            name: self.name(self.cfg.me),
+            address: me.map(|n| n.address.clone()).unwrap_or_default(),
+            role: self.local.role,
+            role_epoch: self.local.role_epoch,
+            parent: self.local.parent,
+            initialized: self.local.initialized,
+            promoting: self.local.promoting,
+            health: self.local.health,
+            max_epoch: self.announced_max_epoch(),
+            fresh: self.persisted.fresh,
+            lagging: self.persisted.lagging,
+            known_fresh: self.persisted.known_fresh,
+            gen: self.local.gen,
+            attached: self.local.attached.iter().copied().collect(),
+            priority: me.map_or(0, |n| n.priority),
+            can_primary: me.is_some_and(|n| n.can_primary),
+            standby: self.persisted.standby,
+            leaving: self.leaving.is_some(),
+            settling: self.settling_flag(),
+            relay_via: me.and_then(|n| n.relay_via.as_deref()).and_then(|r| self.cfg.id_of(r)),
+            known_primary: self.known_primary.clone(),
+            vanished: self.vanished,
+            nodes: self.cfg.nodes.len() as u32,
+            config_digest: self.cfg.digest,
+        }
+    }
+
+    fn announced_max_epoch(&self) -> u64 {
+        match &self.pending {
+            Some(p) if matches!(p.order, HaOrder::BePrimary { .. }) => p.prev_max_epoch,
+            _ => self.persisted.max_epoch.max(self.local.role_epoch),
+        }
+    }
+
+    fn announce_if_changed(&mut self) {
+        if self.view.members.is_empty() || !self.quorum.local.is_some_and(|l| self.view.members.contains(&l)) {
+            return;
+        }
+        let state = self.my_state();
+        if self.last_announced.as_ref() != Some(&state) {
+            self.last_announced = Some(state.clone());
+            self.multicast(Body::Announce(Box::new(state)));
+        }
+    }
+
+    fn multicast(&mut self, body: Body) {
+        let envelope = Envelope::new(self.view.id, body);
+        self.out.push(Output::Multicast(envelope.encode()));
+    }
+
+    // ----- acting ----------------------------------------------------------
+
+    fn order(&mut self, order: HaOrder, epoch: u64, parent: Option<NodeId>, cause: String) {
+        let id = self.next_id;
+        self.next_id += 1;
+        if !matches!(order, HaOrder::GetStatus) {
+            self.log(Level::Info, format!("order {}: {cause}", order.verb()));
+        }
+        let prev_max_epoch = self.announced_max_epoch();
+        self.pending = Some(Pending { id, order: order.clone(), epoch, parent, cause, prev_max_epoch });
+        self.out.push(Output::Order { id, order });
+    }
+
+    fn act(&mut self, now: u64) {
+        self.now_hint = now;
+        self.arm_hold_timer(now);
+        if self.pending.is_some() || self.fence_running {
+            return;
+        }
+        if let Some(order) = self.next_order(now) {
+            let (order, epoch, parent, cause) = order;
+            let before = self.announced_max_epoch();
+            if let HaOrder::BePrimary { .. } = order {
+                self.persisted.max_epoch = self.persisted.max_epoch.max(epoch);
+                self.out.push(Output::Persist(self.persisted.clone()));
+            }
+            self.order(order, epoch, parent, cause);
+            if let Some(p) = self.pending.as_mut() {
+                p.prev_max_epoch = before;
+            }
+            return;
+        }
+        if now >= self.status_at {
+            self.status_at = now + self.cfg.status_interval;
+            self.order(HaOrder::GetStatus, 0, None, "health check".into());
+        }
+    }
+
+    fn arm_hold_timer(&mut self, now: u64) {
+        let wait = self.plan.as_ref().and_then(|p| p.wait.clone());
+        let coordinator = self.view.coordinator() == Some(self.cfg.me);
+        match (wait, coordinator) {
+            (Some(hold), true) => {
+                if self.hold_timer.as_ref().map(|(h, _)| h) != Some(&hold) {
+                    let delay = match &hold {
+                        Hold::PromotionDelay { .. } => self.cfg.promotion_delay,
+                        Hold::OrphanGrace { .. } => self.cfg.orphan_grace,
+                        Hold::Failback { .. } => match self.cfg.failback {
+                            Failback::After(d) => d.as_ms(),
+                            _ => 0,
+                        },
+                    };
+                    self.hold_timer = Some((hold, now + delay));
+                }
+            }
+            _ => self.hold_timer = None,
+        }
+    }
+
+    /// The one order this node should give its NSO/ConfD now, if any.
+    fn next_order(&mut self, now: u64) -> Option<(HaOrder, u64, Option<NodeId>, String)> {
+        let me = self.cfg.me;
+        let my_name = self.name(me);
+        let primary = self.local.role == Some(HaRole::Primary);
+        // Rule 7: quorum loss on the primary acts at once, whatever the plan.
+        let gate = !self.sabotage.skip_quorum_gate;
+        if gate && self.quorum.lost() {
+            if primary && self.local.health != Health::Down && now >= self.retry_at {
+                return match self.cfg.on_quorum_loss {
+                    QuorumLossAction::Benone => Some((HaOrder::BeNone, 0, None, "quorum lost".into())),
+                    QuorumLossAction::Fence => {
+                        self.fence_running = true;
+                        self.out.push(Output::Fence);
+                        self.log(Level::Warn, "quorum lost: fencing the local NSO/ConfD");
+                        None
+                    }
+                };
+            }
+            return None;
+        }
+        if (gate && !self.quorum.stable()) || self.local.health != Health::Ok || now < self.retry_at {
+            return None;
+        }
+        let plan = self.plan.clone()?;
+        if self.leaving_done() {
+            return None;
+        }
+        // Act only on a plan that already includes this node's latest state:
+        // everybody else has then decided on the same facts.
+        if self.view.states.get(&me) != self.last_announced.as_ref() {
+            return None;
+        }
+        let target_is_me = plan.target == Some(Target::Member(me));
+        if self.local.promoting.is_some() && !target_is_me && !primary {
+            self.local.promoting = None;
+            self.log(Level::Info, "promotion called off: the decision changed");
+            return None;
+        }
+        if plan.demote.contains(&me) && primary {
+            let why = match &plan.target {
+                Some(t) => format!(
+                    "another primary has a newer epoch ({} at {}); writes accepted here since epoch {} may be lost",
+                    self.name(t.node()),
+                    plan.epoch,
+                    self.local.role_epoch
+                ),
+                None => "diverged primary".into(),
+            };
+            self.log(Level::Warn, format!("demoting diverged primary {my_name}: {why}"));
+            return Some((HaOrder::BeNone, 0, None, why));
+        }
+        let target = plan.target.clone()?;
+        match &target {
+            Target::Member(t) if *t == me => {
+                if primary {
+                    return self.secondary_dead_order();
+                }
+                if plan.wait.is_some() {
+                    return None;
+                }
+                let blocker = self.view.states.iter().find(|(n, s)| **n != me && s.maybe_primary()).map(|(n, _)| *n);
+                if let Some(b) = blocker.filter(|_| !self.sabotage.skip_demote_first) {
+                    self.log(Level::Debug, format!("waiting for {} to stop being primary", self.name(b)));
+                    return None;
+                }
+                if self.local.promoting != Some(plan.epoch) {
+                    // Announce the intent first; order once it is delivered.
+                    self.local.promoting = Some(plan.epoch);
+                    return None;
+                }
+                Some((HaOrder::BePrimary { me: my_name }, plan.epoch, None, plan.cause.clone()))
+            }
+            _ => {
+                if primary {
+                    if let Target::Member(t) = &target {
+                        let why = format!("handing over to {}: {}", self.name(*t), plan.cause);
+                        return Some((HaOrder::BeNone, 0, None, why));
+                    }
+                    return None;
+                }
+                let parent = *plan.parent.get(&me)?;
+                let ready = match &target {
+                    Target::Orphan(k) => k.node == parent,
+                    Target::Member(t) => self.view.states.get(&parent).is_some_and(|ps| {
+                        ps.health == Health::Ok
+                            && if parent == *t {
+                                ps.is_primary() && ps.role_epoch == plan.epoch
+                            } else {
+                                ps.role == Some(HaRole::Relay) && ps.parent == Some(*t) && ps.role_epoch == plan.epoch
+                            }
+                    }),
+                };
+                if !ready {
+                    return None;
+                }
+                let attached = matches!(self.local.role, Some(HaRole::Secondary) | Some(HaRole::Relay))
+                    && self.local.parent == Some(parent)
+                    && self.local.role_epoch == plan.epoch;
+                if !attached && self.reattach_block == Some((parent, plan.epoch)) && matches!(target, Target::Member(_)) {
+                    return None;
+                }
+                if attached {
+                    if plan.relays.contains(&me) && self.local.role == Some(HaRole::Secondary) && self.local.initialized {
+                        return Some((HaOrder::BeRelay, plan.epoch, Some(parent), format!("relay for its site, under {}", self.name(parent))));
+                    }
+                    return None;
+                }
+                let (name, address) = match &target {
+                    Target::Orphan(k) => (k.name.clone(), k.address.clone()),
+                    Target::Member(_) => {
+                        let ps = &self.view.states[&parent];
+                        (ps.name.clone(), ps.address.clone())
+                    }
+                };
+                let cause = match &target {
+                    Target::Orphan(_) => format!("attach to {name}, whose coroha is gone"),
+                    Target::Member(t) if *t == parent => format!("attach to primary {name} (epoch {})", plan.epoch),
+                    Target::Member(_) => format!("attach through relay {name}"),
+                };
+                Some((HaOrder::BeSecondary { me: my_name, primary: name, address }, plan.epoch, Some(parent), cause))
+            }
+        }
+    }
+
+    /// Rule 6: only a quorate primary sheds secondaries whose node left.
+    fn secondary_dead_order(&mut self) -> Option<(HaOrder, u64, Option<NodeId>, String)> {
+        if !self.cfg.secondary_dead {
+            return None;
+        }
+        let gone = self
+            .local
+            .attached
+            .iter()
+            .copied()
+            .find(|n| !self.quorum.ring_members.contains(n) && !self.secondary_dead_sent.contains(n))?;
+        self.secondary_dead_sent.insert(gone);
+        let node = self.name(gone);
+        Some((HaOrder::SecondaryDead { node: node.clone() }, 0, None, format!("{node} left the membership")))
+    }
+
+    /// During an orderly stop: leave once the role is handed over.
+    fn leaving_done(&mut self) -> bool {
+        let Some((true, at)) = self.leaving else { return false };
+        if at == u64::MAX {
+            return true;
+        }
+        let me = self.cfg.me;
+        let announced_leaving = self.view.states.get(&me).is_some_and(|s| s.leaving);
+        let attached = matches!(self.local.role, Some(HaRole::Secondary) | Some(HaRole::Relay)) && self.local.initialized;
+        let nobody_else = self.local.role == Some(HaRole::Primary)
+            && self.plan.as_ref().is_some_and(|p| p.target.is_none() || p.target == Some(Target::Member(me)));
+        let handed_over = announced_leaving && (attached || nobody_else);
+        if handed_over {
+            let text = if self.local.role == Some(HaRole::Primary) {
+                "no other node can take over: leaving with NSO/ConfD still primary"
+            } else {
+                "handover done: leaving"
+            };
+            self.log(Level::Info, text);
+            self.leaving = Some((true, u64::MAX));
+            self.out.push(Output::Leave);
+            return true;
+        }
+        false
+    }
+}
