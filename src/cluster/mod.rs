@@ -64,5 +64,7 @@ pub enum ClusterEvent {
     /// votequorum node list notification: the ring it belongs to.
     QuorumNodes { ring: RingId, members: Vec<NodeId> },
     /// votequorum quorum notification; applies to the preceding node list.
-    Quorum { quorate: bool },
+    /// `needed` is the number of votes quorum needs (votequorum_getinfo's
+    /// `quorum`, read right after the notification).
+    Quorum { quorate: bool, needed: u32 },
 }

@@ -180,6 +180,8 @@ struct Quorum {
     ring_members: Vec<NodeId>,
     /// The quorum flag and the node-list ring it belongs to.
     quorate: Option<(RingId, bool)>,
+    /// Votes quorum needs (one per node).
+    needed: u32,
     totem: Option<RingId>,
 }
 
@@ -209,6 +211,8 @@ struct Sabotage {
 pub struct Policy {
     cfg: Settings,
     persisted: Persisted,
+    /// What the I/O edge last wrote to disk.
+    written: Persisted,
     local: Local,
     quorum: Quorum,
     view: View,
@@ -250,6 +254,7 @@ impl Policy {
         };
         Policy {
             cfg,
+            written: persisted.clone(),
             persisted,
             local,
             quorum: Quorum::default(),
@@ -348,6 +353,7 @@ impl Policy {
         self.act(now);
         // Acting may have changed what we announce (an intent to promote).
         self.announce_if_changed();
+        self.flush_persisted();
         std::mem::take(&mut self.out)
     }
 
@@ -389,7 +395,8 @@ impl Policy {
                 self.quorum.vq_ring = Some(ring);
                 self.quorum.ring_members = members;
             }
-            ClusterEvent::Quorum { quorate } => {
+            ClusterEvent::Quorum { quorate, needed } => {
+                self.quorum.needed = needed;
                 if let Some(ring) = self.quorum.vq_ring {
                     let was = self.quorum.quorate.map(|(_, q)| q);
                     self.quorum.quorate = Some((ring, quorate));
@@ -534,8 +541,7 @@ impl Policy {
                 self.view.standby.insert(node, on);
                 if node == self.cfg.me {
                     self.persisted.standby = on;
-                    self.out.push(Output::Persist(self.persisted.clone()));
-                }
+                                    }
             }
             Request::Release(hold) => {
                 self.log(Level::Info, format!("{hold:?} elapsed"));
@@ -634,8 +640,7 @@ impl Policy {
                 self.persisted.lagging = false;
                 self.persisted.role_epoch = p.epoch;
                 self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: p.epoch, gen: 0 });
-                self.out.push(Output::Persist(self.persisted.clone()));
-                self.set_role(HaRole::Primary, &p.cause);
+                                self.set_role(HaRole::Primary, &p.cause);
             }
             (HaOrder::BeSecondary { .. }, _) => {
                 self.set_role(HaRole::Secondary, &p.cause);
@@ -644,8 +649,7 @@ impl Policy {
                 self.local.initialized = true;
                 self.persisted.role_epoch = p.epoch;
                 self.persisted.lagging = false;
-                self.out.push(Output::Persist(self.persisted.clone()));
-                self.adopt_fresh_from_parent();
+                                self.adopt_fresh_from_parent();
             }
             (HaOrder::BeNone, _) => {
                 self.set_role(HaRole::None, &p.cause);
@@ -684,8 +688,7 @@ impl Policy {
         if self.persisted.attached != attached || self.persisted.gen != self.local.gen {
             self.persisted.attached = attached;
             self.persisted.gen = self.local.gen;
-            self.out.push(Output::Persist(self.persisted.clone()));
-        }
+                    }
     }
 
     /// The local copy stopped following a primary that, as far as the
@@ -700,8 +703,7 @@ impl Policy {
         if serving && !self.persisted.lagging {
             self.log(Level::Info, format!("no longer in sync with primary {} ({why})", self.name(parent)));
             self.persisted.lagging = true;
-            self.out.push(Output::Persist(self.persisted.clone()));
-        }
+                    }
     }
 
     /// A freshly attached secondary may already be listed by its primary.
@@ -964,11 +966,27 @@ impl Policy {
             leaving: self.leaving.is_some(),
             settling: self.settling_flag(),
             relay_via: me.and_then(|n| n.relay_via.as_deref()).and_then(|r| self.cfg.id_of(r)),
-            known_primary: self.known_primary.clone(),
+            known_primary: self.known_primary.clone().or_else(|| self.parent_as_primary()),
             vanished: self.vanished,
             nodes: self.cfg.nodes.len() as u32,
             config_digest: self.cfg.digest,
         }
+    }
+
+    /// A secondary's own primary is a known primary even when nobody else
+    /// remembers it (its coroha stopped before everybody else restarted):
+    /// being attached to it proves it serves.
+    fn parent_as_primary(&self) -> Option<KnownPrimary> {
+        if !matches!(self.local.role, Some(HaRole::Secondary)) {
+            return None;
+        }
+        let parent = self.cfg.node(self.local.parent?)?;
+        Some(KnownPrimary {
+            node: parent.id,
+            epoch: self.local.role_epoch,
+            name: parent.name.clone(),
+            address: parent.address.clone(),
+        })
     }
 
     fn announced_max_epoch(&self) -> u64 {
@@ -996,7 +1014,17 @@ impl Policy {
 
     // ----- acting ----------------------------------------------------------
 
+    /// Ask the edge to write the persistent state if it changed. Called
+    /// before every order, so that what an order relies on is on disk first.
+    fn flush_persisted(&mut self) {
+        if self.persisted != self.written {
+            self.written = self.persisted.clone();
+            self.out.push(Output::Persist(self.persisted.clone()));
+        }
+    }
+
     fn order(&mut self, order: HaOrder, epoch: u64, parent: Option<NodeId>, cause: String) {
+        self.flush_persisted();
         let id = self.next_id;
         self.next_id += 1;
         if !matches!(order, HaOrder::GetStatus) {
@@ -1018,8 +1046,7 @@ impl Policy {
             let before = self.announced_max_epoch();
             if let HaOrder::BePrimary { .. } = order {
                 self.persisted.max_epoch = self.persisted.max_epoch.max(epoch);
-                self.out.push(Output::Persist(self.persisted.clone()));
-            }
+                            }
             self.order(order, epoch, parent, cause);
             if let Some(p) = self.pending.as_mut() {
                 p.prev_max_epoch = before;
@@ -1060,7 +1087,7 @@ impl Policy {
         let primary = self.local.role == Some(HaRole::Primary);
         // Rule 7: quorum loss on the primary acts at once, whatever the plan.
         let gate = !self.sabotage.skip_quorum_gate;
-        if gate && self.quorum.lost() {
+        if gate && (self.quorum.lost() || self.coroha_minority()) {
             if primary && self.local.health != Health::Down && now >= self.retry_at {
                 return match self.cfg.on_quorum_loss {
                     QuorumLossAction::Benone => Some((HaOrder::BeNone, 0, None, "quorum lost".into())),
@@ -1176,6 +1203,14 @@ impl Policy {
                 Some((HaOrder::BeSecondary { me: my_name, primary: name, address }, plan.epoch, Some(parent), cause))
             }
         }
+    }
+
+    /// Corosync counts the votes of nodes whose coroha is not running, but
+    /// only running daemons carry what the election knows (who is in sync).
+    /// So that every future election overlaps with the knowledge of every
+    /// past one, the CPG group itself must hold a quorum of daemons.
+    fn coroha_minority(&self) -> bool {
+        self.quorum.stable() && !self.view.members.is_empty() && (self.view.members.len() as u32) < self.quorum.needed
     }
 
     /// Rule 6: only a quorate primary sheds secondaries whose node left.

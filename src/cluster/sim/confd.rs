@@ -29,6 +29,8 @@ pub struct Confd {
     pub history: Vec<(u64, HaRole)>,
     /// Since when the link to the parent has carried no ticks.
     pub silent_since: Option<u64>,
+    /// Orders that reached a frozen server: (coroha pid, order id, order).
+    pub stalled: Vec<(u32, u64, crate::ha::HaOrder)>,
     /// Notifications a frozen server owes its subscriber.
     pub owed: Vec<crate::ha::HaEvent>,
 }
@@ -46,6 +48,7 @@ impl Confd {
             busy_until: 0,
             history: vec![(0, HaRole::None)],
             owed: vec![],
+            stalled: vec![],
             silent_since: None,
         }
     }

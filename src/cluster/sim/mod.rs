@@ -431,12 +431,18 @@ impl Sim {
         self.names.len()
     }
 
-    fn quorate_votes(&self, votes: usize) -> bool {
+    /// votequorum's `quorum`: votes needed, one vote per node.
+    fn votes_needed(&self) -> u32 {
         let expected = self.expected_votes();
         if self.opts.two_node && expected == 2 {
-            return votes >= 1;
+            1
+        } else {
+            (expected / 2 + 1) as u32
         }
-        votes > expected / 2
+    }
+
+    fn quorate_votes(&self, votes: usize) -> bool {
+        votes as u32 >= self.votes_needed()
     }
 
     /// Partitions, for the invariants, are corosync memberships (rings).
@@ -539,6 +545,8 @@ impl Sim {
                 // peers notice only after their ticks.
                 self.confd[i].running = false;
                 self.confd[i].hung = false;
+                self.confd[i].owed.clear();
+                self.confd[i].stalled.clear();
                 self.topology_changed(timing::DETECT_LOSS);
             }
             Fault::Boot(i) => {
@@ -598,9 +606,15 @@ impl Sim {
                 }
             }
             Fault::ConfdResume(i) => {
+                if !(self.confd[i].running && self.confd[i].hung) {
+                    return;
+                }
                 self.confd[i].hung = false;
                 for ev in std::mem::take(&mut self.confd[i].owed) {
                     self.send_event(i, ev);
+                }
+                for (pid, id, order) in std::mem::take(&mut self.confd[i].stalled) {
+                    self.submit_order(i, pid, id, order);
                 }
                 self.confd[i].busy_until = self.confd[i].busy_until.max(self.now);
             }
@@ -692,7 +706,12 @@ impl Sim {
             }
         }
         if changed.is_empty() {
-            self.frozen.retain(|_, _| false);
+            // The ring survived (a split healed before it was noticed):
+            // totem resumes and delivers what it held.
+            self.frozen.clear();
+            for (sender, data) in std::mem::take(&mut self.held) {
+                self.sequence(sender, data);
+            }
             return;
         }
         self.ring_seq += 4;
@@ -763,8 +782,9 @@ impl Sim {
         }
         if self.coroha[j].as_ref().is_some_and(|c| c.session) {
             let quorate = self.vq_quorate(j);
+            let needed = self.votes_needed();
             self.to_vq(j, ClusterEvent::QuorumNodes { ring, members: ids });
-            self.to_vq(j, ClusterEvent::Quorum { quorate });
+            self.to_vq(j, ClusterEvent::Quorum { quorate, needed });
         }
     }
 
@@ -897,8 +917,9 @@ impl Sim {
         if let Some(ring) = self.cs[i].ring {
             let ids = self.cs[i].ring_members.iter().map(|k| Self::id(*k)).collect();
             let quorate = self.vq_quorate(i);
+            let needed = self.votes_needed();
             self.to_vq(i, ClusterEvent::QuorumNodes { ring, members: ids });
-            self.to_vq(i, ClusterEvent::Quorum { quorate });
+            self.to_vq(i, ClusterEvent::Quorum { quorate, needed });
         }
         self.schedule(self.now + 1, Ev::ProcJoin { member });
     }
@@ -1027,7 +1048,9 @@ impl Sim {
             return;
         }
         if c.hung {
-            return; // the coroha side times out
+            // Served after the resume, if ever; the coroha side times out.
+            self.confd[i].stalled.push((pid, id, order));
+            return;
         }
         let latency = match &order {
             HaOrder::GetStatus => 1,
@@ -1202,6 +1225,11 @@ impl Sim {
         self.detach_from_parent(i);
         self.confd[i].running = false;
         self.confd[i].hung = false;
+        self.confd[i].owed.clear();
+        // Calls in progress see the connection close.
+        for (pid, id, _) in std::mem::take(&mut self.confd[i].stalled) {
+            self.reply(i, pid, id, Err(HaFailure::Unreachable), 0);
+        }
         self.set_confd_role(i, HaRole::None);
     }
 
@@ -1279,7 +1307,8 @@ impl Sim {
             }
             let ring = self.cs[i].ring;
             let primaries: Vec<Idx> = (0..n)
-                .filter(|k| self.cs[*k].ring == ring && self.confd[*k].running && self.confd[*k].role == HaRole::Primary)
+                // A frozen server serves nobody; it counts again on resume.
+                .filter(|k| self.cs[*k].ring == ring && self.confd[*k].serving() && self.confd[*k].role == HaRole::Primary)
                 .collect();
             if primaries.len() > 1 {
                 let list = primaries.iter().map(|k| self.names[*k].clone()).collect::<Vec<_>>().join(", ");
