@@ -349,6 +349,7 @@ impl Policy {
             Input::Operator(op) => self.on_operator(now, op),
             Input::Timer => self.on_timer(now),
         }
+        self.claim_fresh();
         self.announce_if_changed();
         self.act(now);
         // Acting may have changed what we announce (an intent to promote).
@@ -677,10 +678,17 @@ impl Policy {
     /// secondaries still attached have every write.
     fn bump_gen(&mut self) {
         self.local.gen += 1;
-        if self.local.role == Some(HaRole::Primary) {
-            self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: self.local.role_epoch, gen: self.local.gen });
-        }
         self.persist_attachment();
+    }
+
+    /// The primary's claim to the freshest data follows its sync generation
+    /// only while it is quorate: only then can it acknowledge a write that
+    /// invariant I2 protects, and outside quorum it is about to step down.
+    fn claim_fresh(&mut self) {
+        if self.local.role == Some(HaRole::Primary) && self.quorum.stable() && !self.coroha_minority() {
+            let fresh = Fresh { epoch: self.local.role_epoch, gen: self.local.gen };
+            self.persisted.fresh = self.persisted.fresh.max(fresh);
+        }
     }
 
     fn persist_attachment(&mut self) {
@@ -763,7 +771,7 @@ impl Policy {
         match failure {
             HaFailure::Timeout => {
                 self.set_health(Health::Hung, &format!("{verb} timed out"));
-                if self.local.role == Some(HaRole::Primary) && self.cfg.fence_hung_primary && !self.fence_running {
+                if self.maybe_primary() && self.cfg.fence_hung_primary && !self.fence_running {
                     self.log(Level::Warn, "fencing the hung primary so that another node can take over");
                     self.fence_running = true;
                     self.out.push(Output::Fence);
@@ -1088,7 +1096,8 @@ impl Policy {
         // Rule 7: quorum loss on the primary acts at once, whatever the plan.
         let gate = !self.sabotage.skip_quorum_gate;
         if gate && (self.quorum.lost() || self.coroha_minority()) {
-            if primary && self.local.health != Health::Down && now >= self.retry_at {
+            // An unknown role may be primary: benone is harmless in NONE.
+            if self.maybe_primary() && now >= self.retry_at {
                 return match self.cfg.on_quorum_loss {
                     QuorumLossAction::Benone => Some((HaOrder::BeNone, 0, None, "quorum lost".into())),
                     QuorumLossAction::Fence => {
@@ -1202,6 +1211,14 @@ impl Policy {
                 };
                 Some((HaOrder::BeSecondary { me: my_name, primary: name, address }, plan.epoch, Some(parent), cause))
             }
+        }
+    }
+
+    /// Primary, or not known not to be (role unknown, server not down).
+    fn maybe_primary(&self) -> bool {
+        match self.local.role {
+            Some(role) => role == HaRole::Primary,
+            None => !matches!(self.local.health, Health::Down | Health::Fenced),
         }
     }
 

@@ -902,6 +902,9 @@ impl Sim {
         self.step_policy(i, Input::Timer);
         if self.cs[i].ready {
             self.start_session(i);
+        } else {
+            // The first connection attempt fails: corosync is not there.
+            self.step_policy(i, Input::Cluster(ClusterEvent::Disconnected));
         }
     }
 
@@ -1220,10 +1223,11 @@ impl Sim {
             return;
         }
         self.record(Some(i), format!("NSO/ConfD stops: {why}"));
-        // The process is gone: TCP connections close at once.
+        // The process is gone: TCP connections close at once, and it says
+        // nothing more itself.
+        self.confd[i].running = false;
         self.drop_children(i, code::HA_CLOSED);
         self.detach_from_parent(i);
-        self.confd[i].running = false;
         self.confd[i].hung = false;
         self.confd[i].owed.clear();
         // Calls in progress see the connection close.
