@@ -147,11 +147,12 @@ impl SimOptions {
 }
 
 /// A cluster configuration with nodes n1..nN for simulations: the
-/// recommended production settings, with a fence hook (stop NSO/ConfD).
+/// recommended production settings, with a fence hook that restarts
+/// NSO/ConfD (it comes back in NONE).
 pub fn default_config(nodes: usize) -> Config {
     let mut text = String::from(
         "[cluster]\nstate_dir = \"/var/lib/coroha\"\n[policy]\nstartup_settle = \"5s\"\nfence_hung_primary = true\n\
-         [hooks]\nfence = [\"systemctl\", \"stop\", \"ncs\"]\n",
+         [hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n",
     );
     for i in 1..=nodes {
         text.push_str(&format!("[[node]]\nname = \"n{i}\"\nid = {i}\naddress = \"10.0.0.{i}\"\n"));
@@ -519,7 +520,10 @@ impl Sim {
                 self.schedule(next, Ev::Write);
             }
             Ev::FenceDone { node, pid } => {
-                self.confd_stop(node, "fenced");
+                // The fence hook restarts NSO/ConfD: it comes back in NONE
+                // with its data, no longer primary.
+                self.confd_stop(node, "fenced (restart)");
+                self.schedule(self.now + 2000, Ev::Fault(Fault::ConfdStart(node)));
                 if self.coroha[node].as_ref().is_some_and(|c| c.pid == pid) {
                     self.step_policy(node, Input::FenceDone { ok: true });
                 }
@@ -1006,7 +1010,7 @@ impl Sim {
             }
             Output::Persist(p) => self.disk[i] = p,
             Output::Fence => {
-                self.record(Some(i), "fence hook: stopping NSO/ConfD".into());
+                self.record(Some(i), "fence hook: restarting NSO/ConfD".into());
                 self.schedule(self.now + 100, Ev::FenceDone { node: i, pid });
             }
             Output::RoleChanged { from, to, cause } => {

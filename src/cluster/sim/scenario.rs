@@ -161,7 +161,7 @@ impl Scenario {
         if policy.get("on_quorum_loss").and_then(|v| v.as_str()) == Some("fence")
             || policy.get("fence_hung_primary").and_then(|v| v.as_bool()) == Some(true)
         {
-            text.push_str("[hooks]\nfence = [\"systemctl\", \"stop\", \"ncs\"]\n");
+            text.push_str("[hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n");
         }
         text.push_str(&format!("[policy]\n{}", toml::to_string(&policy).map_err(|e| e.to_string())?));
         for i in 1..=self.nodes {
