@@ -310,6 +310,11 @@ impl Policy {
         self.plan.as_ref()
     }
 
+    /// An orderly stop is in progress.
+    pub fn stopping(&self) -> bool {
+        self.leaving.is_some()
+    }
+
     pub fn quorate(&self) -> bool {
         self.quorum.stable()
     }
@@ -1216,7 +1221,8 @@ impl Policy {
 
     /// Primary, or not known not to be (role unknown, server not down).
     fn maybe_primary(&self) -> bool {
-        match self.local.role {
+        self.local.promoting.is_some()
+            || match self.local.role {
             Some(role) => role == HaRole::Primary,
             None => !matches!(self.local.health, Health::Down | Health::Fenced),
         }

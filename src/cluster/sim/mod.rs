@@ -271,6 +271,8 @@ pub struct Sim {
     pub writes_acked: u64,
     pub writes_failed: u64,
     nonquorate_primary_since: Vec<Option<u64>>,
+    /// I2 was checked for this node since it became primary in its ring.
+    i2_checked: Vec<bool>,
     pub timeline: Vec<Entry>,
     pub violation: Option<Violation>,
     pub role_changes: Vec<(u64, Idx, HaRole)>,
@@ -308,6 +310,7 @@ impl Sim {
             writes_acked: 0,
             writes_failed: 0,
             nonquorate_primary_since: vec![None; n],
+            i2_checked: vec![false; n],
             timeline: vec![],
             violation: None,
             role_changes: vec![],
@@ -588,7 +591,11 @@ impl Sim {
             }
             Fault::KillCoroha(i) => self.kill_coroha(i, Reason::ProcDown, timing::PROC_DOWN),
             Fault::StartCoroha(i) => {
-                if self.powered[i] && self.coroha[i].is_none() {
+                let stopping = self.coroha[i].as_ref().is_some_and(|c| c.policy.stopping());
+                if stopping {
+                    // Like systemd: start again once the stop has finished.
+                    self.schedule(self.now + 1000, Ev::Fault(Fault::StartCoroha(i)));
+                } else if self.powered[i] && self.coroha[i].is_none() {
                     self.start_coroha(i);
                 }
             }
@@ -757,6 +764,7 @@ impl Sim {
 
     /// The callbacks one node gets for a new ring, in corosync's order.
     fn ring_changed(&mut self, j: Idx, old_ring: &[Idx]) {
+        self.i2_checked[j] = false;
         let Some(ring) = self.cs[j].ring else { return };
         let ids: Vec<NodeId> = self.cs[j].ring_members.iter().map(|k| Self::id(*k)).collect();
         let joined = self.coroha[j].as_ref().is_some_and(|c| c.joined);
@@ -1080,15 +1088,7 @@ impl Sim {
         self.confd[i].set_role(self.now, role);
         if before != role {
             self.role_changes.push((self.now, i, role));
-            if role == HaRole::Primary {
-                // I2: every acknowledged write is on the new primary.
-                if let Err(missing) = self.confd[i].has_all(&self.acked) {
-                    self.violate(
-                        "I2",
-                        format!("{} became primary without acknowledged write #{missing}", self.names[i]),
-                    );
-                }
-            }
+            self.i2_checked[i] = false;
         }
     }
 
@@ -1324,6 +1324,19 @@ impl Sim {
                 return;
             }
         }
+        // I2: a primary serving a quorate partition has every write that
+        // was acknowledged by a quorate primary before.
+        for i in 0..n {
+            let serving_primary = self.confd[i].serving() && self.confd[i].role == HaRole::Primary;
+            if !self.i2_checked[i] && serving_primary && self.ring_quorate(i) {
+                self.i2_checked[i] = true;
+                if let Err(missing) = self.confd[i].has_all(&self.acked) {
+                    let text = format!("{} is primary in a quorate partition without acknowledged write #{missing}", self.names[i]);
+                    self.violate("I2", text);
+                    return;
+                }
+            }
+        }
         // I1: a primary without quorum stops within the bound. Only coroha
         // can make it stop: a node whose coroha is not running (killed, or
         // stopped in maintenance mode) is unmanaged and exempt.
@@ -1373,7 +1386,10 @@ impl Sim {
             let primaries: Vec<Idx> =
                 comp.iter().copied().filter(|k| self.confd[*k].running && self.confd[*k].role == HaRole::Primary).collect();
             let names = |v: &[Idx]| v.iter().map(|k| self.names[*k].clone()).collect::<Vec<_>>().join(", ");
-            if eligible.is_empty() {
+            // Only a running coroha carries what the election knows: without
+            // a quorum of daemons nobody may be promoted (policy rule).
+            let daemons = comp.iter().filter(|k| self.coroha[**k].is_some()).count() as u32;
+            if eligible.is_empty() || daemons < self.votes_needed() {
                 continue;
             }
             if primaries.len() != 1 {
