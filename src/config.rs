@@ -131,7 +131,11 @@ fn default_state_dir() -> PathBuf {
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        ClusterConfig { group: default_group(), node: None, state_dir: default_state_dir() }
+        ClusterConfig {
+            group: default_group(),
+            node: None,
+            state_dir: default_state_dir(),
+        }
     }
 }
 
@@ -367,7 +371,13 @@ fn default_hook_timeout() -> Dur {
 
 impl Default for HooksConfig {
     fn default() -> Self {
-        HooksConfig { on_primary: vec![], on_secondary: vec![], on_none: vec![], fence: vec![], timeout: default_hook_timeout() }
+        HooksConfig {
+            on_primary: vec![],
+            on_secondary: vec![],
+            on_none: vec![],
+            fence: vec![],
+            timeout: default_hook_timeout(),
+        }
     }
 }
 
@@ -385,7 +395,9 @@ fn default_control_socket() -> PathBuf {
 
 impl Default for ControlConfig {
     fn default() -> Self {
-        ControlConfig { socket: default_control_socket() }
+        ControlConfig {
+            socket: default_control_socket(),
+        }
     }
 }
 
@@ -408,7 +420,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -425,7 +441,12 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError { file: name.clone(), line: 1, column: 1, message: format!("cannot read: {e}") }]
+            vec![ConfigError {
+                file: name.clone(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read: {e}"),
+            }]
         })?;
         Config::parse(&text, &name)
     }
@@ -434,14 +455,22 @@ impl Config {
     pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         let at = |offset: usize, message: String| {
             let (line, column) = line_col(text, offset);
-            ConfigError { file: file.to_string(), line, column, message }
+            ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
         };
         let config: Config = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             vec![at(offset, e.message().trim().to_string())]
         })?;
-        let errors: Vec<ConfigError> =
-            config.problems().into_iter().map(|(offset, message)| at(offset, message)).collect();
+        let errors: Vec<ConfigError> = config
+            .problems()
+            .into_iter()
+            .map(|(offset, message)| at(offset, message))
+            .collect();
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -453,7 +482,10 @@ impl Config {
     fn problems(&self) -> Vec<(usize, String)> {
         let mut out = Vec::new();
         if self.nodes.is_empty() {
-            out.push((0, "no [[node]] tables: expected at least one node".to_string()));
+            out.push((
+                0,
+                "no [[node]] tables: expected at least one node".to_string(),
+            ));
         }
         let mut names = BTreeSet::new();
         let mut ids = BTreeSet::new();
@@ -461,23 +493,53 @@ impl Config {
             let at = node.span().start;
             let n = node.get_ref();
             if n.name.is_empty() || n.name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                out.push((at, format!("node name {:?}: expected a non-empty name without spaces", n.name)));
+                out.push((
+                    at,
+                    format!(
+                        "node name {:?}: expected a non-empty name without spaces",
+                        n.name
+                    ),
+                ));
             }
             if !names.insert(n.name.as_str()) {
-                out.push((at, format!("node {:?} is defined twice: expected unique names", n.name)));
+                out.push((
+                    at,
+                    format!("node {:?} is defined twice: expected unique names", n.name),
+                ));
             }
             if n.id == 0 {
-                out.push((at, format!("node {:?}: id 0 is not a corosync node id: expected 1 or more", n.name)));
+                out.push((
+                    at,
+                    format!(
+                        "node {:?}: id 0 is not a corosync node id: expected 1 or more",
+                        n.name
+                    ),
+                ));
             }
             if !ids.insert(n.id) {
-                out.push((at, format!("node {:?}: id {} is used twice: expected unique ids", n.name, n.id)));
+                out.push((
+                    at,
+                    format!(
+                        "node {:?}: id {} is used twice: expected unique ids",
+                        n.name, n.id
+                    ),
+                ));
             }
             if n.address.is_empty() {
-                out.push((at, format!("node {:?}: expected an address that secondaries can reach", n.name)));
+                out.push((
+                    at,
+                    format!(
+                        "node {:?}: expected an address that secondaries can reach",
+                        n.name
+                    ),
+                ));
             }
         }
-        let by_name: BTreeMap<&str, &NodeConfig> =
-            self.nodes.iter().map(|n| (n.get_ref().name.as_str(), n.get_ref())).collect();
+        let by_name: BTreeMap<&str, &NodeConfig> = self
+            .nodes
+            .iter()
+            .map(|n| (n.get_ref().name.as_str(), n.get_ref()))
+            .collect();
         for node in &self.nodes {
             let n = node.get_ref();
             if let Some(parent) = &n.relay_via {
@@ -499,30 +561,49 @@ impl Config {
             }
         }
         if !self.nodes.is_empty() && !self.nodes.iter().any(|n| n.get_ref().can_primary) {
-            out.push((0, "no node has can_primary = true: expected at least one possible primary".into()));
+            out.push((
+                0,
+                "no node has can_primary = true: expected at least one possible primary".into(),
+            ));
         }
         if let Some(me) = &self.cluster.node {
             if !by_name.contains_key(me.as_str()) {
-                out.push((0, format!("[cluster] node = {me:?} is not one of the [[node]] names")));
+                out.push((
+                    0,
+                    format!("[cluster] node = {me:?} is not one of the [[node]] names"),
+                ));
             }
         }
         if self.ha.token.is_some() && self.ha.token_file.is_some() {
-            out.push((0, "[ha] has both token and token_file: expected one of them".into()));
+            out.push((
+                0,
+                "[ha] has both token and token_file: expected one of them".into(),
+            ));
         }
         if self.ha.timeout.as_ms() == 0 || self.ha.besecondary_timeout.as_ms() == 0 {
             out.push((0, "[ha] timeouts must be greater than zero".into()));
         }
         if self.policy.on_quorum_loss == QuorumLossAction::Fence && self.hooks.fence.is_empty() {
-            out.push((0, "[policy] on_quorum_loss = \"fence\" needs [hooks] fence = [\"command\", ...]".into()));
+            out.push((
+                0,
+                "[policy] on_quorum_loss = \"fence\" needs [hooks] fence = [\"command\", ...]"
+                    .into(),
+            ));
         }
         if self.policy.fence_hung_primary && self.hooks.fence.is_empty() {
-            out.push((0, "[policy] fence_hung_primary = true needs [hooks] fence".into()));
+            out.push((
+                0,
+                "[policy] fence_hung_primary = true needs [hooks] fence".into(),
+            ));
         }
         out
     }
 
     pub fn node_by_name(&self, name: &str) -> Option<&NodeConfig> {
-        self.nodes.iter().map(|n| n.get_ref()).find(|n| n.name == name)
+        self.nodes
+            .iter()
+            .map(|n| n.get_ref())
+            .find(|n| n.name == name)
     }
 
     pub fn node_by_id(&self, id: u32) -> Option<&NodeConfig> {
@@ -545,7 +626,9 @@ impl Config {
 
 /// FNV-1a, 64 bit: a stable, dependency-free digest for short texts.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -585,7 +668,11 @@ address = "10.0.0.1"
         let text = format!("[policy]\nstartup_settle = \"soon\"\n{MINIMAL}");
         let e = Config::parse(&text, "x.toml").unwrap_err();
         assert_eq!(e[0].line, 2, "{}", e[0]);
-        assert!(e[0].message.contains("expected a number and a unit"), "{}", e[0]);
+        assert!(
+            e[0].message.contains("expected a number and a unit"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -601,7 +688,12 @@ address = "10.0.0.1"
     fn relay_must_name_a_node() {
         let text = format!("{MINIMAL}relay_via = \"n9\"\n");
         let e = Config::parse(&text, "x.toml").unwrap_err();
-        assert!(e[0].message.contains("relay_via \"n9\" is not a configured node"), "{}", e[0]);
+        assert!(
+            e[0].message
+                .contains("relay_via \"n9\" is not a configured node"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -618,10 +710,15 @@ address = "10.0.0.1"
             ("immediately", Failback::Immediately),
             ("after 5m", Failback::After(Dur::ms(300_000))),
         ] {
-            let c = Config::parse(&format!("[policy]\nfailback = \"{text}\"\n{MINIMAL}"), "t").unwrap();
+            let c =
+                Config::parse(&format!("[policy]\nfailback = \"{text}\"\n{MINIMAL}"), "t").unwrap();
             assert_eq!(c.policy.failback, want);
         }
-        let e = Config::parse(&format!("[policy]\nfailback = \"sometimes\"\n{MINIMAL}"), "t").unwrap_err();
+        let e = Config::parse(
+            &format!("[policy]\nfailback = \"sometimes\"\n{MINIMAL}"),
+            "t",
+        )
+        .unwrap_err();
         assert!(e[0].message.contains("expected \"never\""));
     }
 

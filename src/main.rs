@@ -8,7 +8,11 @@ const DEFAULT_CONFIG: &str = "/etc/coroha/coroha.toml";
 const DEMO: &str = include_str!("cluster/sim/demo.toml");
 
 #[derive(Parser)]
-#[command(name = "coroha", version, about = "Failover manager for NSO/ConfD HA, driven by corosync")]
+#[command(
+    name = "coroha",
+    version,
+    about = "Failover manager for NSO/ConfD HA, driven by corosync"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,7 +51,14 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Simulate { file, random: Some(n), seed, nodes, json, verbose } => {
+        Command::Simulate {
+            file,
+            random: Some(n),
+            seed,
+            nodes,
+            json,
+            verbose,
+        } => {
             if file.is_some() {
                 eprintln!("coroha simulate: give either a scenario file or --random, not both");
                 return ExitCode::from(2);
@@ -56,9 +67,23 @@ fn main() -> ExitCode {
                 eprintln!("coroha simulate: --nodes must be between 2 and 9");
                 return ExitCode::from(2);
             }
-            simulate_random(RandomRun { schedules: n, seed, nodes, sabotage: None, verbose }, json)
+            simulate_random(
+                RandomRun {
+                    schedules: n,
+                    seed,
+                    nodes,
+                    sabotage: None,
+                    verbose,
+                },
+                json,
+            )
         }
-        Command::Simulate { file, json, verbose, .. } => {
+        Command::Simulate {
+            file,
+            json,
+            verbose,
+            ..
+        } => {
             let scenario = match &file {
                 Some(path) => Scenario::load(path),
                 None => Scenario::parse(DEMO, "<built-in demo>"),
@@ -97,7 +122,10 @@ fn simulate_scenario(scenario: &Scenario, json: bool, verbose: bool) -> ExitCode
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&outcome).expect("serializable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome).expect("serializable")
+        );
     } else {
         println!("scenario: {}", scenario.name);
         for l in scenario.description.trim().lines() {
@@ -118,14 +146,20 @@ fn simulate_scenario(scenario: &Scenario, json: bool, verbose: bool) -> ExitCode
 fn simulate_random(run: RandomRun, json: bool) -> ExitCode {
     let report = run_random(&run);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serializable"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serializable")
+        );
     } else {
         for e in &report.timeline {
             println!("{}", coroha::cluster::sim::line(e));
         }
         for v in &report.violations {
             println!("{v}");
-            println!("replay: coroha simulate --random 1 --seed {} --nodes {}\n", v.seed, run.nodes);
+            println!(
+                "replay: coroha simulate --random 1 --seed {} --nodes {}\n",
+                v.seed, run.nodes
+            );
         }
         println!(
             "{} schedules of {} nodes ({:.0} simulated seconds) in {:.2} s: {:.0} schedules/s; {} violations",

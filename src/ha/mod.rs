@@ -36,11 +36,19 @@ impl HaRole {
 /// binaries on the wire); the primary's address carries no port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HaOrder {
-    BePrimary { me: String },
-    BeSecondary { me: String, primary: String, address: String },
+    BePrimary {
+        me: String,
+    },
+    BeSecondary {
+        me: String,
+        primary: String,
+        address: String,
+    },
     BeNone,
     BeRelay,
-    SecondaryDead { node: String },
+    SecondaryDead {
+        node: String,
+    },
     GetStatus,
 }
 
@@ -109,7 +117,10 @@ pub enum HaReply {
     Ok,
     /// get_status: the role and, for a secondary, its primary's name; for a
     /// primary, the names of the connected secondaries.
-    Status { role: HaRole, nodes: Vec<String> },
+    Status {
+        role: HaRole,
+        nodes: Vec<String>,
+    },
 }
 
 /// HA_INFO notifications.

@@ -27,7 +27,11 @@ pub struct View {
 
 impl View {
     pub fn complete(&self) -> bool {
-        !self.members.is_empty() && self.members.iter().all(|m| self.states.contains_key(&m.node))
+        !self.members.is_empty()
+            && self
+                .members
+                .iter()
+                .all(|m| self.states.contains_key(&m.node))
     }
 
     pub fn is_member(&self, node: NodeId) -> bool {
@@ -102,19 +106,31 @@ impl Plan {
 
 /// Ranking of candidates for a new primary: freshest data first, then
 /// staying in sync, then priority, then the lowest node id.
-fn rank(node: NodeId, s: &NodeState) -> (Fresh, bool, u32, std::cmp::Reverse<NodeId>) {
-    (s.fresh, !s.lagging, s.priority, std::cmp::Reverse(node))
+fn rank(node: NodeId, s: &NodeState) -> (Fresh, u64, u32, std::cmp::Reverse<NodeId>) {
+    let in_sync = if s.sync_loss == 0 {
+        u64::MAX
+    } else {
+        s.sync_loss
+    };
+    (s.fresh, in_sync, s.priority, std::cmp::Reverse(node))
 }
 
 pub fn elect(view: &View, params: ElectParams) -> Plan {
     let states = &view.states;
-    let need = states.values().map(|s| s.fresh.max(s.known_fresh)).max().unwrap_or_default();
+    let need = states
+        .values()
+        .map(|s| s.fresh.max(s.known_fresh))
+        .max()
+        .unwrap_or_default();
     let candidate =
         |n: NodeId, s: &NodeState| s.eligible() && !view.standby(n, s) && s.fresh >= need;
 
     // Members whose NSO/ConfD is primary, best claim (highest epoch) first.
-    let mut primaries: Vec<(NodeId, &NodeState)> =
-        states.iter().filter(|(_, s)| s.is_primary()).map(|(n, s)| (*n, s)).collect();
+    let mut primaries: Vec<(NodeId, &NodeState)> = states
+        .iter()
+        .filter(|(_, s)| s.is_primary())
+        .map(|(n, s)| (*n, s))
+        .collect();
     primaries.sort_by_key(|(n, s)| (std::cmp::Reverse(s.role_epoch), *n));
     let current = primaries.first().copied();
 
@@ -127,9 +143,15 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         .max()
         .cloned();
     if let Some(k) = orphan {
-        let hold = Hold::OrphanGrace { primary: k.node, epoch: k.epoch };
+        let hold = Hold::OrphanGrace {
+            primary: k.node,
+            epoch: k.epoch,
+        };
         let mut plan = Plan::none(
-            format!("primary {} (epoch {}) lost its coroha but its node is a member: keeping it", k.name, k.epoch),
+            format!(
+                "primary {} (epoch {}) lost its coroha but its node is a member: keeping it",
+                k.name, k.epoch
+            ),
             need,
         );
         plan.demote = primaries.iter().map(|(n, _)| *n).collect();
@@ -140,43 +162,72 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         return plan;
     }
 
-    let max_epoch = states.values().map(|s| s.max_epoch.max(s.role_epoch)).max().unwrap_or(0);
+    let max_epoch = states
+        .values()
+        .map(|s| s.max_epoch.max(s.role_epoch))
+        .max()
+        .unwrap_or(0);
     let mut wait = None;
     let (target, cause): (Option<NodeId>, String) = match current {
         Some((c, cs)) if cs.eligible() && !view.standby(c, cs) => {
             let chosen = match view.switchover {
                 Some(to) => {
                     let wanted = to.or_else(|| {
-                        states.iter().filter(|(n, s)| **n != c && candidate(**n, s)).max_by_key(|(n, s)| rank(**n, s)).map(|(n, _)| *n)
+                        states
+                            .iter()
+                            .filter(|(n, s)| **n != c && candidate(**n, s))
+                            .max_by_key(|(n, s)| rank(**n, s))
+                            .map(|(n, _)| *n)
                     });
                     match wanted {
                         Some(t) if t != c && states.get(&t).is_some_and(|s| candidate(t, s)) => {
-                            Some((t, format!("operator switchover from {} to {}", cs.name, states[&t].name)))
+                            Some((
+                                t,
+                                format!(
+                                    "operator switchover from {} to {}",
+                                    cs.name, states[&t].name
+                                ),
+                            ))
                         }
                         _ => None,
                     }
                 }
                 None => None,
             };
-            chosen.or_else(|| failback(view, params, c, cs, need, &mut wait)).map_or_else(
-                || (Some(c), format!("{} stays primary", cs.name)),
-                |(t, why)| (Some(t), why),
-            )
+            chosen
+                .or_else(|| failback(view, params, c, cs, need, &mut wait))
+                .map_or_else(
+                    || (Some(c), format!("{} stays primary", cs.name)),
+                    |(t, why)| (Some(t), why),
+                )
         }
         _ => {
-            let best = states.iter().filter(|(n, s)| candidate(**n, s)).max_by_key(|(n, s)| rank(**n, s));
+            let best = states
+                .iter()
+                .filter(|(n, s)| candidate(**n, s))
+                .max_by_key(|(n, s)| rank(**n, s));
             let vanished = states.values().filter_map(|s| s.vanished).max();
             let settling = states.values().all(|s| s.settling)
                 && (states.len() as u32) < states.values().map(|s| s.nodes).max().unwrap_or(0);
             match best {
                 None => (None, no_candidate_reason(view, need)),
-                Some(_) if current.is_none() && settling => {
-                    (None, "waiting for the startup settle time: not every configured node has joined".into())
-                }
+                Some(_) if current.is_none() && settling => (
+                    None,
+                    "waiting for the startup settle time: not every configured node has joined"
+                        .into(),
+                ),
                 Some((b, bs)) => {
                     let why = match current {
-                        Some((_, cs)) => format!("{} elected: primary {} is not eligible ({})", bs.name, cs.name, why_not(cs)),
-                        None => format!("{} elected: freshest data ({}), priority {}", bs.name, bs.fresh, bs.priority),
+                        Some((_, cs)) => format!(
+                            "{} elected: primary {} is not eligible ({})",
+                            bs.name,
+                            cs.name,
+                            why_not(cs)
+                        ),
+                        None => format!(
+                            "{} elected: freshest data ({}), priority {}",
+                            bs.name, bs.fresh, bs.priority
+                        ),
                     };
                     if params.promotion_delay && current.is_none() {
                         if let Some((primary, epoch)) = vanished {
@@ -197,11 +248,19 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
     };
     let epoch = match current {
         Some((c, cs)) if c == t => cs.role_epoch,
-        _ => states.get(&t).and_then(|s| s.promoting).unwrap_or(max_epoch + 1),
+        _ => states
+            .get(&t)
+            .and_then(|s| s.promoting)
+            .unwrap_or(max_epoch + 1),
     };
     // Primaries with an older claim than the current one diverged (a heal
     // after a split); the current one, if replaced, hands over instead.
-    let demote = primaries.iter().skip(1).map(|(n, _)| *n).filter(|n| *n != t).collect();
+    let demote = primaries
+        .iter()
+        .skip(1)
+        .map(|(n, _)| *n)
+        .filter(|n| *n != t)
+        .collect();
     let ready_relay = |r: NodeId| {
         states.get(&r).is_some_and(|rs| {
             rs.health == super::message::Health::Ok
@@ -226,7 +285,16 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         };
         parent.insert(*n, p);
     }
-    Plan { target: Some(Target::Member(t)), epoch, cause, wait, demote, parent, relays, need }
+    Plan {
+        target: Some(Target::Member(t)),
+        epoch,
+        cause,
+        wait,
+        demote,
+        parent,
+        relays,
+        need,
+    }
 }
 
 /// Failback: a node of higher priority, in sync with the current primary,
@@ -257,11 +325,17 @@ fn failback(
                 && s.initialized
         })
         .max_by_key(|(n, s)| (s.priority, std::cmp::Reverse(**n)))?;
-    let why = format!("failback to {} (priority {} > {})", bs.name, bs.priority, cs.priority);
+    let why = format!(
+        "failback to {} (priority {} > {})",
+        bs.name, bs.priority, cs.priority
+    );
     match params.failback {
         Failback::Immediately => Some((*b, why)),
         Failback::After(_) => {
-            let hold = Hold::Failback { to: *b, epoch: cs.role_epoch };
+            let hold = Hold::Failback {
+                to: *b,
+                epoch: cs.role_epoch,
+            };
             if view.released.contains(&hold) {
                 Some((*b, why))
             } else {

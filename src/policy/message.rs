@@ -11,7 +11,9 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// How fresh a node's copy of the data is: the epoch of the primary it was
 /// last confirmed in sync with, and that primary's sync generation (bumped
 /// each time a secondary drops out). Higher is fresher.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Fresh {
     pub epoch: u64,
     pub gen: u64,
@@ -68,9 +70,10 @@ pub struct NodeState {
     pub health: Health,
     pub max_epoch: u64,
     pub fresh: Fresh,
-    /// Lost sync while its primary still served: behind peers of equal
-    /// freshness.
-    pub lagging: bool,
+    /// 0 while in sync; otherwise the order in which it lost sync with a
+    /// still-serving primary among nodes of equal freshness: a node that
+    /// dropped out earlier missed more.
+    pub sync_loss: u64,
     /// The freshest state this node has seen anybody announce.
     pub known_fresh: Fresh,
     /// Primary only: sync generation and the secondaries attached to it.
@@ -131,11 +134,19 @@ pub enum Hold {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Move the primary role to `to`, or to the best other node.
-    Switchover { to: Option<NodeId> },
-    Standby { node: NodeId, on: bool },
+    Switchover {
+        to: Option<NodeId>,
+    },
+    Standby {
+        node: NodeId,
+        on: bool,
+    },
     Release(Hold),
     /// Evidence that an orphaned primary's NSO/ConfD no longer serves.
-    PrimaryGone { node: NodeId, epoch: u64 },
+    PrimaryGone {
+        node: NodeId,
+        epoch: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,7 +166,11 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(view: u64, body: Body) -> Envelope {
-        Envelope { v: PROTOCOL_VERSION, view, body }
+        Envelope {
+            v: PROTOCOL_VERSION,
+            view,
+            body,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -170,7 +185,10 @@ impl Envelope {
         let version: VersionOnly =
             serde_json::from_slice(bytes).map_err(|e| format!("not a coroha message: {e}"))?;
         if version.v != PROTOCOL_VERSION {
-            return Err(format!("protocol version {} (this daemon speaks {PROTOCOL_VERSION})", version.v));
+            return Err(format!(
+                "protocol version {} (this daemon speaks {PROTOCOL_VERSION})",
+                version.v
+            ));
         }
         serde_json::from_slice(bytes).map_err(|e| format!("malformed coroha message: {e}"))
     }
@@ -188,9 +206,13 @@ mod tests {
 
     #[test]
     fn other_versions_and_garbage_are_rejected() {
-        assert!(Envelope::decode(b"\x00\xffgarbage").unwrap_err().contains("not a coroha message"));
+        assert!(Envelope::decode(b"\x00\xffgarbage")
+            .unwrap_err()
+            .contains("not a coroha message"));
         let future = br#"{"v":2,"view":1,"body":{"Whatever":{}}}"#;
-        assert!(Envelope::decode(future).unwrap_err().contains("protocol version 2"));
+        assert!(Envelope::decode(future)
+            .unwrap_err()
+            .contains("protocol version 2"));
         let broken = br#"{"v":1,"view":1,"body":{"Request":{"Standby":{"node":"x"}}}}"#;
         assert!(Envelope::decode(broken).unwrap_err().contains("malformed"));
     }

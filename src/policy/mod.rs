@@ -35,29 +35,44 @@ pub struct Persisted {
     pub attached: Vec<NodeId>,
     #[serde(default)]
     pub gen: u64,
-    /// Lost sync while its primary was still serving.
+    /// 0 while in sync; otherwise the order in which this node lost sync
+    /// with its primary among nodes of equal freshness (later is fresher).
     #[serde(default)]
-    pub lagging: bool,
+    pub sync_loss: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operator {
-    Switchover { to: Option<String> },
-    Standby { node: String, on: bool },
+    Switchover {
+        to: Option<String>,
+    },
+    Standby {
+        node: String,
+        on: bool,
+    },
     /// SIGTERM (`handover`: move the primary role away first) or a
     /// maintenance stop that leaves every role as it is.
-    Stop { handover: bool },
+    Stop {
+        handover: bool,
+    },
     /// The operator vouches that the orphaned primary's NSO/ConfD is down
     /// (like Pacemaker's manual fencing confirmation).
-    ConfirmDown { node: String },
+    ConfirmDown {
+        node: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     Cluster(ClusterEvent),
-    HaReply { id: u64, result: Result<HaReply, HaFailure> },
+    HaReply {
+        id: u64,
+        result: Result<HaReply, HaFailure>,
+    },
     HaEvent(HaEvent),
-    FenceDone { ok: bool },
+    FenceDone {
+        ok: bool,
+    },
     Operator(Operator),
     /// A deadline from [`Policy::next_deadline`] has passed.
     Timer,
@@ -74,14 +89,24 @@ pub enum Level {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output {
     Multicast(Vec<u8>),
-    Order { id: u64, order: HaOrder },
+    Order {
+        id: u64,
+        order: HaOrder,
+    },
     Persist(Persisted),
     /// Run the fence hook; answer with `Input::FenceDone`.
     Fence,
     /// The local NSO/ConfD changed role (run the role hook). Every role
     /// change carries its cause (invariant I4).
-    RoleChanged { from: Option<HaRole>, to: HaRole, cause: String },
-    Log { level: Level, text: String },
+    RoleChanged {
+        from: Option<HaRole>,
+        to: HaRole,
+        cause: String,
+    },
+    Log {
+        level: Level,
+        text: String,
+    },
     /// Orderly stop finished: leave the CPG group and exit.
     Leave,
 }
@@ -134,7 +159,8 @@ impl Settings {
     }
 
     fn name(&self, id: NodeId) -> String {
-        self.node(id).map_or_else(|| format!("node{id}"), |n| n.name.clone())
+        self.node(id)
+            .map_or_else(|| format!("node{id}"), |n| n.name.clone())
     }
 
     fn id_of(&self, name: &str) -> Option<NodeId> {
@@ -189,14 +215,17 @@ impl Quorum {
     /// Safety rule 1: quorate, for the current ring, on both fds.
     fn stable(&self) -> bool {
         match (self.connected, self.vq_ring, self.quorate) {
-            (true, Some(ring), Some((qring, true))) => qring == ring && self.totem.map_or(true, |t| t == ring),
+            (true, Some(ring), Some((qring, true))) => {
+                qring == ring && self.totem.map_or(true, |t| t == ring)
+            }
             _ => false,
         }
     }
 
     /// Explicitly not quorate (not merely waiting for a notification).
     fn lost(&self) -> bool {
-        self.lost_connection || matches!((self.vq_ring, self.quorate), (Some(r), Some((q, false))) if q == r)
+        self.lost_connection
+            || matches!((self.vq_ring, self.quorate), (Some(r), Some((q, false))) if q == r)
     }
 }
 
@@ -366,7 +395,10 @@ impl Policy {
     // ----- logging helpers -------------------------------------------------
 
     fn log(&mut self, level: Level, text: impl Into<String>) {
-        self.out.push(Output::Log { level, text: text.into() });
+        self.out.push(Output::Log {
+            level,
+            text: text.into(),
+        });
     }
 
     fn name(&self, id: NodeId) -> String {
@@ -378,19 +410,36 @@ impl Policy {
     fn on_cluster(&mut self, now: u64, ev: ClusterEvent) {
         match ev {
             ClusterEvent::Connected { local } => {
-                self.quorum = Quorum { connected: true, local: Some(local), ..Quorum::default() };
+                self.quorum = Quorum {
+                    connected: true,
+                    local: Some(local),
+                    ..Quorum::default()
+                };
                 self.view = View::default();
                 self.plan = None;
-                self.log(Level::Info, format!("connected to corosync as {}/{}", local.node, local.pid));
+                self.log(
+                    Level::Info,
+                    format!("connected to corosync as {}/{}", local.node, local.pid),
+                );
             }
             ClusterEvent::Disconnected => {
-                self.quorum = Quorum { lost_connection: true, ..Quorum::default() };
+                self.quorum = Quorum {
+                    lost_connection: true,
+                    ..Quorum::default()
+                };
                 self.view = View::default();
                 self.plan = None;
                 self.hold_timer = None;
-                self.log(Level::Warn, "corosync connection lost: not quorate until it is back");
+                self.log(
+                    Level::Warn,
+                    "corosync connection lost: not quorate until it is back",
+                );
             }
-            ClusterEvent::CpgConfChg { members, left, joined } => self.on_confchg(members, left, joined),
+            ClusterEvent::CpgConfChg {
+                members,
+                left,
+                joined,
+            } => self.on_confchg(members, left, joined),
             ClusterEvent::CpgTotem { ring, members } => {
                 self.quorum.totem = Some(ring);
                 self.quorum.ring_members = members.clone();
@@ -415,9 +464,18 @@ impl Policy {
         }
     }
 
-    fn on_confchg(&mut self, members: Vec<Member>, left: Vec<(Member, Reason)>, joined: Vec<(Member, Reason)>) {
+    fn on_confchg(
+        &mut self,
+        members: Vec<Member>,
+        left: Vec<(Member, Reason)>,
+        joined: Vec<(Member, Reason)>,
+    ) {
         for (m, reason) in &left {
-            if self.known_primary.as_ref().is_some_and(|k| k.node == m.node) {
+            if self
+                .known_primary
+                .as_ref()
+                .is_some_and(|k| k.node == m.node)
+            {
                 match reason {
                     Reason::NodeDown => self.forget_primary_unless(|n| n != m.node, "its node left the membership"),
                     _ => self.log(
@@ -428,19 +486,41 @@ impl Policy {
             }
         }
         let describe = |list: &[(Member, Reason)]| {
-            list.iter().map(|(m, r)| format!("{}:{r:?}", self.cfg.name(m.node))).collect::<Vec<_>>().join(" ")
+            list.iter()
+                .map(|(m, r)| format!("{}:{r:?}", self.cfg.name(m.node)))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let text = format!(
             "configuration: {} members{}{}",
             members.len(),
-            if left.is_empty() { String::new() } else { format!(", left {}", describe(&left)) },
-            if joined.is_empty() { String::new() } else { format!(", joined {}", describe(&joined)) },
+            if left.is_empty() {
+                String::new()
+            } else {
+                format!(", left {}", describe(&left))
+            },
+            if joined.is_empty() {
+                String::new()
+            } else {
+                format!(", joined {}", describe(&joined))
+            },
         );
         self.log(Level::Debug, text);
         let digest = members.iter().fold(fnv1a(b"view"), |h, m| {
-            fnv1a(&[h.to_le_bytes(), u64::from(m.node).to_le_bytes(), u64::from(m.pid).to_le_bytes()].concat())
+            fnv1a(
+                &[
+                    h.to_le_bytes(),
+                    u64::from(m.node).to_le_bytes(),
+                    u64::from(m.pid).to_le_bytes(),
+                ]
+                .concat(),
+            )
         });
-        self.view = View { id: digest, members, ..View::default() };
+        self.view = View {
+            id: digest,
+            members,
+            ..View::default()
+        };
         self.plan = None;
         self.hold_timer = None;
         // Announce in every new view, even when nothing changed locally.
@@ -452,7 +532,9 @@ impl Policy {
     /// gone. If its coroha had already left (an orphan), nothing tells
     /// whether its NSO/ConfD still serves: keep waiting for evidence.
     fn on_ring_left(&mut self, members: &[NodeId]) {
-        let Some(k) = self.known_primary.clone() else { return };
+        let Some(k) = self.known_primary.clone() else {
+            return;
+        };
         if members.contains(&k.node) {
             return;
         }
@@ -474,7 +556,10 @@ impl Policy {
     fn forget_primary_unless(&mut self, keep: impl Fn(NodeId) -> bool, why: &str) {
         if let Some(k) = self.known_primary.clone() {
             if !keep(k.node) {
-                self.log(Level::Info, format!("primary {} (epoch {}) is gone: {why}", k.name, k.epoch));
+                self.log(
+                    Level::Info,
+                    format!("primary {} (epoch {}) is gone: {why}", k.name, k.epoch),
+                );
                 self.vanished = Some((k.node, k.epoch));
                 self.known_primary = None;
             }
@@ -485,12 +570,21 @@ impl Policy {
         let envelope = match Envelope::decode(data) {
             Ok(e) => e,
             Err(e) => {
-                self.log(Level::Warn, format!("ignored message from node {}: {e}", sender.node));
+                self.log(
+                    Level::Warn,
+                    format!("ignored message from node {}: {e}", sender.node),
+                );
                 return;
             }
         };
         if envelope.view != self.view.id || !self.view.members.contains(&sender) {
-            self.log(Level::Debug, format!("ignored message from {} for another view", self.name(sender.node)));
+            self.log(
+                Level::Debug,
+                format!(
+                    "ignored message from {} for another view",
+                    self.name(sender.node)
+                ),
+            );
             return;
         }
         match envelope.body {
@@ -504,22 +598,43 @@ impl Policy {
 
     fn on_announce(&mut self, from: NodeId, state: NodeState) {
         if state.config_digest != self.cfg.digest && from != self.cfg.me {
-            self.log(Level::Warn, format!("{} runs a different node table or policy (digest {:x})", state.name, state.config_digest));
+            self.log(
+                Level::Warn,
+                format!(
+                    "{} runs a different node table or policy (digest {:x})",
+                    state.name, state.config_digest
+                ),
+            );
         }
-        self.persisted.known_fresh = self.persisted.known_fresh.max(state.fresh).max(state.known_fresh);
+        self.persisted.known_fresh = self
+            .persisted
+            .known_fresh
+            .max(state.fresh)
+            .max(state.known_fresh);
         if state.is_primary() {
-            let newer = self.known_primary.as_ref().map_or(true, |k| state.role_epoch >= k.epoch);
+            let newer = self
+                .known_primary
+                .as_ref()
+                .map_or(true, |k| state.role_epoch >= k.epoch);
             if newer {
-                self.known_primary =
-                    Some(KnownPrimary { node: from, epoch: state.role_epoch, name: state.name.clone(), address: state.address.clone() });
+                self.known_primary = Some(KnownPrimary {
+                    node: from,
+                    epoch: state.role_epoch,
+                    name: state.name.clone(),
+                    address: state.address.clone(),
+                });
                 self.vanished = None;
             }
-        } else if state.role.is_some() && self.known_primary.as_ref().is_some_and(|k| k.node == from) {
+        } else if state.role.is_some()
+            && self.known_primary.as_ref().is_some_and(|k| k.node == from)
+        {
             self.known_primary = None;
         }
         // A primary listing us as attached confirms our copy is in sync.
         let me = self.cfg.me;
-        if self.reattach_block.is_some_and(|(n, e)| n == from && (state.role_epoch != e || !state.attached.contains(&me))) {
+        if self.reattach_block.is_some_and(|(n, e)| {
+            n == from && (state.role_epoch != e || !state.attached.contains(&me))
+        }) {
             self.reattach_block = None;
         }
         if state.is_primary()
@@ -528,8 +643,11 @@ impl Policy {
             && self.local.role_epoch == state.role_epoch
             && self.local.initialized
         {
-            self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: state.role_epoch, gen: state.gen });
-            self.persisted.lagging = false;
+            self.persisted.fresh = self.persisted.fresh.max(Fresh {
+                epoch: state.role_epoch,
+                gen: state.gen,
+            });
+            self.persisted.sync_loss = 0;
         }
         self.view.states.insert(from, state);
     }
@@ -539,15 +657,25 @@ impl Policy {
         match request {
             Request::Switchover { to } => {
                 let target = to.map_or_else(|| "the best other node".to_string(), |t| self.name(t));
-                self.log(Level::Info, format!("switchover to {target} requested by {who}"));
+                self.log(
+                    Level::Info,
+                    format!("switchover to {target} requested by {who}"),
+                );
                 self.view.switchover = Some(to);
             }
             Request::Standby { node, on } => {
-                self.log(Level::Info, format!("standby {} for {} requested by {who}", if on { "on" } else { "off" }, self.name(node)));
+                self.log(
+                    Level::Info,
+                    format!(
+                        "standby {} for {} requested by {who}",
+                        if on { "on" } else { "off" },
+                        self.name(node)
+                    ),
+                );
                 self.view.standby.insert(node, on);
                 if node == self.cfg.me {
                     self.persisted.standby = on;
-                                    }
+                }
             }
             Request::Release(hold) => {
                 self.log(Level::Info, format!("{hold:?} elapsed"));
@@ -557,9 +685,19 @@ impl Policy {
                 self.view.released.insert(hold);
             }
             Request::PrimaryGone { node, epoch } => {
-                self.log(Level::Warn, format!("{who} shows primary {} (epoch {epoch}) no longer serves", self.name(node)));
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "{who} shows primary {} (epoch {epoch}) no longer serves",
+                        self.name(node)
+                    ),
+                );
                 self.view.gone.insert((node, epoch));
-                if self.known_primary.as_ref().is_some_and(|k| k.node == node && k.epoch == epoch) {
+                if self
+                    .known_primary
+                    .as_ref()
+                    .is_some_and(|k| k.node == node && k.epoch == epoch)
+                {
                     self.known_primary = None;
                     self.vanished = Some((node, epoch));
                 }
@@ -569,20 +707,36 @@ impl Policy {
     }
 
     fn replan(&mut self) {
-        let params = ElectParams { failback: self.cfg.failback, promotion_delay: self.cfg.promotion_delay > 0 };
+        let params = ElectParams {
+            failback: self.cfg.failback,
+            promotion_delay: self.cfg.promotion_delay > 0,
+        };
         let plan = elect(&self.view, params);
-        let changed = self.plan.as_ref().map_or(true, |p| p.target != plan.target || p.epoch != plan.epoch || p.cause != plan.cause);
+        let changed = self.plan.as_ref().map_or(true, |p| {
+            p.target != plan.target || p.epoch != plan.epoch || p.cause != plan.cause
+        });
         if changed {
             let who = match &plan.target {
                 Some(t) => format!("{} (epoch {})", self.name(t.node()), plan.epoch),
                 None => "none".into(),
             };
-            self.log(Level::Info, format!("decision: primary {who}: {}", plan.cause));
+            self.log(
+                Level::Info,
+                format!("decision: primary {who}: {}", plan.cause),
+            );
         }
         if let Some(Target::Member(t)) = &plan.target {
-            if self.view.switchover.is_some() && self.view.states.get(t).is_some_and(|s| s.is_primary() && s.role_epoch == plan.epoch) {
+            if self.view.switchover.is_some()
+                && self
+                    .view
+                    .states
+                    .get(t)
+                    .is_some_and(|s| s.is_primary() && s.role_epoch == plan.epoch)
+            {
                 // The switchover is done once its target is primary.
-                if self.plan.as_ref().is_some_and(|p| p.target == plan.target) && plan.cause.ends_with("stays primary") {
+                if self.plan.as_ref().is_some_and(|p| p.target == plan.target)
+                    && plan.cause.ends_with("stays primary")
+                {
                     self.view.switchover = None;
                 }
             }
@@ -595,7 +749,11 @@ impl Policy {
     fn set_role(&mut self, role: HaRole, cause: &str) {
         let from = self.local.role;
         if from != Some(role) {
-            self.out.push(Output::RoleChanged { from, to: role, cause: cause.to_string() });
+            self.out.push(Output::RoleChanged {
+                from,
+                to: role,
+                cause: cause.to_string(),
+            });
         }
         self.local.role = Some(role);
         if role != HaRole::Primary {
@@ -609,8 +767,18 @@ impl Policy {
 
     fn set_health(&mut self, health: Health, why: &str) {
         if self.local.health != health {
-            let level = if health == Health::Ok { Level::Info } else { Level::Warn };
-            self.log(level, format!("local NSO/ConfD health {:?} -> {health:?}: {why}", self.local.health));
+            let level = if health == Health::Ok {
+                Level::Info
+            } else {
+                Level::Warn
+            };
+            self.log(
+                level,
+                format!(
+                    "local NSO/ConfD health {:?} -> {health:?}: {why}",
+                    self.local.health
+                ),
+            );
             self.local.health = health;
         }
     }
@@ -643,10 +811,13 @@ impl Policy {
                 self.local.role_epoch = p.epoch;
                 self.local.gen = 0;
                 self.local.attached.clear();
-                self.persisted.lagging = false;
+                self.persisted.sync_loss = 0;
                 self.persisted.role_epoch = p.epoch;
-                self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: p.epoch, gen: 0 });
-                                self.set_role(HaRole::Primary, &p.cause);
+                self.persisted.fresh = self.persisted.fresh.max(Fresh {
+                    epoch: p.epoch,
+                    gen: 0,
+                });
+                self.set_role(HaRole::Primary, &p.cause);
             }
             (HaOrder::BeSecondary { .. }, _) => {
                 self.set_role(HaRole::Secondary, &p.cause);
@@ -654,8 +825,8 @@ impl Policy {
                 self.local.role_epoch = p.epoch;
                 self.local.initialized = true;
                 self.persisted.role_epoch = p.epoch;
-                self.persisted.lagging = false;
-                                self.adopt_fresh_from_parent();
+                self.persisted.sync_loss = 0;
+                self.adopt_fresh_from_parent();
             }
             (HaOrder::BeNone, _) => {
                 self.set_role(HaRole::None, &p.cause);
@@ -672,7 +843,13 @@ impl Policy {
                         self.bump_gen();
                     }
                 }
-                self.log(Level::Info, format!("told NSO/ConfD that secondary {node} is dead (sync generation {})", self.local.gen));
+                self.log(
+                    Level::Info,
+                    format!(
+                        "told NSO/ConfD that secondary {node} is dead (sync generation {})",
+                        self.local.gen
+                    ),
+                );
             }
             (HaOrder::GetStatus, HaReply::Ok) => {}
         }
@@ -690,8 +867,14 @@ impl Policy {
     /// only while it is quorate: only then can it acknowledge a write that
     /// invariant I2 protects, and outside quorum it is about to step down.
     fn claim_fresh(&mut self) {
-        if self.local.role == Some(HaRole::Primary) && self.quorum.stable() && !self.coroha_minority() {
-            let fresh = Fresh { epoch: self.local.role_epoch, gen: self.local.gen };
+        if self.local.role == Some(HaRole::Primary)
+            && self.quorum.stable()
+            && !self.coroha_minority()
+        {
+            let fresh = Fresh {
+                epoch: self.local.role_epoch,
+                gen: self.local.gen,
+            };
             self.persisted.fresh = self.persisted.fresh.max(fresh);
         }
     }
@@ -701,30 +884,60 @@ impl Policy {
         if self.persisted.attached != attached || self.persisted.gen != self.local.gen {
             self.persisted.attached = attached;
             self.persisted.gen = self.local.gen;
-                    }
+        }
     }
 
     /// The local copy stopped following a primary that, as far as the
     /// delivered state shows, still serves: it may fall behind.
     fn note_sync_lost(&mut self, why: &str) {
-        let (Some(parent), true) = (self.local.parent, matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)))
-        else {
+        let (Some(parent), true) = (
+            self.local.parent,
+            matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)),
+        ) else {
             return;
         };
-        let serving = self.view.is_member(parent)
-            && self.view.states.get(&parent).is_some_and(|s| s.is_primary() && s.health == Health::Ok && s.role_epoch == self.local.role_epoch);
-        if serving && !self.persisted.lagging {
-            self.log(Level::Info, format!("no longer in sync with primary {} ({why})", self.name(parent)));
-            self.persisted.lagging = true;
-                    }
+        let epoch = self.local.role_epoch;
+        let member_serving =
+            self.view.is_member(parent)
+                && self.view.states.get(&parent).is_some_and(|s| {
+                    s.is_primary() && s.health == Health::Ok && s.role_epoch == epoch
+                });
+        // An orphaned primary (its coroha gone) may serve the others still.
+        let orphan_serving = !self.view.is_member(parent)
+            && self.plan.as_ref().is_some_and(|p| matches!(&p.target, Some(Target::Orphan(k)) if k.node == parent && k.epoch == epoch));
+        let serving = member_serving || orphan_serving;
+        if serving && self.persisted.sync_loss == 0 {
+            let fresh = self.persisted.fresh;
+            let seen = self
+                .view
+                .states
+                .values()
+                .filter(|s| s.fresh == fresh)
+                .map(|s| s.sync_loss)
+                .max()
+                .unwrap_or(0);
+            self.persisted.sync_loss = seen + 1;
+            let text = format!(
+                "no longer in sync with primary {} ({why}; loss #{})",
+                self.name(parent),
+                seen + 1
+            );
+            self.log(Level::Info, text);
+        }
     }
 
     /// A freshly attached secondary may already be listed by its primary.
     fn adopt_fresh_from_parent(&mut self) {
         if let Some(parent) = self.local.parent {
             if let Some(ps) = self.view.states.get(&parent) {
-                if ps.is_primary() && ps.role_epoch == self.local.role_epoch && ps.attached.contains(&self.cfg.me) {
-                    self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch: ps.role_epoch, gen: ps.gen });
+                if ps.is_primary()
+                    && ps.role_epoch == self.local.role_epoch
+                    && ps.attached.contains(&self.cfg.me)
+                {
+                    self.persisted.fresh = self.persisted.fresh.max(Fresh {
+                        epoch: ps.role_epoch,
+                        gen: ps.gen,
+                    });
                 }
             }
         }
@@ -735,7 +948,11 @@ impl Policy {
         match (self.local.role, role) {
             (None, _) => {
                 // Restart adoption (rule 8): take over the role the server has.
-                let text = format!("adopting existing role {} (epoch {})", role.name(), self.persisted.role_epoch);
+                let text = format!(
+                    "adopting existing role {} (epoch {})",
+                    role.name(),
+                    self.persisted.role_epoch
+                );
                 self.log(Level::Info, text);
                 self.set_role(role, "adopted at start");
                 if role == HaRole::Primary {
@@ -757,7 +974,11 @@ impl Policy {
         }
         if role == HaRole::Primary {
             let now_attached: BTreeSet<NodeId> = ids.into_iter().collect();
-            let lost = self.local.attached.iter().any(|n| !now_attached.contains(n));
+            let lost = self
+                .local
+                .attached
+                .iter()
+                .any(|n| !now_attached.contains(n));
             self.local.attached = now_attached;
             if lost {
                 self.bump_gen();
@@ -777,7 +998,10 @@ impl Policy {
             HaFailure::Timeout => {
                 self.set_health(Health::Hung, &format!("{verb} timed out"));
                 if self.maybe_primary() && self.cfg.fence_hung_primary && !self.fence_running {
-                    self.log(Level::Warn, "fencing the hung primary so that another node can take over");
+                    self.log(
+                        Level::Warn,
+                        "fencing the hung primary so that another node can take over",
+                    );
                     self.fence_running = true;
                     self.out.push(Output::Fence);
                 }
@@ -791,18 +1015,31 @@ impl Policy {
             }
             HaFailure::Error(code) => {
                 self.local.failures += 1;
-                self.log(Level::Warn, format!("{verb} failed: {failure} ({} in a row)", self.local.failures));
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "{verb} failed: {failure} ({} in a row)",
+                        self.local.failures
+                    ),
+                );
                 if matches!(p.order, HaOrder::BeSecondary { .. }) {
                     self.on_attach_failed(p.parent, code);
                 }
                 let refused = self.local.failures >= self.cfg.max_order_failures;
                 if refused && matches!(p.order, HaOrder::BePrimary { .. }) {
-                    self.set_health(Health::Refusing, &format!("{verb} refused {} times", self.local.failures));
+                    self.set_health(
+                        Health::Refusing,
+                        &format!("{verb} refused {} times", self.local.failures),
+                    );
                 }
-                if refused && p.order == HaOrder::BeNone && self.local.role == Some(HaRole::Primary) {
+                if refused && p.order == HaOrder::BeNone && self.local.role == Some(HaRole::Primary)
+                {
                     // It will not stop being primary: escalate.
                     if self.cfg.has_fence && !self.fence_running {
-                        self.log(Level::Error, "NSO/ConfD refuses to stop being primary: fencing it");
+                        self.log(
+                            Level::Error,
+                            "NSO/ConfD refuses to stop being primary: fencing it",
+                        );
                         self.fence_running = true;
                         self.out.push(Output::Fence);
                     } else if !self.cfg.has_fence {
@@ -820,7 +1057,14 @@ impl Policy {
     /// A failed attach to an orphaned primary, once its grace is over, is
     /// evidence that it no longer serves.
     fn on_attach_failed(&mut self, parent: Option<NodeId>, code: i32) {
-        let Some(Plan { target: Some(Target::Orphan(k)), wait: None, .. }) = &self.plan else { return };
+        let Some(Plan {
+            target: Some(Target::Orphan(k)),
+            wait: None,
+            ..
+        }) = &self.plan
+        else {
+            return;
+        };
         if parent != Some(k.node) || code == crate::ha::code::HA_BADTOKEN {
             return;
         }
@@ -830,7 +1074,10 @@ impl Policy {
         }
         let gone = (k.node, k.epoch);
         if self.gone_reported.insert(gone) {
-            self.multicast(Body::Request(Request::PrimaryGone { node: gone.0, epoch: gone.1 }));
+            self.multicast(Body::Request(Request::PrimaryGone {
+                node: gone.0,
+                epoch: gone.1,
+            }));
         }
     }
 
@@ -838,10 +1085,17 @@ impl Policy {
         match ev {
             HaEvent::NoPrimary(code) => {
                 self.note_sync_lost(&format!("NOPRIMARY {}", crate::ha::code::name(code)));
-                if let (Some(parent), true) = (self.local.parent, matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay))) {
+                if let (Some(parent), true) = (
+                    self.local.parent,
+                    matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)),
+                ) {
                     let me = self.cfg.me;
                     let epoch = self.local.role_epoch;
-                    let still_listed = self.view.states.get(&parent).map_or(true, |s| s.attached.contains(&me));
+                    let still_listed = self
+                        .view
+                        .states
+                        .get(&parent)
+                        .map_or(true, |s| s.attached.contains(&me));
                     if still_listed {
                         self.reattach_block = Some((parent, epoch));
                     }
@@ -859,7 +1113,13 @@ impl Policy {
                 if let Some(id) = self.cfg.id_of(&name) {
                     if self.local.attached.remove(&id) {
                         self.bump_gen();
-                        self.log(Level::Info, format!("secondary {name} detached (sync generation {})", self.local.gen));
+                        self.log(
+                            Level::Info,
+                            format!(
+                                "secondary {name} detached (sync generation {})",
+                                self.local.gen
+                            ),
+                        );
                     }
                 }
             }
@@ -884,7 +1144,10 @@ impl Policy {
             self.set_health(Health::Fenced, "fence hook succeeded");
             self.set_role(HaRole::None, "fenced");
         } else {
-            self.log(Level::Error, "fence hook failed; the local NSO/ConfD may still be primary");
+            self.log(
+                Level::Error,
+                "fence hook failed; the local NSO/ConfD may still be primary",
+            );
         }
     }
 
@@ -912,8 +1175,14 @@ impl Policy {
             Operator::ConfirmDown { node } => {
                 let known = self.known_primary.clone().filter(|k| k.name == node);
                 match known {
-                    Some(k) => self.multicast(Body::Request(Request::PrimaryGone { node: k.node, epoch: k.epoch })),
-                    None => self.log(Level::Error, format!("confirm-down: {node} is not an orphaned primary")),
+                    Some(k) => self.multicast(Body::Request(Request::PrimaryGone {
+                        node: k.node,
+                        epoch: k.epoch,
+                    })),
+                    None => self.log(
+                        Level::Error,
+                        format!("confirm-down: {node} is not an orphaned primary"),
+                    ),
                 }
             }
             Operator::Stop { handover } => {
@@ -922,7 +1191,11 @@ impl Policy {
                     self.log(Level::Info, "orderly stop: handing the primary role over");
                     self.leaving = Some((true, now + self.cfg.handover_timeout));
                 } else {
-                    let what = if handover { "orderly stop" } else { "maintenance stop: roles stay as they are" };
+                    let what = if handover {
+                        "orderly stop"
+                    } else {
+                        "maintenance stop: roles stay as they are"
+                    };
                     self.log(Level::Info, what);
                     self.leaving = Some((handover, now));
                     self.out.push(Output::Leave);
@@ -943,7 +1216,10 @@ impl Policy {
         }
         if let Some((true, at)) = self.leaving {
             if now >= at && !self.out.contains(&Output::Leave) {
-                self.log(Level::Warn, "handover did not finish in time: leaving anyway");
+                self.log(
+                    Level::Warn,
+                    "handover did not finish in time: leaving anyway",
+                );
                 self.leaving = Some((true, u64::MAX));
                 self.out.push(Output::Leave);
             }
@@ -953,7 +1229,8 @@ impl Policy {
     // ----- announcing ------------------------------------------------------
 
     fn settling_flag(&self) -> bool {
-        self.started_at.map_or(true, |s| self.now_hint < s + self.cfg.startup_settle)
+        self.started_at
+            .map_or(true, |s| self.now_hint < s + self.cfg.startup_settle)
     }
 
     fn my_state(&self) -> NodeState {
@@ -969,7 +1246,7 @@ impl Policy {
             health: self.local.health,
             max_epoch: self.announced_max_epoch(),
             fresh: self.persisted.fresh,
-            lagging: self.persisted.lagging,
+            sync_loss: self.persisted.sync_loss,
             known_fresh: self.persisted.known_fresh,
             gen: self.local.gen,
             attached: self.local.attached.iter().copied().collect(),
@@ -978,8 +1255,13 @@ impl Policy {
             standby: self.persisted.standby,
             leaving: self.leaving.is_some(),
             settling: self.settling_flag(),
-            relay_via: me.and_then(|n| n.relay_via.as_deref()).and_then(|r| self.cfg.id_of(r)),
-            known_primary: self.known_primary.clone().or_else(|| self.parent_as_primary()),
+            relay_via: me
+                .and_then(|n| n.relay_via.as_deref())
+                .and_then(|r| self.cfg.id_of(r)),
+            known_primary: self
+                .known_primary
+                .clone()
+                .or_else(|| self.parent_as_primary()),
             vanished: self.vanished,
             nodes: self.cfg.nodes.len() as u32,
             config_digest: self.cfg.digest,
@@ -1010,7 +1292,12 @@ impl Policy {
     }
 
     fn announce_if_changed(&mut self) {
-        if self.view.members.is_empty() || !self.quorum.local.is_some_and(|l| self.view.members.contains(&l)) {
+        if self.view.members.is_empty()
+            || !self
+                .quorum
+                .local
+                .is_some_and(|l| self.view.members.contains(&l))
+        {
             return;
         }
         let state = self.my_state();
@@ -1044,7 +1331,14 @@ impl Policy {
             self.log(Level::Info, format!("order {}: {cause}", order.verb()));
         }
         let prev_max_epoch = self.announced_max_epoch();
-        self.pending = Some(Pending { id, order: order.clone(), epoch, parent, cause, prev_max_epoch });
+        self.pending = Some(Pending {
+            id,
+            order: order.clone(),
+            epoch,
+            parent,
+            cause,
+            prev_max_epoch,
+        });
         self.out.push(Output::Order { id, order });
     }
 
@@ -1059,7 +1353,7 @@ impl Policy {
             let before = self.announced_max_epoch();
             if let HaOrder::BePrimary { .. } = order {
                 self.persisted.max_epoch = self.persisted.max_epoch.max(epoch);
-                            }
+            }
             self.order(order, epoch, parent, cause);
             if let Some(p) = self.pending.as_mut() {
                 p.prev_max_epoch = before;
@@ -1104,7 +1398,9 @@ impl Policy {
             // An unknown role may be primary: benone is harmless in NONE.
             if self.maybe_primary() && now >= self.retry_at {
                 return match self.cfg.on_quorum_loss {
-                    QuorumLossAction::Benone => Some((HaOrder::BeNone, 0, None, "quorum lost".into())),
+                    QuorumLossAction::Benone => {
+                        Some((HaOrder::BeNone, 0, None, "quorum lost".into()))
+                    }
                     QuorumLossAction::Fence => {
                         self.fence_running = true;
                         self.out.push(Output::Fence);
@@ -1115,7 +1411,8 @@ impl Policy {
             }
             return None;
         }
-        if (gate && !self.quorum.stable()) || self.local.health != Health::Ok || now < self.retry_at {
+        if (gate && !self.quorum.stable()) || self.local.health != Health::Ok || now < self.retry_at
+        {
             return None;
         }
         let plan = self.plan.clone()?;
@@ -1143,7 +1440,10 @@ impl Policy {
                 ),
                 None => "diverged primary".into(),
             };
-            self.log(Level::Warn, format!("demoting diverged primary {my_name}: {why}"));
+            self.log(
+                Level::Warn,
+                format!("demoting diverged primary {my_name}: {why}"),
+            );
             return Some((HaOrder::BeNone, 0, None, why));
         }
         let target = plan.target.clone()?;
@@ -1155,9 +1455,17 @@ impl Policy {
                 if plan.wait.is_some() {
                     return None;
                 }
-                let blocker = self.view.states.iter().find(|(n, s)| **n != me && s.maybe_primary()).map(|(n, _)| *n);
+                let blocker = self
+                    .view
+                    .states
+                    .iter()
+                    .find(|(n, s)| **n != me && s.maybe_primary())
+                    .map(|(n, _)| *n);
                 if let Some(b) = blocker.filter(|_| !self.sabotage.skip_demote_first) {
-                    self.log(Level::Debug, format!("waiting for {} to stop being primary", self.name(b)));
+                    self.log(
+                        Level::Debug,
+                        format!("waiting for {} to stop being primary", self.name(b)),
+                    );
                     return None;
                 }
                 if self.local.promoting != Some(plan.epoch) {
@@ -1165,7 +1473,12 @@ impl Policy {
                     self.local.promoting = Some(plan.epoch);
                     return None;
                 }
-                Some((HaOrder::BePrimary { me: my_name }, plan.epoch, None, plan.cause.clone()))
+                Some((
+                    HaOrder::BePrimary { me: my_name },
+                    plan.epoch,
+                    None,
+                    plan.cause.clone(),
+                ))
             }
             _ => {
                 if primary {
@@ -1183,22 +1496,37 @@ impl Policy {
                             && if parent == *t {
                                 ps.is_primary() && ps.role_epoch == plan.epoch
                             } else {
-                                ps.role == Some(HaRole::Relay) && ps.parent == Some(*t) && ps.role_epoch == plan.epoch
+                                ps.role == Some(HaRole::Relay)
+                                    && ps.parent == Some(*t)
+                                    && ps.role_epoch == plan.epoch
                             }
                     }),
                 };
                 if !ready {
                     return None;
                 }
-                let attached = matches!(self.local.role, Some(HaRole::Secondary) | Some(HaRole::Relay))
-                    && self.local.parent == Some(parent)
+                let attached = matches!(
+                    self.local.role,
+                    Some(HaRole::Secondary) | Some(HaRole::Relay)
+                ) && self.local.parent == Some(parent)
                     && self.local.role_epoch == plan.epoch;
-                if !attached && self.reattach_block == Some((parent, plan.epoch)) && matches!(target, Target::Member(_)) {
+                if !attached
+                    && self.reattach_block == Some((parent, plan.epoch))
+                    && matches!(target, Target::Member(_))
+                {
                     return None;
                 }
                 if attached {
-                    if plan.relays.contains(&me) && self.local.role == Some(HaRole::Secondary) && self.local.initialized {
-                        return Some((HaOrder::BeRelay, plan.epoch, Some(parent), format!("relay for its site, under {}", self.name(parent))));
+                    if plan.relays.contains(&me)
+                        && self.local.role == Some(HaRole::Secondary)
+                        && self.local.initialized
+                    {
+                        return Some((
+                            HaOrder::BeRelay,
+                            plan.epoch,
+                            Some(parent),
+                            format!("relay for its site, under {}", self.name(parent)),
+                        ));
                     }
                     return None;
                 }
@@ -1211,10 +1539,21 @@ impl Policy {
                 };
                 let cause = match &target {
                     Target::Orphan(_) => format!("attach to {name}, whose coroha is gone"),
-                    Target::Member(t) if *t == parent => format!("attach to primary {name} (epoch {})", plan.epoch),
+                    Target::Member(t) if *t == parent => {
+                        format!("attach to primary {name} (epoch {})", plan.epoch)
+                    }
                     Target::Member(_) => format!("attach through relay {name}"),
                 };
-                Some((HaOrder::BeSecondary { me: my_name, primary: name, address }, plan.epoch, Some(parent), cause))
+                Some((
+                    HaOrder::BeSecondary {
+                        me: my_name,
+                        primary: name,
+                        address,
+                    },
+                    plan.epoch,
+                    Some(parent),
+                    cause,
+                ))
             }
         }
     }
@@ -1223,9 +1562,9 @@ impl Policy {
     fn maybe_primary(&self) -> bool {
         self.local.promoting.is_some()
             || match self.local.role {
-            Some(role) => role == HaRole::Primary,
-            None => !matches!(self.local.health, Health::Down | Health::Fenced),
-        }
+                Some(role) => role == HaRole::Primary,
+                None => !matches!(self.local.health, Health::Down | Health::Fenced),
+            }
     }
 
     /// Corosync counts the votes of nodes whose coroha is not running, but
@@ -1233,7 +1572,9 @@ impl Policy {
     /// So that every future election overlaps with the knowledge of every
     /// past one, the CPG group itself must hold a quorum of daemons.
     fn coroha_minority(&self) -> bool {
-        self.quorum.stable() && !self.view.members.is_empty() && (self.view.members.len() as u32) < self.quorum.needed
+        self.quorum.stable()
+            && !self.view.members.is_empty()
+            && (self.view.members.len() as u32) < self.quorum.needed
     }
 
     /// Rule 6: only a quorate primary sheds secondaries whose node left.
@@ -1241,28 +1582,38 @@ impl Policy {
         if !self.cfg.secondary_dead {
             return None;
         }
-        let gone = self
-            .local
-            .attached
-            .iter()
-            .copied()
-            .find(|n| !self.quorum.ring_members.contains(n) && !self.secondary_dead_sent.contains(n))?;
+        let gone = self.local.attached.iter().copied().find(|n| {
+            !self.quorum.ring_members.contains(n) && !self.secondary_dead_sent.contains(n)
+        })?;
         self.secondary_dead_sent.insert(gone);
         let node = self.name(gone);
-        Some((HaOrder::SecondaryDead { node: node.clone() }, 0, None, format!("{node} left the membership")))
+        Some((
+            HaOrder::SecondaryDead { node: node.clone() },
+            0,
+            None,
+            format!("{node} left the membership"),
+        ))
     }
 
     /// During an orderly stop: leave once the role is handed over.
     fn leaving_done(&mut self) -> bool {
-        let Some((true, at)) = self.leaving else { return false };
+        let Some((true, at)) = self.leaving else {
+            return false;
+        };
         if at == u64::MAX {
             return true;
         }
         let me = self.cfg.me;
         let announced_leaving = self.view.states.get(&me).is_some_and(|s| s.leaving);
-        let attached = matches!(self.local.role, Some(HaRole::Secondary) | Some(HaRole::Relay)) && self.local.initialized;
+        let attached = matches!(
+            self.local.role,
+            Some(HaRole::Secondary) | Some(HaRole::Relay)
+        ) && self.local.initialized;
         let nobody_else = self.local.role == Some(HaRole::Primary)
-            && self.plan.as_ref().is_some_and(|p| p.target.is_none() || p.target == Some(Target::Member(me)));
+            && self
+                .plan
+                .as_ref()
+                .is_some_and(|p| p.target.is_none() || p.target == Some(Target::Member(me)));
         let handed_over = announced_leaving && (attached || nobody_else);
         if handed_over {
             let text = if self.local.role == Some(HaRole::Primary) {

@@ -64,8 +64,15 @@ pub enum Fault {
     /// corosync SIGTERM then start, or SIGKILL then start after `after` ms.
     CorosyncRestart(Idx),
     CorosyncKill(Idx, u64),
-    Switchover { at: Idx, to: Option<Idx> },
-    Standby { at: Idx, node: Idx, on: bool },
+    Switchover {
+        at: Idx,
+        to: Option<Idx>,
+    },
+    Standby {
+        at: Idx,
+        node: Idx,
+        on: bool,
+    },
 }
 
 impl Fault {
@@ -76,27 +83,48 @@ impl Fault {
             Fault::Boot(i) => format!("FAULT node {} boots", n(i)),
             Fault::Partition(groups) => format!(
                 "FAULT network partition: {}",
-                groups.iter().map(|g| format!("[{}]", g.iter().map(n).collect::<Vec<_>>().join(" "))).collect::<Vec<_>>().join(" | ")
+                groups
+                    .iter()
+                    .map(|g| format!("[{}]", g.iter().map(n).collect::<Vec<_>>().join(" ")))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
             ),
             Fault::Heal => "FAULT network healed".into(),
             Fault::KillCoroha(i) => format!("FAULT coroha on {} killed (SIGKILL)", n(i)),
             Fault::StartCoroha(i) => format!("OPERATOR coroha on {} started", n(i)),
             Fault::StopCoroha(i) => format!("OPERATOR coroha on {} stopped (SIGTERM)", n(i)),
-            Fault::MaintenanceStop(i) => format!("OPERATOR coroha on {} stopped in maintenance mode", n(i)),
+            Fault::MaintenanceStop(i) => {
+                format!("OPERATOR coroha on {} stopped in maintenance mode", n(i))
+            }
             Fault::ConfdStop(i) => format!("FAULT NSO/ConfD on {} dies", n(i)),
             Fault::ConfdStart(i) => format!("OPERATOR NSO/ConfD on {} started", n(i)),
             Fault::ConfdHang(i) => format!("FAULT NSO/ConfD on {} hangs", n(i)),
             Fault::ConfdResume(i) => format!("FAULT NSO/ConfD on {} resumes", n(i)),
             Fault::ConfdRefuse(i, on) => {
-                format!("FAULT NSO/ConfD on {} {} orders", n(i), if *on { "refuses" } else { "accepts" })
+                format!(
+                    "FAULT NSO/ConfD on {} {} orders",
+                    n(i),
+                    if *on { "refuses" } else { "accepts" }
+                )
             }
             Fault::CorosyncRestart(i) => format!("OPERATOR corosync on {} restarted", n(i)),
-            Fault::CorosyncKill(i, after) => format!("FAULT corosync on {} killed, back after {after} ms", n(i)),
+            Fault::CorosyncKill(i, after) => {
+                format!("FAULT corosync on {} killed, back after {after} ms", n(i))
+            }
             Fault::Switchover { at, to } => {
-                format!("OPERATOR switchover to {} (asked on {})", to.as_ref().map_or("best other node".into(), n), n(at))
+                format!(
+                    "OPERATOR switchover to {} (asked on {})",
+                    to.as_ref().map_or("best other node".into(), n),
+                    n(at)
+                )
             }
             Fault::Standby { at, node, on } => {
-                format!("OPERATOR standby {} {} (asked on {})", if *on { "on" } else { "off" }, n(node), n(at))
+                format!(
+                    "OPERATOR standby {} {} (asked on {})",
+                    if *on { "on" } else { "off" },
+                    n(node),
+                    n(at)
+                )
             }
         }
     }
@@ -155,7 +183,9 @@ pub fn default_config(nodes: usize) -> Config {
          [hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n",
     );
     for i in 1..=nodes {
-        text.push_str(&format!("[[node]]\nname = \"n{i}\"\nid = {i}\naddress = \"10.0.0.{i}\"\n"));
+        text.push_str(&format!(
+            "[[node]]\nname = \"n{i}\"\nid = {i}\naddress = \"10.0.0.{i}\"\n"
+        ));
     }
     Config::parse(&text, "<default>").expect("the default config is valid")
 }
@@ -179,7 +209,15 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "VIOLATION {} at {} (seed {}, step {}): {}", self.invariant, secs(self.t), self.seed, self.step, self.text)?;
+        writeln!(
+            f,
+            "VIOLATION {} at {} (seed {}, step {}): {}",
+            self.invariant,
+            secs(self.t),
+            self.seed,
+            self.step,
+            self.text
+        )?;
         writeln!(f, "events that led to it:")?;
         for e in &self.trail {
             writeln!(f, "  {}", line(e))?;
@@ -208,16 +246,44 @@ enum Ev {
     Reconfigure,
     CorosyncReady(Idx),
     CorosyncStart(Idx),
-    Dispatch { node: Idx, pid: u32, ev: Box<Input> },
-    Sequence { sender: Member, data: Vec<u8> },
-    ProcLeave { member: Member, reason: Reason },
-    ProcJoin { member: Member },
-    Timer { node: Idx, pid: u32, gen: u64 },
-    OrderTimeout { node: Idx, pid: u32, id: u64 },
-    OrderApply { node: Idx, pid: u32, id: u64, order: HaOrder },
+    Dispatch {
+        node: Idx,
+        pid: u32,
+        ev: Box<Input>,
+    },
+    Sequence {
+        sender: Member,
+        data: Vec<u8>,
+    },
+    ProcLeave {
+        member: Member,
+        reason: Reason,
+    },
+    ProcJoin {
+        member: Member,
+    },
+    Timer {
+        node: Idx,
+        pid: u32,
+        gen: u64,
+    },
+    OrderTimeout {
+        node: Idx,
+        pid: u32,
+        id: u64,
+    },
+    OrderApply {
+        node: Idx,
+        pid: u32,
+        id: u64,
+        order: HaOrder,
+    },
     LinkCheck,
     Write,
-    FenceDone { node: Idx, pid: u32 },
+    FenceDone {
+        node: Idx,
+        pid: u32,
+    },
 }
 
 struct Coroha {
@@ -281,7 +347,12 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(opts: SimOptions) -> Sim {
-        let names: Vec<String> = opts.config.nodes.iter().map(|n| n.get_ref().name.clone()).collect();
+        let names: Vec<String> = opts
+            .config
+            .nodes
+            .iter()
+            .map(|n| n.get_ref().name.clone())
+            .collect();
         let n = names.len();
         let mut sim = Sim {
             rng: Rng::new(opts.seed),
@@ -304,7 +375,13 @@ impl Sim {
             coroha: (0..n).map(|_| None).collect(),
             disk: vec![Persisted::default(); n],
             next_pid: 1000,
-            confd: vec![Confd { running: false, ..Confd::new() }; n],
+            confd: vec![
+                Confd {
+                    running: false,
+                    ..Confd::new()
+                };
+                n
+            ],
             next_write: 1,
             acked: vec![],
             writes_acked: 0,
@@ -358,7 +435,11 @@ impl Sim {
 
     fn record(&mut self, node: Option<Idx>, text: String) {
         let node = node.map_or_else(|| "--".to_string(), |i| self.names[i].clone());
-        self.timeline.push(Entry { t: self.now, node, text });
+        self.timeline.push(Entry {
+            t: self.now,
+            node,
+            text,
+        });
     }
 
     fn violate(&mut self, invariant: &str, text: String) {
@@ -380,7 +461,9 @@ impl Sim {
     /// Run until `until` (ms) or the first violation.
     pub fn run_until(&mut self, until: u64) {
         while self.violation.is_none() {
-            let Some(Reverse((at, _, slot))) = self.queue.peek().copied() else { break };
+            let Some(Reverse((at, _, slot))) = self.queue.peek().copied() else {
+                break;
+            };
             if at > until {
                 break;
             }
@@ -390,7 +473,13 @@ impl Sim {
             if at == self.now {
                 self.same_instant += 1;
                 if self.same_instant > 50_000 {
-                    self.violate("livelock", format!("more than 50000 events at {} without time passing", secs(at)));
+                    self.violate(
+                        "livelock",
+                        format!(
+                            "more than 50000 events at {} without time passing",
+                            secs(at)
+                        ),
+                    );
                     break;
                 }
             } else {
@@ -458,7 +547,10 @@ impl Sim {
     /// In a quorate ring that is not in the middle of a membership change:
     /// a write acknowledged now is protected by invariant I2.
     fn stably_quorate(&self, i: Idx) -> bool {
-        self.ring_quorate(i) && !self.cs[i].ring.is_some_and(|r| self.frozen.get(&r).copied().unwrap_or(false))
+        self.ring_quorate(i)
+            && !self.cs[i]
+                .ring
+                .is_some_and(|r| self.frozen.get(&r).copied().unwrap_or(false))
     }
 
     /// Freeze the rings whose members can no longer all reach each other:
@@ -467,7 +559,9 @@ impl Sim {
         for i in 0..self.names.len() {
             if let Some(ring) = self.cs[i].ring {
                 let members = self.cs[i].ring_members.clone();
-                let broken = members.iter().any(|j| !(self.cs[*j].up && self.reachable(i, *j)));
+                let broken = members
+                    .iter()
+                    .any(|j| !(self.cs[*j].up && self.reachable(i, *j)));
                 if broken {
                     self.frozen.insert(ring, true);
                 }
@@ -501,7 +595,9 @@ impl Sim {
             Ev::ProcLeave { member, reason } => self.proc_change(member, Some(reason)),
             Ev::ProcJoin { member } => self.proc_change(member, None),
             Ev::Timer { node, pid, gen } => {
-                let current = self.coroha[node].as_ref().is_some_and(|c| c.pid == pid && c.timer_gen == gen);
+                let current = self.coroha[node]
+                    .as_ref()
+                    .is_some_and(|c| c.pid == pid && c.timer_gen == gen);
                 if current {
                     if let Some(c) = self.coroha[node].as_mut() {
                         c.timer = None;
@@ -510,12 +606,25 @@ impl Sim {
                 }
             }
             Ev::OrderTimeout { node, pid, id } => {
-                let waiting = self.coroha[node].as_ref().is_some_and(|c| c.pid == pid && c.pending_order == Some(id));
+                let waiting = self.coroha[node]
+                    .as_ref()
+                    .is_some_and(|c| c.pid == pid && c.pending_order == Some(id));
                 if waiting {
-                    self.step_policy(node, Input::HaReply { id, result: Err(HaFailure::Timeout) });
+                    self.step_policy(
+                        node,
+                        Input::HaReply {
+                            id,
+                            result: Err(HaFailure::Timeout),
+                        },
+                    );
                 }
             }
-            Ev::OrderApply { node, pid, id, order } => self.apply_order(node, pid, id, order),
+            Ev::OrderApply {
+                node,
+                pid,
+                id,
+                order,
+            } => self.apply_order(node, pid, id, order),
             Ev::LinkCheck => self.link_check(),
             Ev::Write => {
                 self.write();
@@ -563,7 +672,11 @@ impl Sim {
                 self.powered[i] = true;
                 let data = std::mem::take(&mut self.confd[i].data);
                 let history = std::mem::take(&mut self.confd[i].history);
-                self.confd[i] = Confd { data, history, ..Confd::new() };
+                self.confd[i] = Confd {
+                    data,
+                    history,
+                    ..Confd::new()
+                };
                 self.confd[i].set_role(self.now, HaRole::None);
                 // Peers' connections to the old process are reset on their
                 // next tick.
@@ -657,7 +770,10 @@ impl Sim {
         if self.coroha[i].is_some() {
             self.step_policy(i, Input::Operator(op));
         } else {
-            self.record(Some(i), "operator request ignored: coroha is not running".into());
+            self.record(
+                Some(i),
+                "operator request ignored: coroha is not running".into(),
+            );
         }
     }
 
@@ -667,24 +783,46 @@ impl Sim {
         if !self.powered[i] || self.cs[i].up {
             return;
         }
-        self.cs[i] = Corosync { up: true, ..Corosync::default() };
+        self.cs[i] = Corosync {
+            up: true,
+            ..Corosync::default()
+        };
         self.schedule(self.now + timing::LONE_RING, Ev::CorosyncReady(i));
     }
 
     fn corosync_stop(&mut self, i: Idx, graceful: bool) {
-        let member = self.coroha[i].as_ref().filter(|c| c.joined).map(|c| Member { node: Self::id(i), pid: c.pid });
+        let member = self.coroha[i]
+            .as_ref()
+            .filter(|c| c.joined)
+            .map(|c| Member {
+                node: Self::id(i),
+                pid: c.pid,
+            });
         let ring = self.cs[i].ring;
         self.cs[i] = Corosync::default();
         let pid = self.coroha[i].as_ref().map(|c| c.pid);
         if let Some(pid) = pid {
             let at = self.now + if graceful { 53 } else { 13 };
-            self.schedule(at, Ev::Dispatch { node: i, pid, ev: Box::new(Input::Cluster(ClusterEvent::Disconnected)) });
+            self.schedule(
+                at,
+                Ev::Dispatch {
+                    node: i,
+                    pid,
+                    ev: Box::new(Input::Cluster(ClusterEvent::Disconnected)),
+                },
+            );
         }
         if graceful {
             // corosync disconnects its clients first (ProcDown), then leaves
             // the ring: a totem change with no CPG confchg follows.
             if let (Some(m), Some(_)) = (member, ring) {
-                self.schedule(self.now + 55, Ev::ProcLeave { member: m, reason: Reason::ProcDown });
+                self.schedule(
+                    self.now + 55,
+                    Ev::ProcLeave {
+                        member: m,
+                        reason: Reason::ProcDown,
+                    },
+                );
             }
             self.schedule(self.now + 62, Ev::Reconfigure);
             self.schedule(self.now + 3 * self.opts.tick, Ev::LinkCheck);
@@ -695,7 +833,9 @@ impl Sim {
     }
 
     fn reconfigure(&mut self) {
-        let nodes: Vec<Idx> = (0..self.names.len()).filter(|i| self.cs[*i].up && self.cs[*i].ready).collect();
+        let nodes: Vec<Idx> = (0..self.names.len())
+            .filter(|i| self.cs[*i].up && self.cs[*i].ready)
+            .collect();
         self.reconfigure_nodes(&nodes);
     }
 
@@ -707,11 +847,17 @@ impl Sim {
             if done[i] {
                 continue;
             }
-            let comp: Vec<Idx> = self.component(i).into_iter().filter(|j| nodes.contains(j)).collect();
+            let comp: Vec<Idx> = self
+                .component(i)
+                .into_iter()
+                .filter(|j| nodes.contains(j))
+                .collect();
             for j in &comp {
                 done[*j] = true;
             }
-            let same = comp.iter().all(|j| self.cs[*j].ring.is_some() && self.cs[*j].ring_members == comp);
+            let same = comp
+                .iter()
+                .all(|j| self.cs[*j].ring.is_some() && self.cs[*j].ring_members == comp);
             if !same {
                 changed.push(comp);
             }
@@ -727,7 +873,10 @@ impl Sim {
         }
         self.ring_seq += 4;
         for comp in changed {
-            let ring = RingId { rep: Self::id(comp[0]), seq: self.ring_seq };
+            let ring = RingId {
+                rep: Self::id(comp[0]),
+                seq: self.ring_seq,
+            };
             if self.opts.wait_for_all && comp.len() >= self.expected_votes() {
                 for j in &comp {
                     self.cs[*j].wfa_ok = true;
@@ -752,32 +901,55 @@ impl Sim {
     fn group_members(&self, ring_members: &[Idx]) -> Vec<Member> {
         let mut members: Vec<Member> = ring_members
             .iter()
-            .filter_map(|j| self.coroha[*j].as_ref().filter(|c| c.joined).map(|c| Member { node: Self::id(*j), pid: c.pid }))
+            .filter_map(|j| {
+                self.coroha[*j]
+                    .as_ref()
+                    .filter(|c| c.joined)
+                    .map(|c| Member {
+                        node: Self::id(*j),
+                        pid: c.pid,
+                    })
+            })
             .collect();
         members.sort();
         members
     }
 
     fn vq_quorate(&self, j: Idx) -> bool {
-        self.quorate_votes(self.cs[j].ring_members.len()) && (!self.opts.wait_for_all || self.cs[j].wfa_ok)
+        self.quorate_votes(self.cs[j].ring_members.len())
+            && (!self.opts.wait_for_all || self.cs[j].wfa_ok)
     }
 
     /// The callbacks one node gets for a new ring, in corosync's order.
     fn ring_changed(&mut self, j: Idx, old_ring: &[Idx]) {
         self.i2_checked[j] = false;
         let Some(ring) = self.cs[j].ring else { return };
-        let ids: Vec<NodeId> = self.cs[j].ring_members.iter().map(|k| Self::id(*k)).collect();
+        let ids: Vec<NodeId> = self.cs[j]
+            .ring_members
+            .iter()
+            .map(|k| Self::id(*k))
+            .collect();
         let joined = self.coroha[j].as_ref().is_some_and(|c| c.joined);
         if joined {
             let new = self.group_members(&self.cs[j].ring_members.clone());
-            let old = self.coroha[j].as_ref().map(|c| c.cpg_view.clone()).unwrap_or_default();
+            let old = self.coroha[j]
+                .as_ref()
+                .map(|c| c.cpg_view.clone())
+                .unwrap_or_default();
             if new != old {
                 let left = old
                     .iter()
                     .filter(|m| !new.contains(m))
                     .map(|m| {
                         let gone_node = !ids.contains(&m.node);
-                        (*m, if gone_node { Reason::NodeDown } else { Reason::ProcDown })
+                        (
+                            *m,
+                            if gone_node {
+                                Reason::NodeDown
+                            } else {
+                                Reason::ProcDown
+                            },
+                        )
                     })
                     .collect();
                 let joined_list = new
@@ -785,12 +957,32 @@ impl Sim {
                     .filter(|m| !old.contains(m))
                     .map(|m| {
                         let new_node = !old_ring.contains(&(m.node as Idx - 1));
-                        (*m, if new_node { Reason::NodeUp } else { Reason::Join })
+                        (
+                            *m,
+                            if new_node {
+                                Reason::NodeUp
+                            } else {
+                                Reason::Join
+                            },
+                        )
                     })
                     .collect();
-                self.to_cpg(j, ClusterEvent::CpgConfChg { members: new.clone(), left, joined: joined_list });
+                self.to_cpg(
+                    j,
+                    ClusterEvent::CpgConfChg {
+                        members: new.clone(),
+                        left,
+                        joined: joined_list,
+                    },
+                );
             }
-            self.to_cpg(j, ClusterEvent::CpgTotem { ring, members: ids.clone() });
+            self.to_cpg(
+                j,
+                ClusterEvent::CpgTotem {
+                    ring,
+                    members: ids.clone(),
+                },
+            );
         }
         if self.coroha[j].as_ref().is_some_and(|c| c.session) {
             let quorate = self.vq_quorate(j);
@@ -801,7 +993,9 @@ impl Sim {
     }
 
     fn push_fd(&mut self, j: Idx, fd: Fd, ev: ClusterEvent) {
-        let Some(pid) = self.coroha[j].as_ref().map(|c| c.pid) else { return };
+        let Some(pid) = self.coroha[j].as_ref().map(|c| c.pid) else {
+            return;
+        };
         let jitter = match fd {
             Fd::Cpg => self.rng.range(0, 1),
             Fd::Vq => self.rng.range(0, 8),
@@ -814,7 +1008,14 @@ impl Sim {
                 c.cpg_view = members.clone();
             }
         }
-        self.schedule(at, Ev::Dispatch { node: j, pid, ev: Box::new(Input::Cluster(ev)) });
+        self.schedule(
+            at,
+            Ev::Dispatch {
+                node: j,
+                pid,
+                ev: Box::new(Input::Cluster(ev)),
+            },
+        );
     }
 
     fn to_cpg(&mut self, j: Idx, ev: ClusterEvent) {
@@ -833,14 +1034,26 @@ impl Sim {
             self.held.push((sender, data));
             return;
         }
-        let sender_joined = self.coroha[s].as_ref().is_some_and(|c| c.pid == sender.pid && c.joined);
-        if !sender_joined && !self.group_members(&self.cs[s].ring_members.clone()).is_empty() {
+        let sender_joined = self.coroha[s]
+            .as_ref()
+            .is_some_and(|c| c.pid == sender.pid && c.joined);
+        if !sender_joined
+            && !self
+                .group_members(&self.cs[s].ring_members.clone())
+                .is_empty()
+        {
             // A message already in totem is delivered even if its sender
             // died since; we keep it simple and deliver it as well.
         }
         for j in self.cs[s].ring_members.clone() {
             if self.coroha[j].as_ref().is_some_and(|c| c.joined) {
-                self.to_cpg(j, ClusterEvent::Deliver { sender, data: data.clone() });
+                self.to_cpg(
+                    j,
+                    ClusterEvent::Deliver {
+                        sender,
+                        data: data.clone(),
+                    },
+                );
             }
         }
     }
@@ -849,7 +1062,9 @@ impl Sim {
     fn proc_change(&mut self, member: Member, leave: Option<Reason>) {
         let i = member.node as Idx - 1;
         if leave.is_none() {
-            let ok = self.coroha[i].as_ref().is_some_and(|c| c.pid == member.pid && c.session);
+            let ok = self.coroha[i]
+                .as_ref()
+                .is_some_and(|c| c.pid == member.pid && c.session);
             if !ok || self.cs[i].ring.is_none() {
                 return;
             }
@@ -861,10 +1076,18 @@ impl Sim {
             self.cs[i].ring_members.clone()
         } else {
             // corosync on that node is gone: tell the ring it was in.
-            (0..self.names.len()).filter(|j| self.coroha[*j].as_ref().is_some_and(|c| c.cpg_view.contains(&member))).collect()
+            (0..self.names.len())
+                .filter(|j| {
+                    self.coroha[*j]
+                        .as_ref()
+                        .is_some_and(|c| c.cpg_view.contains(&member))
+                })
+                .collect()
         };
         for j in ring_members {
-            let Some(c) = self.coroha[j].as_ref().filter(|c| c.joined) else { continue };
+            let Some(c) = self.coroha[j].as_ref().filter(|c| c.joined) else {
+                continue;
+            };
             let mut members = c.cpg_view.clone();
             let (left, joined) = match leave {
                 Some(reason) => {
@@ -886,7 +1109,14 @@ impl Sim {
             if j == i && leave.is_none() {
                 members = self.group_members(&self.cs[i].ring_members.clone());
             }
-            self.to_cpg(j, ClusterEvent::CpgConfChg { members, left, joined });
+            self.to_cpg(
+                j,
+                ClusterEvent::CpgConfChg {
+                    members,
+                    left,
+                    joined,
+                },
+            );
         }
     }
 
@@ -922,15 +1152,24 @@ impl Sim {
 
     /// coroha connects to corosync: votequorum first, then the CPG join.
     fn start_session(&mut self, i: Idx) {
-        let Some(c) = self.coroha[i].as_mut() else { return };
+        let Some(c) = self.coroha[i].as_mut() else {
+            return;
+        };
         if c.session {
             return;
         }
         c.session = true;
-        let member = Member { node: Self::id(i), pid: c.pid };
+        let member = Member {
+            node: Self::id(i),
+            pid: c.pid,
+        };
         self.step_policy(i, Input::Cluster(ClusterEvent::Connected { local: member }));
         if let Some(ring) = self.cs[i].ring {
-            let ids = self.cs[i].ring_members.iter().map(|k| Self::id(*k)).collect();
+            let ids = self.cs[i]
+                .ring_members
+                .iter()
+                .map(|k| Self::id(*k))
+                .collect();
             let quorate = self.vq_quorate(i);
             let needed = self.votes_needed();
             self.to_vq(i, ClusterEvent::QuorumNodes { ring, members: ids });
@@ -940,15 +1179,22 @@ impl Sim {
     }
 
     fn kill_coroha(&mut self, i: Idx, reason: Reason, delay: u64) {
-        let Some(c) = self.coroha[i].take() else { return };
+        let Some(c) = self.coroha[i].take() else {
+            return;
+        };
         if c.joined {
-            let member = Member { node: Self::id(i), pid: c.pid };
+            let member = Member {
+                node: Self::id(i),
+                pid: c.pid,
+            };
             self.schedule(self.now + delay, Ev::ProcLeave { member, reason });
         }
     }
 
     fn deliver(&mut self, node: Idx, pid: u32, input: Input) {
-        let Some(c) = self.coroha[node].as_mut().filter(|c| c.pid == pid) else { return };
+        let Some(c) = self.coroha[node].as_mut().filter(|c| c.pid == pid) else {
+            return;
+        };
         match &input {
             Input::Cluster(ClusterEvent::Disconnected) => {
                 c.session = false;
@@ -968,7 +1214,9 @@ impl Sim {
 
     fn step_policy(&mut self, i: Idx, input: Input) {
         let now = self.now;
-        let Some(c) = self.coroha[i].as_mut() else { return };
+        let Some(c) = self.coroha[i].as_mut() else {
+            return;
+        };
         if let Input::HaReply { id, .. } = &input {
             if c.pending_order != Some(*id) {
                 return;
@@ -984,8 +1232,12 @@ impl Sim {
     }
 
     fn rearm_timer(&mut self, i: Idx) {
-        let Some(c) = self.coroha[i].as_mut() else { return };
-        let Some(at) = c.policy.next_deadline() else { return };
+        let Some(c) = self.coroha[i].as_mut() else {
+            return;
+        };
+        let Some(at) = c.policy.next_deadline() else {
+            return;
+        };
         let at = at.max(self.now);
         if c.timer.map(|(t, _)| t) == Some(at) {
             return;
@@ -1001,7 +1253,10 @@ impl Sim {
             Output::Multicast(data) => {
                 let joined = self.coroha[i].as_ref().is_some_and(|c| c.joined);
                 if joined {
-                    let sender = Member { node: Self::id(i), pid };
+                    let sender = Member {
+                        node: Self::id(i),
+                        pid,
+                    };
                     self.schedule(self.now + timing::MCAST, Ev::Sequence { sender, data });
                 }
             }
@@ -1023,7 +1278,10 @@ impl Sim {
             }
             Output::RoleChanged { from, to, cause } => {
                 if cause.trim().is_empty() {
-                    self.violate("I4", format!("{} changed role without a cause", self.names[i]));
+                    self.violate(
+                        "I4",
+                        format!("{} changed role without a cause", self.names[i]),
+                    );
                 }
                 let from = from.map_or("unknown", |r| r.name());
                 self.record(Some(i), format!("role {from} -> {} ({cause})", to.name()));
@@ -1048,12 +1306,26 @@ impl Sim {
             return;
         }
         if let Some(pid) = self.coroha[i].as_ref().map(|c| c.pid) {
-            self.schedule(self.now + 1, Ev::Dispatch { node: i, pid, ev: Box::new(Input::HaEvent(ev)) });
+            self.schedule(
+                self.now + 1,
+                Ev::Dispatch {
+                    node: i,
+                    pid,
+                    ev: Box::new(Input::HaEvent(ev)),
+                },
+            );
         }
     }
 
     fn reply(&mut self, i: Idx, pid: u32, id: u64, result: Result<HaReply, HaFailure>, delay: u64) {
-        self.schedule(self.now + delay, Ev::Dispatch { node: i, pid, ev: Box::new(Input::HaReply { id, result }) });
+        self.schedule(
+            self.now + delay,
+            Ev::Dispatch {
+                node: i,
+                pid,
+                ev: Box::new(Input::HaReply { id, result }),
+            },
+        );
     }
 
     fn submit_order(&mut self, i: Idx, pid: u32, id: u64, order: HaOrder) {
@@ -1072,15 +1344,25 @@ impl Sim {
             HaOrder::BePrimary { .. } => 10,
             HaOrder::BeNone | HaOrder::BeRelay => 5,
             HaOrder::SecondaryDead { .. } => 2,
-            HaOrder::BeSecondary { primary, .. } => match self.names.iter().position(|n| n == primary) {
-                Some(p) if self.confd[p].hung && self.reachable(i, p) => 10_000,
-                Some(p) if !self.reachable(i, p) => 1000,
-                _ => 60,
-            },
+            HaOrder::BeSecondary { primary, .. } => {
+                match self.names.iter().position(|n| n == primary) {
+                    Some(p) if self.confd[p].hung && self.reachable(i, p) => 10_000,
+                    Some(p) if !self.reachable(i, p) => 1000,
+                    _ => 60,
+                }
+            }
         };
         let at = self.now.max(c.busy_until) + latency;
         self.confd[i].busy_until = at;
-        self.schedule(at, Ev::OrderApply { node: i, pid, id, order });
+        self.schedule(
+            at,
+            Ev::OrderApply {
+                node: i,
+                pid,
+                id,
+                order,
+            },
+        );
     }
 
     fn set_confd_role(&mut self, i: Idx, role: HaRole) {
@@ -1108,9 +1390,13 @@ impl Sim {
         let result = match order {
             HaOrder::GetStatus => {
                 let c = &self.confd[i];
-                let mut nodes: Vec<String> = c.parent.iter().map(|p| self.names[*p].clone()).collect();
+                let mut nodes: Vec<String> =
+                    c.parent.iter().map(|p| self.names[*p].clone()).collect();
                 nodes.extend(c.children.iter().rev().map(|k| self.names[*k].clone()));
-                Ok(HaReply::Status { role: c.role, nodes })
+                Ok(HaReply::Status {
+                    role: c.role,
+                    nodes,
+                })
             }
             HaOrder::BePrimary { .. } => {
                 if self.confd[i].role != HaRole::Primary {
@@ -1152,12 +1438,16 @@ impl Sim {
         let Some(p) = self.names.iter().position(|n| n == primary) else {
             return Err(HaFailure::Error(code::HA_BADNAME));
         };
-        if self.confd[i].parent == Some(p) && matches!(self.confd[i].role, HaRole::Secondary | HaRole::Relay) {
+        if self.confd[i].parent == Some(p)
+            && matches!(self.confd[i].role, HaRole::Secondary | HaRole::Relay)
+        {
             return Ok(HaReply::Ok);
         }
         let failure = if p == i || !self.confd[p].running || !self.reachable(i, p) {
             Some(code::HA_CONNECT)
-        } else if self.confd[p].hung || !matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay) {
+        } else if self.confd[p].hung
+            || !matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay)
+        {
             Some(code::HA_CLOSED)
         } else {
             None
@@ -1245,7 +1535,9 @@ impl Sim {
     /// frozen are dropped after three tick timeouts.
     fn link_check(&mut self) {
         for k in 0..self.names.len() {
-            let Some(p) = self.confd[k].parent else { continue };
+            let Some(p) = self.confd[k].parent else {
+                continue;
+            };
             if !self.confd[p].children.contains(&k) {
                 // A rebooted primary no longer knows the connection: reset.
                 self.break_link(p, k, code::HA_CLOSED, true);
@@ -1288,7 +1580,9 @@ impl Sim {
             }
             let mut tree = vec![];
             self.descendants(p, &mut tree);
-            let blocked = tree.iter().any(|k| !self.confd[*k].serving() || !self.reachable(p, *k));
+            let blocked = tree
+                .iter()
+                .any(|k| !self.confd[*k].serving() || !self.reachable(p, *k));
             if blocked {
                 self.writes_failed += 1;
                 continue;
@@ -1316,11 +1610,22 @@ impl Sim {
             let ring = self.cs[i].ring;
             let primaries: Vec<Idx> = (0..n)
                 // A frozen server serves nobody; it counts again on resume.
-                .filter(|k| self.cs[*k].ring == ring && self.confd[*k].serving() && self.confd[*k].role == HaRole::Primary)
+                .filter(|k| {
+                    self.cs[*k].ring == ring
+                        && self.confd[*k].serving()
+                        && self.confd[*k].role == HaRole::Primary
+                })
                 .collect();
             if primaries.len() > 1 {
-                let list = primaries.iter().map(|k| self.names[*k].clone()).collect::<Vec<_>>().join(", ");
-                self.violate("I1", format!("two primaries in one quorate partition: {list}"));
+                let list = primaries
+                    .iter()
+                    .map(|k| self.names[*k].clone())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.violate(
+                    "I1",
+                    format!("two primaries in one quorate partition: {list}"),
+                );
                 return;
             }
         }
@@ -1341,13 +1646,19 @@ impl Sim {
         // can make it stop: a node whose coroha is not running (killed, or
         // stopped in maintenance mode) is unmanaged and exempt.
         for i in 0..n {
-            let primary = self.confd[i].running && self.confd[i].role == HaRole::Primary && self.coroha[i].is_some();
+            let primary = self.confd[i].running
+                && self.confd[i].role == HaRole::Primary
+                && self.coroha[i].is_some();
             if primary && !self.ring_quorate(i) {
                 let since = *self.nonquorate_primary_since[i].get_or_insert(self.now);
                 if self.now - since > self.opts.quorum_loss_bound {
                     self.violate(
                         "I1",
-                        format!("{} is still primary {} after losing quorum", self.names[i], secs(self.now - since)),
+                        format!(
+                            "{} is still primary {} after losing quorum",
+                            self.names[i],
+                            secs(self.now - since)
+                        ),
                     );
                     return;
                 }
@@ -1373,19 +1684,34 @@ impl Sim {
             for k in &comp {
                 seen[*k] = true;
             }
-            let managed = |s: &Sim, k: Idx| s.coroha[k].is_some() && s.confd[k].serving() && !s.confd[k].refusing;
+            let managed = |s: &Sim, k: Idx| {
+                s.coroha[k].is_some() && s.confd[k].serving() && !s.confd[k].refusing
+            };
             let eligible: Vec<Idx> = comp
                 .iter()
                 .copied()
                 .filter(|k| {
                     let node = self.opts.config.nodes[*k].get_ref();
-                    let standby = self.coroha[*k].as_ref().is_some_and(|c| c.policy.persisted().standby);
-                    managed(self, *k) && node.can_primary && !standby && self.confd[*k].has_all(&self.acked).is_ok()
+                    let standby = self.coroha[*k]
+                        .as_ref()
+                        .is_some_and(|c| c.policy.persisted().standby);
+                    managed(self, *k)
+                        && node.can_primary
+                        && !standby
+                        && self.confd[*k].has_all(&self.acked).is_ok()
                 })
                 .collect();
-            let primaries: Vec<Idx> =
-                comp.iter().copied().filter(|k| self.confd[*k].running && self.confd[*k].role == HaRole::Primary).collect();
-            let names = |v: &[Idx]| v.iter().map(|k| self.names[*k].clone()).collect::<Vec<_>>().join(", ");
+            let primaries: Vec<Idx> = comp
+                .iter()
+                .copied()
+                .filter(|k| self.confd[*k].running && self.confd[*k].role == HaRole::Primary)
+                .collect();
+            let names = |v: &[Idx]| {
+                v.iter()
+                    .map(|k| self.names[*k].clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             // Only a running coroha carries what the election knows: without
             // a quorum of daemons nobody may be promoted (policy rule).
             let daemons = comp.iter().filter(|k| self.coroha[**k].is_some()).count() as u32;
@@ -1406,9 +1732,17 @@ impl Sim {
             let p = primaries[0];
             let mut tree = vec![];
             self.descendants(p, &mut tree);
-            let strays: Vec<Idx> = comp.iter().copied().filter(|k| *k != p && managed(self, *k) && !tree.contains(k)).collect();
+            let strays: Vec<Idx> = comp
+                .iter()
+                .copied()
+                .filter(|k| *k != p && managed(self, *k) && !tree.contains(k))
+                .collect();
             if !strays.is_empty() {
-                let text = format!("{} not attached to primary {}", names(&strays), self.names[p]);
+                let text = format!(
+                    "{} not attached to primary {}",
+                    names(&strays),
+                    self.names[p]
+                );
                 self.violate("I3", text);
                 return;
             }
@@ -1417,7 +1751,9 @@ impl Sim {
 
     /// Who is primary now (serving NSO/ConfD), for expectations.
     pub fn primaries(&self) -> Vec<Idx> {
-        (0..self.names.len()).filter(|k| self.confd[*k].running && self.confd[*k].role == HaRole::Primary).collect()
+        (0..self.names.len())
+            .filter(|k| self.confd[*k].running && self.confd[*k].role == HaRole::Primary)
+            .collect()
     }
 
     pub fn secondaries_of(&self, p: Idx) -> Vec<Idx> {
@@ -1435,4 +1771,3 @@ impl Sim {
         self.coroha[i].as_ref().map(|c| &c.policy)
     }
 }
-

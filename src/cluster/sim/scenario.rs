@@ -130,7 +130,10 @@ impl Outcome {
         for f in &self.failed_expectations {
             s.push_str(&format!("EXPECTATION FAILED: {f}\n"));
         }
-        s.push_str(&format!("{} writes acknowledged, {} role changes\n", self.writes_acked, self.role_changes));
+        s.push_str(&format!(
+            "{} writes acknowledged, {} role changes\n",
+            self.writes_acked, self.role_changes
+        ));
         s
     }
 }
@@ -138,15 +141,26 @@ impl Outcome {
 impl Scenario {
     pub fn load(path: &std::path::Path) -> Result<Scenario, Vec<ConfigError>> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![ConfigError { file: file.clone(), line: 1, column: 1, message: format!("cannot read: {e}") }])?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError {
+                file: file.clone(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read: {e}"),
+            }]
+        })?;
         Scenario::parse(&text, &file)
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Scenario, Vec<ConfigError>> {
         toml::from_str(text).map_err(|e| {
             let (line, column) = crate::config::line_col(text, e.span().map_or(0, |s| s.start));
-            vec![ConfigError { file: file.to_string(), line, column, message: e.message().trim().to_string() }]
+            vec![ConfigError {
+                file: file.to_string(),
+                line,
+                column,
+                message: e.message().trim().to_string(),
+            }]
         })
     }
 
@@ -163,10 +177,15 @@ impl Scenario {
         {
             text.push_str("[hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n");
         }
-        text.push_str(&format!("[policy]\n{}", toml::to_string(&policy).map_err(|e| e.to_string())?));
+        text.push_str(&format!(
+            "[policy]\n{}",
+            toml::to_string(&policy).map_err(|e| e.to_string())?
+        ));
         for i in 1..=self.nodes {
             let name = format!("n{i}");
-            text.push_str(&format!("[[node]]\nname = \"{name}\"\nid = {i}\naddress = \"10.0.0.{i}\"\n"));
+            text.push_str(&format!(
+                "[[node]]\nname = \"{name}\"\nid = {i}\naddress = \"10.0.0.{i}\"\n"
+            ));
             for o in self.node_overrides.iter().filter(|o| o.name == name) {
                 if let Some(p) = o.priority {
                     text.push_str(&format!("priority = {p}\n"));
@@ -181,17 +200,30 @@ impl Scenario {
         }
         for o in &self.node_overrides {
             if !(1..=self.nodes).any(|i| format!("n{i}") == o.name) {
-                return Err(format!("[[node]] {:?}: the scenario has nodes n1..n{}", o.name, self.nodes));
+                return Err(format!(
+                    "[[node]] {:?}: the scenario has nodes n1..n{}",
+                    o.name, self.nodes
+                ));
             }
         }
-        Config::parse(&text, &format!("scenario {}", self.name))
-            .map_err(|errors| errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; "))
+        Config::parse(&text, &format!("scenario {}", self.name)).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
     fn faults(&self, names: &[String]) -> Result<Vec<(u64, Fault)>, String> {
         let idx = |name: &Option<String>, what: &str, action: &str| -> Result<usize, String> {
-            let name = name.as_ref().ok_or_else(|| format!("event {action}: needs {what}"))?;
-            names.iter().position(|n| n == name).ok_or_else(|| format!("event {action}: no node named {name:?}"))
+            let name = name
+                .as_ref()
+                .ok_or_else(|| format!("event {action}: needs {what}"))?;
+            names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| format!("event {action}: no node named {name:?}"))
         };
         let mut out = vec![];
         for e in &self.events {
@@ -223,9 +255,10 @@ impl Scenario {
                 "confd-refuse" => Fault::ConfdRefuse(idx(&e.node, "node", a)?, true),
                 "confd-accept" => Fault::ConfdRefuse(idx(&e.node, "node", a)?, false),
                 "corosync-restart" => Fault::CorosyncRestart(idx(&e.node, "node", a)?),
-                "corosync-kill" => {
-                    Fault::CorosyncKill(idx(&e.node, "node", a)?, e.after.map_or(6000, |d| d.as_ms()))
-                }
+                "corosync-kill" => Fault::CorosyncKill(
+                    idx(&e.node, "node", a)?,
+                    e.after.map_or(6000, |d| d.as_ms()),
+                ),
                 "switchover" => Fault::Switchover {
                     at: idx(&e.node, "node", a)?,
                     to: match &e.target {
@@ -258,7 +291,11 @@ impl Scenario {
             sim.add_fault(at, fault);
         }
         let end = self.duration.as_ms();
-        let mut checks: Vec<(u64, &Expect)> = self.expects.iter().map(|e| (e.at.map_or(end, |d| d.as_ms()), e)).collect();
+        let mut checks: Vec<(u64, &Expect)> = self
+            .expects
+            .iter()
+            .map(|e| (e.at.map_or(end, |d| d.as_ms()), e))
+            .collect();
         checks.sort_by_key(|(t, _)| *t);
         let mut failed = vec![];
         for (t, expect) in checks {
@@ -295,28 +332,47 @@ fn check_expect(sim: &Sim, e: &Expect, t: u64) -> Vec<String> {
     let primaries = sim.primaries();
     if let Some(p) = &e.primary {
         if name_of(&primaries) != vec![p.clone()] {
-            out.push(format!("at {at}: expected primary {p}, found {:?}", name_of(&primaries)));
+            out.push(format!(
+                "at {at}: expected primary {p}, found {:?}",
+                name_of(&primaries)
+            ));
         }
     }
     if e.no_primary && !primaries.is_empty() {
-        out.push(format!("at {at}: expected no primary, found {:?}", name_of(&primaries)));
+        out.push(format!(
+            "at {at}: expected no primary, found {:?}",
+            name_of(&primaries)
+        ));
     }
     if let Some(want) = &e.secondaries {
-        let got = primaries.first().map(|p| name_of(&sim.secondaries_of(*p))).unwrap_or_default();
+        let got = primaries
+            .first()
+            .map(|p| name_of(&sim.secondaries_of(*p)))
+            .unwrap_or_default();
         let mut want = want.clone();
         want.sort();
         if got != want {
-            out.push(format!("at {at}: expected secondaries {want:?}, found {got:?}"));
+            out.push(format!(
+                "at {at}: expected secondaries {want:?}, found {got:?}"
+            ));
         }
     }
     if let Some(max) = e.max_role_changes {
-        let n = sim.role_changes.iter().filter(|(when, _, _)| *when > 0).count();
+        let n = sim
+            .role_changes
+            .iter()
+            .filter(|(when, _, _)| *when > 0)
+            .count();
         if n > max {
             out.push(format!("at {at}: {n} role changes, expected at most {max}"));
         }
     }
     if let Some(max) = e.max_promotions {
-        let n = sim.role_changes.iter().filter(|(_, _, r)| *r == HaRole::Primary).count();
+        let n = sim
+            .role_changes
+            .iter()
+            .filter(|(_, _, r)| *r == HaRole::Primary)
+            .count();
         if n > max {
             out.push(format!("at {at}: {n} promotions, expected at most {max}"));
         }
@@ -329,7 +385,11 @@ fn check_expect(sim: &Sim, e: &Expect, t: u64) -> Vec<String> {
     if let (Some(node), Some(role)) = (&e.node, &e.role) {
         match names.iter().position(|n| n == node) {
             Some(i) => {
-                let actual = if sim.confd[i].running { sim.confd[i].role.name() } else { "stopped" };
+                let actual = if sim.confd[i].running {
+                    sim.confd[i].role.name()
+                } else {
+                    "stopped"
+                };
                 if actual != role {
                     out.push(format!("at {at}: expected {node} {role}, found {actual}"));
                 }
@@ -382,22 +442,52 @@ pub fn random_faults(seed: u64, nodes: usize) -> (Vec<(u64, Fault)>, u64) {
                 let mut a = vec![];
                 let mut b = vec![];
                 for k in 0..nodes {
-                    if rng.chance(50) { a.push(k) } else { b.push(k) }
+                    if rng.chance(50) {
+                        a.push(k)
+                    } else {
+                        b.push(k)
+                    }
                 }
                 faults.extend([(t, Fault::Partition(vec![a, b])), (back, Fault::Heal)]);
             }
             2 => faults.extend([(t, Fault::KillCoroha(i)), (back, Fault::StartCoroha(i))]),
             3 => faults.extend([(t, Fault::StopCoroha(i)), (back, Fault::StartCoroha(i))]),
-            4 => faults.extend([(t, Fault::MaintenanceStop(i)), (back, Fault::StartCoroha(i))]),
+            4 => faults.extend([
+                (t, Fault::MaintenanceStop(i)),
+                (back, Fault::StartCoroha(i)),
+            ]),
             5 => faults.extend([(t, Fault::ConfdStop(i)), (back, Fault::ConfdStart(i))]),
             6 => faults.extend([(t, Fault::ConfdHang(i)), (back, Fault::ConfdResume(i))]),
-            7 => faults.extend([(t, Fault::ConfdRefuse(i, true)), (back, Fault::ConfdRefuse(i, false))]),
+            7 => faults.extend([
+                (t, Fault::ConfdRefuse(i, true)),
+                (back, Fault::ConfdRefuse(i, false)),
+            ]),
             8 => faults.push((t, Fault::CorosyncRestart(i))),
             9 => faults.push((t, Fault::CorosyncKill(i, rng.range(500, 6000)))),
-            10 => faults.push((t, Fault::Switchover { at: i, to: rng.chance(50).then_some(j) })),
+            10 => faults.push((
+                t,
+                Fault::Switchover {
+                    at: i,
+                    to: rng.chance(50).then_some(j),
+                },
+            )),
             11 => faults.extend([
-                (t, Fault::Standby { at: i, node: j, on: true }),
-                (back, Fault::Standby { at: i, node: j, on: false }),
+                (
+                    t,
+                    Fault::Standby {
+                        at: i,
+                        node: j,
+                        on: true,
+                    },
+                ),
+                (
+                    back,
+                    Fault::Standby {
+                        at: i,
+                        node: j,
+                        on: false,
+                    },
+                ),
             ]),
             _ => {
                 // A flapping link: the node drops off and back three times.
