@@ -182,15 +182,18 @@ impl Envelope {
         struct VersionOnly {
             v: u8,
         }
-        let version: VersionOnly =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a coroha message: {e}"))?;
-        if version.v != PROTOCOL_VERSION {
-            return Err(format!(
-                "protocol version {} (this daemon speaks {PROTOCOL_VERSION})",
-                version.v
-            ));
+        match serde_json::from_slice::<Envelope>(bytes) {
+            Ok(e) if e.v == PROTOCOL_VERSION => Ok(e),
+            // Parse twice only on failure, to say what it was.
+            Ok(e) => Err(format!("protocol version {} (this daemon speaks {PROTOCOL_VERSION})", e.v)),
+            Err(full) => match serde_json::from_slice::<VersionOnly>(bytes) {
+                Err(e) => Err(format!("not a coroha message: {e}")),
+                Ok(v) if v.v != PROTOCOL_VERSION => {
+                    Err(format!("protocol version {} (this daemon speaks {PROTOCOL_VERSION})", v.v))
+                }
+                Ok(_) => Err(format!("malformed coroha message: {full}")),
+            },
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed coroha message: {e}"))
     }
 }
 

@@ -385,9 +385,12 @@ impl Policy {
         }
         self.claim_fresh();
         self.announce_if_changed();
+        let promoting = self.local.promoting;
         self.act(now);
         // Acting may have changed what we announce (an intent to promote).
-        self.announce_if_changed();
+        if self.local.promoting != promoting {
+            self.announce_if_changed();
+        }
         self.flush_persisted();
         std::mem::take(&mut self.out)
     }

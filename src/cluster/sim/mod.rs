@@ -1608,15 +1608,12 @@ impl Sim {
                 continue;
             }
             let ring = self.cs[i].ring;
-            let primaries: Vec<Idx> = (0..n)
-                // A frozen server serves nobody; it counts again on resume.
-                .filter(|k| {
-                    self.cs[*k].ring == ring
-                        && self.confd[*k].serving()
-                        && self.confd[*k].role == HaRole::Primary
-                })
-                .collect();
-            if primaries.len() > 1 {
+            // A frozen server serves nobody; it counts again on resume.
+            let serving_primary = |k: &Idx| {
+                self.cs[*k].ring == ring && self.confd[*k].serving() && self.confd[*k].role == HaRole::Primary
+            };
+            if (0..n).filter(serving_primary).nth(1).is_some() {
+                let primaries: Vec<Idx> = (0..n).filter(serving_primary).collect();
                 let list = primaries
                     .iter()
                     .map(|k| self.names[*k].clone())
