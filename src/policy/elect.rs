@@ -18,8 +18,9 @@ pub struct View {
     /// Latest announcement from each member in this view.
     pub states: BTreeMap<NodeId, NodeState>,
     pub released: BTreeSet<Hold>,
-    /// An operator asked for a switchover (to a node, or to the best other).
-    pub switchover: Option<Option<NodeId>>,
+    /// An operator asked for a switchover to this node (resolved when the
+    /// request was delivered); it holds until that node is primary.
+    pub switchover: Option<NodeId>,
     pub standby: BTreeMap<NodeId, bool>,
     /// Orphaned primaries shown to be gone.
     pub gone: BTreeSet<(NodeId, u64)>,
@@ -170,30 +171,10 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
     let mut wait = None;
     let (target, cause): (Option<NodeId>, String) = match current {
         Some((c, cs)) if cs.eligible() && !view.standby(c, cs) => {
-            let chosen = match view.switchover {
-                Some(to) => {
-                    let wanted = to.or_else(|| {
-                        states
-                            .iter()
-                            .filter(|(n, s)| **n != c && candidate(**n, s))
-                            .max_by_key(|(n, s)| rank(**n, s))
-                            .map(|(n, _)| *n)
-                    });
-                    match wanted {
-                        Some(t) if t != c && states.get(&t).is_some_and(|s| candidate(t, s)) => {
-                            Some((
-                                t,
-                                format!(
-                                    "operator switchover from {} to {}",
-                                    cs.name, states[&t].name
-                                ),
-                            ))
-                        }
-                        _ => None,
-                    }
-                }
-                None => None,
-            };
+            let chosen = view
+                .switchover
+                .filter(|t| *t != c && states.get(t).is_some_and(|s| candidate(*t, s)))
+                .map(|t| (t, format!("operator switchover from {} to {}", cs.name, states[&t].name)));
             chosen
                 .or_else(|| failback(view, params, c, cs, need, &mut wait))
                 .map_or_else(
@@ -209,8 +190,13 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             let vanished = states.values().filter_map(|s| s.vanished).max();
             let settling = states.values().all(|s| s.settling)
                 && (states.len() as u32) < states.values().map(|s| s.nodes).max().unwrap_or(0);
+            let switch_to = view.switchover.filter(|t| states.get(t).is_some_and(|s| candidate(*t, s)));
             match best {
                 None => (None, no_candidate_reason(view, need)),
+                Some(_) if switch_to.is_some() => {
+                    let t = switch_to.unwrap_or_default();
+                    (Some(t), format!("operator switchover to {}", states[&t].name))
+                }
                 Some(_) if current.is_none() && settling => (
                     None,
                     "waiting for the startup settle time: not every configured node has joined"
@@ -295,6 +281,17 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         relays,
         need,
     }
+}
+
+/// The best candidate other than `exclude`, for a switchover that names
+/// no target.
+pub fn best_other(view: &View, exclude: Option<NodeId>) -> Option<NodeId> {
+    let need = view.states.values().map(|s| s.fresh.max(s.known_fresh)).max().unwrap_or_default();
+    view.states
+        .iter()
+        .filter(|(n, s)| Some(**n) != exclude && s.eligible() && !view.standby(**n, s) && s.fresh >= need)
+        .max_by_key(|(n, s)| rank(**n, s))
+        .map(|(n, _)| *n)
 }
 
 /// Failback: a node of higher priority, in sync with the current primary,

@@ -473,6 +473,13 @@ impl Policy {
         left: Vec<(Member, Reason)>,
         joined: Vec<(Member, Reason)>,
     ) {
+        // A node that went down is out of the ring already; the totem
+        // callback that says so follows on the same fd.
+        for (m, reason) in &left {
+            if *reason == Reason::NodeDown {
+                self.quorum.ring_members.retain(|n| *n != m.node);
+            }
+        }
         for (m, reason) in &left {
             if self
                 .known_primary
@@ -659,12 +666,18 @@ impl Policy {
         let who = self.name(from);
         match request {
             Request::Switchover { to } => {
-                let target = to.map_or_else(|| "the best other node".to_string(), |t| self.name(t));
-                self.log(
-                    Level::Info,
-                    format!("switchover to {target} requested by {who}"),
-                );
-                self.view.switchover = Some(to);
+                // Resolve "the best other node" now, while the primary that
+                // is to be replaced is known, so everybody holds one target.
+                let current = self.plan.as_ref().and_then(|p| p.target.as_ref()).map(Target::node);
+                let target = to.or_else(|| elect::best_other(&self.view, current));
+                match target {
+                    Some(t) => {
+                        let text = format!("switchover to {} requested by {who}", self.name(t));
+                        self.log(Level::Info, text);
+                        self.view.switchover = Some(t);
+                    }
+                    None => self.log(Level::Warn, format!("switchover requested by {who}: no other node can take over")),
+                }
             }
             Request::Standby { node, on } => {
                 self.log(
@@ -908,7 +921,9 @@ impl Policy {
         // An orphaned primary (its coroha gone) may serve the others still.
         let orphan_serving = !self.view.is_member(parent)
             && self.plan.as_ref().is_some_and(|p| matches!(&p.target, Some(Target::Orphan(k)) if k.node == parent && k.epoch == epoch));
-        let serving = member_serving || orphan_serving;
+        // A primary that the plan replaces steps down on purpose: no loss.
+        let replaced = self.plan.as_ref().is_some_and(|p| p.target.as_ref().map(Target::node) != Some(parent));
+        let serving = (member_serving || orphan_serving) && !replaced;
         if serving && self.persisted.sync_loss == 0 {
             let fresh = self.persisted.fresh;
             let seen = self
@@ -1279,6 +1294,10 @@ impl Policy {
             return None;
         }
         let parent = self.cfg.node(self.local.parent?)?;
+        if !self.quorum.ring_members.contains(&parent.id) {
+            // Its node left: not an orphan, and its NSO/ConfD will drop us.
+            return None;
+        }
         Some(KnownPrimary {
             node: parent.id,
             epoch: self.local.role_epoch,
