@@ -12,6 +12,7 @@
 pub mod confd;
 pub mod rng;
 pub mod scenario;
+pub mod votequorum;
 
 use crate::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use crate::config::Config;
@@ -574,18 +575,17 @@ impl Sim {
         self.names.len()
     }
 
-    /// votequorum's `quorum`: votes needed, one vote per node.
-    fn votes_needed(&self) -> u32 {
-        let expected = self.expected_votes();
-        if self.opts.two_node && expected == 2 {
-            1
-        } else {
-            (expected / 2 + 1) as u32
+    fn votequorum(&self) -> votequorum::VoteQuorum {
+        votequorum::VoteQuorum {
+            two_node: self.opts.two_node,
+            wait_for_all: self.opts.wait_for_all.then_some(true),
+            ..votequorum::VoteQuorum::new(self.expected_votes() as u32)
         }
     }
 
-    fn quorate_votes(&self, votes: usize) -> bool {
-        votes as u32 >= self.votes_needed()
+    /// votequorum's `quorum`: votes needed, one vote per node.
+    fn votes_needed(&self) -> u32 {
+        self.votequorum().needed()
     }
 
     /// Partitions, for the invariants, are corosync memberships (rings).
@@ -940,7 +940,7 @@ impl Sim {
                 rep: Self::id(comp[0]),
                 seq: self.ring_seq,
             };
-            if self.opts.wait_for_all && comp.len() >= self.expected_votes() {
+            if self.votequorum().sees_all(comp.len() as u32) {
                 for j in &comp {
                     self.cs[*j].wfa_ok = true;
                 }
@@ -979,8 +979,7 @@ impl Sim {
     }
 
     fn vq_quorate(&self, j: Idx) -> bool {
-        self.quorate_votes(self.cs[j].ring_members.len())
-            && (!self.opts.wait_for_all || self.cs[j].wfa_ok)
+        self.votequorum().quorate(self.cs[j].ring_members.len() as u32, self.cs[j].wfa_ok)
     }
 
     /// The callbacks one node gets for a new ring, in corosync's order.
