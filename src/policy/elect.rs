@@ -247,14 +247,10 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         .map(|(n, _)| *n)
         .filter(|n| *n != t)
         .collect();
-    let ready_relay = |r: NodeId| {
-        states.get(&r).is_some_and(|rs| {
-            rs.health == super::message::Health::Ok
-                && matches!(rs.role, Some(HaRole::Secondary) | Some(HaRole::Relay))
-                && rs.parent == Some(t)
-                && rs.role_epoch == epoch
-                && rs.initialized
-        })
+    let relay_fit = |r: NodeId| {
+        states
+            .get(&r)
+            .is_some_and(|rs| rs.health == super::message::Health::Ok && rs.relay_via.is_none() && !rs.leaving)
     };
     let mut parent = BTreeMap::new();
     let mut relays = BTreeSet::new();
@@ -263,7 +259,9 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             continue;
         }
         let p = match s.relay_via {
-            Some(r) if r != t && r != *n && view.is_member(r) && ready_relay(r) => {
+            // A healthy relay is waited for rather than bypassed, so that a
+            // remote node is copied once, through its relay.
+            Some(r) if r != t && r != *n && view.is_member(r) && relay_fit(r) => {
                 relays.insert(r);
                 r
             }

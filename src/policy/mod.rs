@@ -254,6 +254,8 @@ pub struct Policy {
     started_at: Option<u64>,
     status_at: u64,
     retry_at: u64,
+    /// The order that failed last: it is not repeated before `retry_at`.
+    failed_order: Option<HaOrder>,
     hold_timer: Option<(Hold, u64)>,
     leaving: Option<(bool, u64)>,
     fence_running: bool,
@@ -297,6 +299,7 @@ impl Policy {
             started_at: None,
             status_at: 0,
             retry_at: 0,
+            failed_order: None,
             hold_timer: None,
             leaving: None,
             fence_running: false,
@@ -809,6 +812,7 @@ impl Policy {
                 if !matches!(p.order, HaOrder::GetStatus) {
                     self.local.failures = 0;
                     self.retry_at = 0;
+                    self.failed_order = None;
                 }
                 if self.local.health != Health::Fenced || matches!(p.order, HaOrder::GetStatus) {
                     self.set_health(Health::Ok, "answered");
@@ -1068,7 +1072,10 @@ impl Policy {
                 self.status_at = now;
             }
         }
-        self.retry_at = now + self.cfg.retry_interval;
+        if !matches!(p.order, HaOrder::GetStatus) {
+            self.retry_at = now + self.cfg.retry_interval;
+            self.failed_order = Some(p.order);
+        }
         self.status_at = self.status_at.min(now + self.cfg.status_interval);
     }
 
@@ -1370,7 +1377,11 @@ impl Policy {
         if self.pending.is_some() || self.fence_running {
             return;
         }
-        if let Some(order) = self.next_order(now) {
+        let next = self.next_order(now).filter(|(order, ..)| {
+            // Back off before repeating the order that just failed.
+            now >= self.retry_at || self.failed_order.as_ref() != Some(order)
+        });
+        if let Some(order) = next {
             let (order, epoch, parent, cause) = order;
             let before = self.announced_max_epoch();
             if let HaOrder::BePrimary { .. } = order {
@@ -1433,8 +1444,7 @@ impl Policy {
             }
             return None;
         }
-        if (gate && !self.quorum.stable()) || self.local.health != Health::Ok || now < self.retry_at
-        {
+        if (gate && !self.quorum.stable()) || self.local.health != Health::Ok {
             return None;
         }
         let plan = self.plan.clone()?;
