@@ -5,38 +5,77 @@
 use coroha::cluster::sim::scenario::{run_random, RandomRun};
 use coroha::cluster::sim::Sabotage;
 
-fn run(schedules: u64, nodes: usize, seed: u64, sabotage: Option<Sabotage>) -> coroha::cluster::sim::scenario::RandomReport {
-    run_random(&RandomRun { schedules, seed, nodes, sabotage, verbose: false })
+fn run(
+    schedules: u64,
+    nodes: usize,
+    seed: u64,
+    sabotage: Option<Sabotage>,
+) -> coroha::cluster::sim::scenario::RandomReport {
+    run_random(&RandomRun {
+        schedules,
+        seed,
+        nodes,
+        sabotage,
+        verbose: false,
+    })
 }
 
 #[test]
 fn random_schedules_on_three_nodes_keep_every_invariant() {
     let report = run(1500, 3, 1_000_000, None);
-    let first = report.violations.first().map(|v| v.to_string()).unwrap_or_default();
-    assert!(report.violations.is_empty(), "{} violations; first:\n{first}", report.violations.len());
+    let first = report
+        .violations
+        .first()
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    assert!(
+        report.violations.is_empty(),
+        "{} violations; first:\n{first}",
+        report.violations.len()
+    );
 }
 
 #[test]
 fn random_schedules_on_five_and_two_nodes_keep_every_invariant() {
     for nodes in [5, 2] {
         let report = run(400, nodes, 2_000_000, None);
-        let first = report.violations.first().map(|v| v.to_string()).unwrap_or_default();
-        assert!(report.violations.is_empty(), "{nodes} nodes: {} violations; first:\n{first}", report.violations.len());
+        let first = report
+            .violations
+            .first()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        assert!(
+            report.violations.is_empty(),
+            "{nodes} nodes: {} violations; first:\n{first}",
+            report.violations.len()
+        );
     }
 }
 
 #[test]
 fn skipping_the_quorum_check_is_caught() {
     let report = run(300, 3, 1, Some(Sabotage::SkipQuorumGate));
-    assert!(!report.violations.is_empty(), "no violation found with the quorum gate switched off");
-    assert!(report.violations.iter().any(|v| v.invariant == "I1"), "expected an I1 violation");
+    assert!(
+        !report.violations.is_empty(),
+        "no violation found with the quorum gate switched off"
+    );
+    assert!(
+        report.violations.iter().any(|v| v.invariant == "I1"),
+        "expected an I1 violation"
+    );
 }
 
 #[test]
 fn skipping_demote_before_promote_is_caught() {
     let report = run(300, 3, 1, Some(Sabotage::SkipDemoteFirst));
-    assert!(!report.violations.is_empty(), "no violation found with demote-before-promote switched off");
-    assert!(report.violations.iter().any(|v| v.invariant == "I1"), "expected an I1 violation");
+    assert!(
+        !report.violations.is_empty(),
+        "no violation found with demote-before-promote switched off"
+    );
+    assert!(
+        report.violations.iter().any(|v| v.invariant == "I1"),
+        "expected an I1 violation"
+    );
 }
 
 #[test]

@@ -20,13 +20,22 @@ fn scenario_files() -> Vec<PathBuf> {
 
 fn golden_text(path: &Path) -> (String, bool) {
     let scenario = Scenario::load(path).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-    let outcome = scenario.run(None, false).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (format!("{}\n{}", outcome.timeline_text(), outcome.summary()), outcome.passed())
+    let outcome = scenario
+        .run(None, false)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (
+        format!("{}\n{}", outcome.timeline_text(), outcome.summary()),
+        outcome.passed(),
+    )
 }
 
 #[test]
 fn corpus_has_at_least_forty_scenarios() {
-    assert!(scenario_files().len() >= 40, "only {} scenarios", scenario_files().len());
+    assert!(
+        scenario_files().len() >= 40,
+        "only {} scenarios",
+        scenario_files().len()
+    );
 }
 
 #[test]
@@ -37,7 +46,10 @@ fn every_scenario_passes_and_matches_its_golden_timeline() {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let (text, passed) = golden_text(&path);
         if !passed {
-            failures.push(format!("{name}: invariant or expectation failed:\n{}", text.lines().rev().take(6).collect::<Vec<_>>().join("\n")));
+            failures.push(format!(
+                "{name}: invariant or expectation failed:\n{}",
+                text.lines().rev().take(6).collect::<Vec<_>>().join("\n")
+            ));
         }
         let golden = path.with_extension("timeline");
         if update {
@@ -45,15 +57,23 @@ fn every_scenario_passes_and_matches_its_golden_timeline() {
             continue;
         }
         match std::fs::read_to_string(&golden) {
-            Err(_) => failures.push(format!("{name}: no golden timeline (run with UPDATE_GOLDEN=1)")),
+            Err(_) => failures.push(format!(
+                "{name}: no golden timeline (run with UPDATE_GOLDEN=1)"
+            )),
             Ok(want) if want != text => {
                 let (n, (w, g)) = want
                     .lines()
                     .zip(text.lines())
                     .enumerate()
                     .find(|(_, (w, g))| w != g)
-                    .unwrap_or((want.lines().count().min(text.lines().count()), ("<end>", "<end>")));
-                failures.push(format!("{name}: timeline differs at line {}:\n  golden: {w}\n  now:    {g}", n + 1));
+                    .unwrap_or((
+                        want.lines().count().min(text.lines().count()),
+                        ("<end>", "<end>"),
+                    ));
+                failures.push(format!(
+                    "{name}: timeline differs at line {}:\n  golden: {w}\n  now:    {g}",
+                    n + 1
+                ));
             }
             Ok(_) => {}
         }

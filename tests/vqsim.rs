@@ -42,28 +42,41 @@ fn cases() -> Vec<Case> {
             name: "expected_votes 5 with three nodes",
             nodes: 3,
             quorum: "    expected_votes: 5\n",
-            model: VoteQuorum { expected_votes: Some(5), ..VoteQuorum::new(3) },
+            model: VoteQuorum {
+                expected_votes: Some(5),
+                ..VoteQuorum::new(3)
+            },
             commands: &["split 1:3", "join 0 1"],
         },
         Case {
             name: "two_node (implies wait_for_all)",
             nodes: 2,
             quorum: "    two_node: 1\n",
-            model: VoteQuorum { two_node: true, ..VoteQuorum::new(2) },
+            model: VoteQuorum {
+                two_node: true,
+                ..VoteQuorum::new(2)
+            },
             commands: &["split 1:2", "join 0 1", "down 2", "up 1:2", "join 0 1"],
         },
         Case {
             name: "wait_for_all with three nodes",
             nodes: 3,
             quorum: "    wait_for_all: 1\n",
-            model: VoteQuorum { wait_for_all: Some(true), ..VoteQuorum::new(3) },
+            model: VoteQuorum {
+                wait_for_all: Some(true),
+                ..VoteQuorum::new(3)
+            },
             commands: &["down 2", "up 1:2", "down 3", "up 1:3", "join 0 1"],
         },
         Case {
             name: "two_node with wait_for_all switched off",
             nodes: 2,
             quorum: "    two_node: 1\n    wait_for_all: 0\n",
-            model: VoteQuorum { two_node: true, wait_for_all: Some(false), ..VoteQuorum::new(2) },
+            model: VoteQuorum {
+                two_node: true,
+                wait_for_all: Some(false),
+                ..VoteQuorum::new(2)
+            },
             commands: &["down 2", "up 1:2", "join 0 1"],
         },
     ]
@@ -92,7 +105,10 @@ impl ModelRun {
         spec.iter()
             .map(|g| {
                 let (p, nodes) = g.split_once(':').expect("P:N[,N]");
-                (p.parse().unwrap(), nodes.split(',').map(|n| n.parse().unwrap()).collect())
+                (
+                    p.parse().unwrap(),
+                    nodes.split(',').map(|n| n.parse().unwrap()).collect(),
+                )
             })
             .collect()
     }
@@ -161,16 +177,23 @@ impl ModelRun {
 fn corosync_conf(nodes: u32, quorum: &str) -> String {
     let mut text = String::from("totem {\n    version: 2\n    cluster_name: vq\n}\nnodelist {\n");
     for n in 1..=nodes {
-        text.push_str(&format!("    node {{\n        nodeid: {n}\n        ring0_addr: 10.213.9.{n}\n    }}\n"));
+        text.push_str(&format!(
+            "    node {{\n        nodeid: {n}\n        ring0_addr: 10.213.9.{n}\n    }}\n"
+        ));
     }
-    text.push_str(&format!("}}\nquorum {{\n    provider: corosync_votequorum\n{quorum}}}\n"));
+    text.push_str(&format!(
+        "}}\nquorum {{\n    provider: corosync_votequorum\n{quorum}}}\n"
+    ));
     text
 }
 
 /// Run vqsim with `commands`, each followed by `show`; return the quorate
 /// flag of every running node after each command.
 fn run_vqsim(conf: &Path, commands: &[&str]) -> Vec<BTreeMap<u32, bool>> {
-    let script = format!("mount --bind {} /etc/corosync/corosync.conf && exec corosync-vqsim", conf.display());
+    let script = format!(
+        "mount --bind {} /etc/corosync/corosync.conf && exec corosync-vqsim",
+        conf.display()
+    );
     let mut child = Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
         .stdin(Stdio::piped())
@@ -201,8 +224,12 @@ fn run_vqsim(conf: &Path, commands: &[&str]) -> Vec<BTreeMap<u32, bool>> {
         for line in lines {
             // "0:2: q=1 ring=[2.10] nodes=[2 1]"
             let mut parts = line.split_whitespace();
-            let (Some(id), Some(q)) = (parts.next(), parts.next()) else { continue };
-            let (Some(node), Some(q)) = (id.split(':').nth(1), q.strip_prefix("q=")) else { continue };
+            let (Some(id), Some(q)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Some(node), Some(q)) = (id.split(':').nth(1), q.strip_prefix("q=")) else {
+                continue;
+            };
             if let Ok(node) = node.parse::<u32>() {
                 state.insert(node, q == "1");
             }
@@ -222,7 +249,10 @@ fn vqsim_available() -> Result<(), String> {
     if !Path::new("/etc/corosync").is_dir() {
         return Err("/etc/corosync is missing: vqsim reads its config there".into());
     }
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     if uid.ok().as_deref() != Some("0") {
         return Err("needs root for a private mount namespace (unshare -m)".into());
     }
@@ -246,18 +276,32 @@ fn simulator_quorum_agrees_with_corosync_vqsim() {
         let conf = dir.join(format!("case{k}.conf"));
         std::fs::write(&conf, corosync_conf(case.nodes, case.quorum)).unwrap();
         let real = run_vqsim(&conf, case.commands);
-        assert_eq!(real.len(), case.commands.len(), "{}: vqsim printed {} states for {} commands", case.name, real.len(), case.commands.len());
+        assert_eq!(
+            real.len(),
+            case.commands.len(),
+            "{}: vqsim printed {} states for {} commands",
+            case.name,
+            real.len(),
+            case.commands.len()
+        );
         let mut model = ModelRun::new(case.model, case.nodes);
         for (command, real_state) in case.commands.iter().zip(real) {
             model.apply(command);
             let expected = model.quorate();
             checked += expected.len();
             if expected != real_state {
-                disagreements.push(format!("{} after `{command}`: simulator {expected:?}, vqsim {real_state:?}", case.name));
+                disagreements.push(format!(
+                    "{} after `{command}`: simulator {expected:?}, vqsim {real_state:?}",
+                    case.name
+                ));
             }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(checked > 40, "only {checked} node states compared");
-    assert!(disagreements.is_empty(), "disagreements:\n{}", disagreements.join("\n"));
+    assert!(
+        disagreements.is_empty(),
+        "disagreements:\n{}",
+        disagreements.join("\n")
+    );
 }

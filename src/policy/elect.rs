@@ -174,7 +174,15 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             let chosen = view
                 .switchover
                 .filter(|t| *t != c && states.get(t).is_some_and(|s| candidate(*t, s)))
-                .map(|t| (t, format!("operator switchover from {} to {}", cs.name, states[&t].name)));
+                .map(|t| {
+                    (
+                        t,
+                        format!(
+                            "operator switchover from {} to {}",
+                            cs.name, states[&t].name
+                        ),
+                    )
+                });
             chosen
                 .or_else(|| failback(view, params, c, cs, need, &mut wait))
                 .map_or_else(
@@ -190,12 +198,17 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             let vanished = states.values().filter_map(|s| s.vanished).max();
             let settling = states.values().all(|s| s.settling)
                 && (states.len() as u32) < states.values().map(|s| s.nodes).max().unwrap_or(0);
-            let switch_to = view.switchover.filter(|t| states.get(t).is_some_and(|s| candidate(*t, s)));
+            let switch_to = view
+                .switchover
+                .filter(|t| states.get(t).is_some_and(|s| candidate(*t, s)));
             match best {
                 None => (None, no_candidate_reason(view, need)),
                 Some(_) if switch_to.is_some() => {
                     let t = switch_to.unwrap_or_default();
-                    (Some(t), format!("operator switchover to {}", states[&t].name))
+                    (
+                        Some(t),
+                        format!("operator switchover to {}", states[&t].name),
+                    )
                 }
                 Some(_) if current.is_none() && settling => (
                     None,
@@ -248,9 +261,9 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         .filter(|n| *n != t)
         .collect();
     let relay_fit = |r: NodeId| {
-        states
-            .get(&r)
-            .is_some_and(|rs| rs.health == super::message::Health::Ok && rs.relay_via.is_none() && !rs.leaving)
+        states.get(&r).is_some_and(|rs| {
+            rs.health == super::message::Health::Ok && rs.relay_via.is_none() && !rs.leaving
+        })
     };
     let mut parent = BTreeMap::new();
     let mut relays = BTreeSet::new();
@@ -284,10 +297,17 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
 /// The best candidate other than `exclude`, for a switchover that names
 /// no target.
 pub fn best_other(view: &View, exclude: Option<NodeId>) -> Option<NodeId> {
-    let need = view.states.values().map(|s| s.fresh.max(s.known_fresh)).max().unwrap_or_default();
+    let need = view
+        .states
+        .values()
+        .map(|s| s.fresh.max(s.known_fresh))
+        .max()
+        .unwrap_or_default();
     view.states
         .iter()
-        .filter(|(n, s)| Some(**n) != exclude && s.eligible() && !view.standby(**n, s) && s.fresh >= need)
+        .filter(|(n, s)| {
+            Some(**n) != exclude && s.eligible() && !view.standby(**n, s) && s.fresh >= need
+        })
         .max_by_key(|(n, s)| rank(**n, s))
         .map(|(n, _)| *n)
 }

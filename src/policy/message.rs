@@ -185,12 +185,16 @@ impl Envelope {
         match serde_json::from_slice::<Envelope>(bytes) {
             Ok(e) if e.v == PROTOCOL_VERSION => Ok(e),
             // Parse twice only on failure, to say what it was.
-            Ok(e) => Err(format!("protocol version {} (this daemon speaks {PROTOCOL_VERSION})", e.v)),
+            Ok(e) => Err(format!(
+                "protocol version {} (this daemon speaks {PROTOCOL_VERSION})",
+                e.v
+            )),
             Err(full) => match serde_json::from_slice::<VersionOnly>(bytes) {
                 Err(e) => Err(format!("not a coroha message: {e}")),
-                Ok(v) if v.v != PROTOCOL_VERSION => {
-                    Err(format!("protocol version {} (this daemon speaks {PROTOCOL_VERSION})", v.v))
-                }
+                Ok(v) if v.v != PROTOCOL_VERSION => Err(format!(
+                    "protocol version {} (this daemon speaks {PROTOCOL_VERSION})",
+                    v.v
+                )),
                 Ok(_) => Err(format!("malformed coroha message: {full}")),
             },
         }

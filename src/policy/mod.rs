@@ -429,6 +429,11 @@ impl Policy {
                 );
             }
             ClusterEvent::Disconnected => {
+                let text = if self.quorum.connected {
+                    "corosync connection lost: not quorate until it is back"
+                } else {
+                    "corosync is not reachable: not quorate until it is"
+                };
                 self.quorum = Quorum {
                     lost_connection: true,
                     ..Quorum::default()
@@ -436,10 +441,7 @@ impl Policy {
                 self.view = View::default();
                 self.plan = None;
                 self.hold_timer = None;
-                self.log(
-                    Level::Warn,
-                    "corosync connection lost: not quorate until it is back",
-                );
+                self.log(Level::Warn, text);
             }
             ClusterEvent::CpgConfChg {
                 members,
@@ -671,7 +673,11 @@ impl Policy {
             Request::Switchover { to } => {
                 // Resolve "the best other node" now, while the primary that
                 // is to be replaced is known, so everybody holds one target.
-                let current = self.plan.as_ref().and_then(|p| p.target.as_ref()).map(Target::node);
+                let current = self
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.target.as_ref())
+                    .map(Target::node);
                 let target = to.or_else(|| elect::best_other(&self.view, current));
                 match target {
                     Some(t) => {
@@ -679,7 +685,10 @@ impl Policy {
                         self.log(Level::Info, text);
                         self.view.switchover = Some(t);
                     }
-                    None => self.log(Level::Warn, format!("switchover requested by {who}: no other node can take over")),
+                    None => self.log(
+                        Level::Warn,
+                        format!("switchover requested by {who}: no other node can take over"),
+                    ),
                 }
             }
             Request::Standby { node, on } => {
@@ -786,10 +795,10 @@ impl Policy {
 
     fn set_health(&mut self, health: Health, why: &str) {
         if self.local.health != health {
-            let level = if health == Health::Ok {
-                Level::Info
-            } else {
-                Level::Warn
+            let level = match (self.local.health, health) {
+                (Health::Starting, Health::Ok) => Level::Debug,
+                (_, Health::Ok) => Level::Info,
+                _ => Level::Warn,
             };
             self.log(
                 level,
@@ -926,7 +935,10 @@ impl Policy {
         let orphan_serving = !self.view.is_member(parent)
             && self.plan.as_ref().is_some_and(|p| matches!(&p.target, Some(Target::Orphan(k)) if k.node == parent && k.epoch == epoch));
         // A primary that the plan replaces steps down on purpose: no loss.
-        let replaced = self.plan.as_ref().is_some_and(|p| p.target.as_ref().map(Target::node) != Some(parent));
+        let replaced = self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.target.as_ref().map(Target::node) != Some(parent));
         let serving = (member_serving || orphan_serving) && !replaced;
         if serving && self.persisted.sync_loss == 0 {
             let fresh = self.persisted.fresh;
@@ -975,7 +987,12 @@ impl Policy {
                     role.name(),
                     self.persisted.role_epoch
                 );
-                self.log(Level::Info, text);
+                let level = if role == HaRole::None {
+                    Level::Debug
+                } else {
+                    Level::Info
+                };
+                self.log(level, text);
                 self.set_role(role, "adopted at start");
                 if role == HaRole::Primary {
                     self.local.attached = self.persisted.attached.iter().copied().collect();

@@ -454,7 +454,9 @@ impl Sim {
             return;
         }
         if self.opts.allowed.iter().any(|a| a == invariant) {
-            if self.timeline.last().map(|e| &e.text) != Some(&format!("ALLOWED {invariant}: {text}")) {
+            if self.timeline.last().map(|e| &e.text)
+                != Some(&format!("ALLOWED {invariant}: {text}"))
+            {
                 self.record(None, format!("ALLOWED {invariant}: {text}"));
             }
             return;
@@ -534,7 +536,11 @@ impl Sim {
             let (up, since) = self.link[a][b];
             let same_ring = self.cs[a].ring.is_some() && self.cs[a].ring == self.cs[b].ring;
             let age = self.now.saturating_sub(since);
-            let linked = if up { same_ring || age >= timing::DETECT_MERGE } else { same_ring && age < timing::DETECT_LOSS };
+            let linked = if up {
+                same_ring || age >= timing::DETECT_MERGE
+            } else {
+                same_ring && age < timing::DETECT_LOSS
+            };
             alive(b) && !isolated(a) && !isolated(b) && linked
         };
         // Membership is transitive: the closure of the pairwise relation.
@@ -920,11 +926,20 @@ impl Sim {
             // totem resumes and delivers what it held, once every member
             // is reachable again.
             let whole = |s: &Sim, r: &RingId| {
-                (0..s.names.len()).filter(|k| s.cs[*k].ring == Some(*r)).all(|a| {
-                    (0..s.names.len()).filter(|k| s.cs[*k].ring == Some(*r)).all(|b| s.reachable(a, b))
-                })
+                (0..s.names.len())
+                    .filter(|k| s.cs[*k].ring == Some(*r))
+                    .all(|a| {
+                        (0..s.names.len())
+                            .filter(|k| s.cs[*k].ring == Some(*r))
+                            .all(|b| s.reachable(a, b))
+                    })
             };
-            let healed: Vec<RingId> = self.frozen.keys().copied().filter(|r| whole(self, r)).collect();
+            let healed: Vec<RingId> = self
+                .frozen
+                .keys()
+                .copied()
+                .filter(|r| whole(self, r))
+                .collect();
             for r in healed {
                 self.frozen.remove(&r);
             }
@@ -979,7 +994,8 @@ impl Sim {
     }
 
     fn vq_quorate(&self, j: Idx) -> bool {
-        self.votequorum().quorate(self.cs[j].ring_members.len() as u32, self.cs[j].wfa_ok)
+        self.votequorum()
+            .quorate(self.cs[j].ring_members.len() as u32, self.cs[j].wfa_ok)
     }
 
     /// The callbacks one node gets for a new ring, in corosync's order.
@@ -1029,7 +1045,7 @@ impl Sim {
                         )
                     })
                     .collect();
-                self.to_cpg(
+                self.push_cpg(
                     j,
                     ClusterEvent::CpgConfChg {
                         members: new.clone(),
@@ -1038,7 +1054,7 @@ impl Sim {
                     },
                 );
             }
-            self.to_cpg(
+            self.push_cpg(
                 j,
                 ClusterEvent::CpgTotem {
                     ring,
@@ -1049,8 +1065,8 @@ impl Sim {
         if self.coroha[j].as_ref().is_some_and(|c| c.session) {
             let quorate = self.vq_quorate(j);
             let needed = self.votes_needed();
-            self.to_vq(j, ClusterEvent::QuorumNodes { ring, members: ids });
-            self.to_vq(j, ClusterEvent::Quorum { quorate, needed });
+            self.push_vq(j, ClusterEvent::QuorumNodes { ring, members: ids });
+            self.push_vq(j, ClusterEvent::Quorum { quorate, needed });
         }
     }
 
@@ -1080,11 +1096,11 @@ impl Sim {
         );
     }
 
-    fn to_cpg(&mut self, j: Idx, ev: ClusterEvent) {
+    fn push_cpg(&mut self, j: Idx, ev: ClusterEvent) {
         self.push_fd(j, Fd::Cpg, ev);
     }
 
-    fn to_vq(&mut self, j: Idx, ev: ClusterEvent) {
+    fn push_vq(&mut self, j: Idx, ev: ClusterEvent) {
         self.push_fd(j, Fd::Vq, ev);
     }
 
@@ -1109,7 +1125,7 @@ impl Sim {
         }
         for j in self.cs[s].ring_members.clone() {
             if self.coroha[j].as_ref().is_some_and(|c| c.joined) {
-                self.to_cpg(
+                self.push_cpg(
                     j,
                     ClusterEvent::Deliver {
                         sender,
@@ -1171,7 +1187,7 @@ impl Sim {
             if j == i && leave.is_none() {
                 members = self.group_members(&self.cs[i].ring_members.clone());
             }
-            self.to_cpg(
+            self.push_cpg(
                 j,
                 ClusterEvent::CpgConfChg {
                     members,
@@ -1234,8 +1250,8 @@ impl Sim {
                 .collect();
             let quorate = self.vq_quorate(i);
             let needed = self.votes_needed();
-            self.to_vq(i, ClusterEvent::QuorumNodes { ring, members: ids });
-            self.to_vq(i, ClusterEvent::Quorum { quorate, needed });
+            self.push_vq(i, ClusterEvent::QuorumNodes { ring, members: ids });
+            self.push_vq(i, ClusterEvent::Quorum { quorate, needed });
         }
         self.schedule(self.now + 1, Ev::ProcJoin { member });
     }
@@ -1672,7 +1688,9 @@ impl Sim {
             let ring = self.cs[i].ring;
             // A frozen server serves nobody; it counts again on resume.
             let serving_primary = |k: &Idx| {
-                self.cs[*k].ring == ring && self.confd[*k].serving() && self.confd[*k].role == HaRole::Primary
+                self.cs[*k].ring == ring
+                    && self.confd[*k].serving()
+                    && self.confd[*k].role == HaRole::Primary
             };
             if (0..n).filter(serving_primary).nth(1).is_some() {
                 let primaries: Vec<Idx> = (0..n).filter(serving_primary).collect();

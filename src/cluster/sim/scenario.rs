@@ -317,7 +317,12 @@ impl Scenario {
             if t == end && self.liveness {
                 sim.check_liveness();
             }
-            let first_event = self.events.iter().map(|e| e.at.as_ms()).min().unwrap_or(end);
+            let first_event = self
+                .events
+                .iter()
+                .map(|e| e.at.as_ms())
+                .min()
+                .unwrap_or(end);
             failed.extend(check_expect(&sim, expect, t, first_event));
         }
         sim.run_until(end);

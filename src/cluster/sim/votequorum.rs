@@ -16,7 +16,12 @@ pub struct VoteQuorum {
 
 impl VoteQuorum {
     pub fn new(nodes: u32) -> VoteQuorum {
-        VoteQuorum { nodes, expected_votes: None, two_node: false, wait_for_all: None }
+        VoteQuorum {
+            nodes,
+            expected_votes: None,
+            two_node: false,
+            wait_for_all: None,
+        }
     }
 
     pub fn expected(&self) -> u32 {
@@ -64,7 +69,10 @@ mod tests {
 
     #[test]
     fn two_node_needs_one_vote_and_waits_for_all() {
-        let q = VoteQuorum { two_node: true, ..VoteQuorum::new(2) };
+        let q = VoteQuorum {
+            two_node: true,
+            ..VoteQuorum::new(2)
+        };
         assert_eq!(q.needed(), 1);
         assert!(q.waits_for_all());
         assert!(!q.quorate(1, false));

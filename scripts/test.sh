@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up and run every test of coroha on Debian 12 (as root, for the
+# packages and for the corosync-vqsim test's private mount namespace).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests need.
+packages=(corosync-vqsim)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}"
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --release -- -D warnings
+cargo test --release --no-fail-fast
