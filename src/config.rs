@@ -428,6 +428,36 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Read a file for parsing; an unreadable file is an error at 1:1.
+pub fn read_located(path: &Path) -> Result<(String, String), Vec<ConfigError>> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, name)),
+        Err(e) => Err(vec![ConfigError {
+            file: name,
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+        }]),
+    }
+}
+
+/// Deserialize TOML, locating an error at its file:line:column.
+pub fn from_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, Vec<ConfigError>> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+        vec![ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }]
+    })
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -439,15 +469,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError {
-                file: name.clone(),
-                line: 1,
-                column: 1,
-                message: format!("cannot read: {e}"),
-            }]
-        })?;
+        let (text, name) = read_located(path)?;
         Config::parse(&text, &name)
     }
 
@@ -462,10 +484,7 @@ impl Config {
                 message,
             }
         };
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            vec![at(offset, e.message().trim().to_string())]
-        })?;
+        let config: Config = from_toml(text, file)?;
         let errors: Vec<ConfigError> = config
             .problems()
             .into_iter()

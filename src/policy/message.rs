@@ -96,6 +96,37 @@ pub struct NodeState {
 }
 
 impl NodeState {
+    /// A healthy node in NONE that knows nothing yet (tests build on it).
+    #[cfg(test)]
+    pub(crate) fn sample(id: NodeId) -> NodeState {
+        NodeState {
+            name: format!("n{id}"),
+            address: format!("10.0.0.{id}"),
+            role: Some(HaRole::None),
+            role_epoch: 0,
+            parent: None,
+            initialized: false,
+            promoting: None,
+            health: Health::Ok,
+            max_epoch: 0,
+            fresh: Fresh::default(),
+            sync_loss: 0,
+            known_fresh: Fresh::default(),
+            gen: 0,
+            attached: vec![],
+            priority: 100,
+            can_primary: true,
+            standby: false,
+            leaving: false,
+            settling: false,
+            relay_via: None,
+            known_primary: None,
+            vanished: None,
+            nodes: 3,
+            config_digest: 0,
+        }
+    }
+
     /// May this node become primary, data freshness aside?
     pub fn eligible(&self) -> bool {
         self.health == Health::Ok && self.can_primary && !self.standby && !self.leaving

@@ -147,28 +147,12 @@ impl Outcome {
 
 impl Scenario {
     pub fn load(path: &std::path::Path) -> Result<Scenario, Vec<ConfigError>> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![ConfigError {
-                file: file.clone(),
-                line: 1,
-                column: 1,
-                message: format!("cannot read: {e}"),
-            }]
-        })?;
+        let (text, file) = crate::config::read_located(path)?;
         Scenario::parse(&text, &file)
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Scenario, Vec<ConfigError>> {
-        toml::from_str(text).map_err(|e| {
-            let (line, column) = crate::config::line_col(text, e.span().map_or(0, |s| s.start));
-            vec![ConfigError {
-                file: file.to_string(),
-                line,
-                column,
-                message: e.message().trim().to_string(),
-            }]
-        })
+        crate::config::from_toml(text, file)
     }
 
     /// The cluster configuration the scenario runs with.
