@@ -20,6 +20,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}"
 fi
 
+# corosync-vqsim reads /etc/corosync/corosync.conf; the test mounts its own
+# directory over /etc/corosync in a private namespace, so only the (empty)
+# directory must exist. Debian's corosync package would create it too.
+if [ ! -d /etc/corosync ] && [ "$(id -u)" -eq 0 ]; then
+    mkdir -p /etc/corosync
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --release -- -D warnings
 cargo test --release --no-fail-fast

@@ -3,7 +3,8 @@
 //! on quorate / not quorate for every node after every event.
 //!
 //! Needs root (vqsim always reads /etc/corosync/corosync.conf, so each run
-//! bind-mounts its own file there inside a private mount namespace). Set
+//! bind-mounts its own directory over /etc/corosync inside a private mount
+//! namespace). Set
 //! COROHA_SKIP_VQSIM=1 to skip it explicitly; otherwise a missing vqsim is
 //! a failure, not a silent pass.
 
@@ -190,9 +191,11 @@ fn corosync_conf(nodes: u32, quorum: &str) -> String {
 /// Run vqsim with `commands`, each followed by `show`; return the quorate
 /// flag of every running node after each command.
 fn run_vqsim(conf: &Path, commands: &[&str]) -> Vec<BTreeMap<u32, bool>> {
+    // Our own directory over /etc/corosync, in a private mount namespace:
+    // the host's configuration is neither read nor touched.
     let script = format!(
-        "mount --bind {} /etc/corosync/corosync.conf && exec corosync-vqsim",
-        conf.display()
+        "mount --bind {} /etc/corosync && exec corosync-vqsim",
+        conf.parent().expect("config in a directory").display()
     );
     let mut child = Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
@@ -247,7 +250,7 @@ fn vqsim_available() -> Result<(), String> {
         return Err("corosync-vqsim not found: apt-get install corosync-vqsim (the README test command does)".into());
     }
     if !Path::new("/etc/corosync").is_dir() {
-        return Err("/etc/corosync is missing: vqsim reads its config there".into());
+        return Err("/etc/corosync is missing: vqsim reads its config there (scripts/test.sh creates the empty directory)".into());
     }
     let uid = Command::new("id")
         .arg("-u")
@@ -273,7 +276,9 @@ fn simulator_quorum_agrees_with_corosync_vqsim() {
     let mut checked = 0;
     let mut disagreements = vec![];
     for (k, case) in cases().iter().enumerate() {
-        let conf = dir.join(format!("case{k}.conf"));
+        let case_dir = dir.join(format!("case{k}"));
+        std::fs::create_dir_all(&case_dir).unwrap();
+        let conf = case_dir.join("corosync.conf");
         std::fs::write(&conf, corosync_conf(case.nodes, case.quorum)).unwrap();
         let real = run_vqsim(&conf, case.commands);
         assert_eq!(
