@@ -458,6 +458,31 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// Byte offset of `key` in `[table]` (or `[[table]]`), for errors found
+/// after parsing; the table header, or the start, when not written.
+fn key_offset(text: &str, table: &str, key: &str) -> usize {
+    let mut offset = 0;
+    let mut current = String::new();
+    let mut header = None;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if current == table && header.is_none() {
+                header = Some(offset);
+            }
+        } else if current == table {
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return offset + (line.len() - line.trim_start().len());
+                }
+            }
+        }
+        offset += line.len();
+    }
+    header.unwrap_or(0)
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -486,7 +511,7 @@ impl Config {
         };
         let config: Config = from_toml(text, file)?;
         let errors: Vec<ConfigError> = config
-            .problems()
+            .problems(text)
             .into_iter()
             .map(|(offset, message)| at(offset, message))
             .collect();
@@ -498,7 +523,8 @@ impl Config {
     }
 
     /// Semantic checks, each with the byte offset it refers to.
-    fn problems(&self) -> Vec<(usize, String)> {
+    fn problems(&self, text: &str) -> Vec<(usize, String)> {
+        let at = |table: &str, key: &str| key_offset(text, table, key);
         let mut out = Vec::new();
         if self.nodes.is_empty() {
             out.push((
@@ -581,37 +607,45 @@ impl Config {
         }
         if !self.nodes.is_empty() && !self.nodes.iter().any(|n| n.get_ref().can_primary) {
             out.push((
-                0,
+                key_offset(text, "node", "can_primary"),
                 "no node has can_primary = true: expected at least one possible primary".into(),
             ));
         }
         if let Some(me) = &self.cluster.node {
             if !by_name.contains_key(me.as_str()) {
                 out.push((
-                    0,
+                    at("cluster", "node"),
                     format!("[cluster] node = {me:?} is not one of the [[node]] names"),
                 ));
             }
         }
         if self.ha.token.is_some() && self.ha.token_file.is_some() {
             out.push((
-                0,
+                at("ha", "token_file"),
                 "[ha] has both token and token_file: expected one of them".into(),
             ));
         }
         if self.ha.timeout.as_ms() == 0 || self.ha.besecondary_timeout.as_ms() == 0 {
-            out.push((0, "[ha] timeouts must be greater than zero".into()));
+            let key = if self.ha.timeout.as_ms() == 0 {
+                "timeout"
+            } else {
+                "besecondary_timeout"
+            };
+            out.push((
+                at("ha", key),
+                format!("[ha] {key} must be greater than zero"),
+            ));
         }
         if self.policy.on_quorum_loss == QuorumLossAction::Fence && self.hooks.fence.is_empty() {
             out.push((
-                0,
+                at("policy", "on_quorum_loss"),
                 "[policy] on_quorum_loss = \"fence\" needs [hooks] fence = [\"command\", ...]"
                     .into(),
             ));
         }
         if self.policy.fence_hung_primary && self.hooks.fence.is_empty() {
             out.push((
-                0,
+                at("policy", "fence_hung_primary"),
                 "[policy] fence_hung_primary = true needs [hooks] fence".into(),
             ));
         }
@@ -720,6 +754,19 @@ address = "10.0.0.1"
         let text = format!("[policy]\non_quorum_loss = \"fence\"\n{MINIMAL}");
         let e = Config::parse(&text, "x.toml").unwrap_err();
         assert!(e[0].message.contains("needs [hooks] fence"), "{}", e[0]);
+        assert_eq!(
+            (e[0].line, e[0].column),
+            (2, 1),
+            "points at the key: {}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn token_and_token_file_together_point_at_token_file() {
+        let text = format!("[ha]\ntoken = \"a\"\n  token_file = \"/f\"\n{MINIMAL}");
+        let e = Config::parse(&text, "x.toml").unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (3, 3), "{}", e[0]);
     }
 
     #[test]
