@@ -2,6 +2,8 @@
 //! policy sees them. The wire client (handshake, framing, Erlang terms) and
 //! `fake-confd` build on these types.
 
+pub mod wire;
+
 use serde::{Deserialize, Serialize};
 
 /// HA state as `get_status` reports it (ConfD state codes 1..4).
