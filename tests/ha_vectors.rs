@@ -6,35 +6,9 @@
 //! refused.
 
 use coroha::ha::wire::{decode_term, Event, Hello, HelloReply, Order, Reply};
-use serde::Deserialize;
+mod common;
 
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    steps: Vec<Step>,
-}
-
-#[derive(Deserialize)]
-struct Step {
-    dir: String,
-    hex: String,
-    decoded: String,
-    conn: String,
-}
-
-fn cases() -> Vec<Case> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/confd-8.2.5-ha-vectors.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("vectors JSON")
-}
-
-fn bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
-}
+use common::{bytes, cases};
 
 /// A framed ETF payload (4-byte length, then 131 ...), if the step is one.
 fn etf_payload(b: &[u8]) -> Option<&[u8]> {

@@ -2,6 +2,7 @@
 //! policy sees them. The wire client (handshake, framing, Erlang terms) and
 //! `fake-confd` build on these types.
 
+pub mod client;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};

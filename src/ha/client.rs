@@ -1,0 +1,263 @@
+//! A client of one NSO/ConfD HA control socket (client type 17) over TCP or
+//! a unix socket: handshake with the protocol version negotiated (or
+//! pinned), the token, then one order at a time, each bounded by a timeout.
+//! A new HA connection replaces the previous one on the server once its
+//! token arrives, so a daemon keeps exactly one.
+
+use super::wire::{self, Deframer, Hello, HelloReply, Order, Reply, WireError, PROTOCOL_VERSIONS};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::time::timeout;
+
+/// Where the server's IPC listener is: `host:port` or `unix:/path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path".into());
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        match text.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Endpoint::Tcp(text.into()))
+            }
+            _ => Err(format!("{text:?}: expected host:port or unix:/path")),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => f.write_str(a),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub endpoint: Endpoint,
+    /// Sent raw, never logged.
+    pub token: Vec<u8>,
+    /// Pin LIB_PROTO_VSN; unset: try 82, then the version a reject names.
+    pub protocol: Option<u16>,
+    pub connect_timeout: Duration,
+    /// Every order but besecondary.
+    pub timeout: Duration,
+    pub besecondary_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub enum ClientError {
+    /// Nothing listens, or the connection could not be made in time.
+    Unreachable(String),
+    /// The server refused our protocol version; it speaks `server`.
+    WrongVersion { sent: u16, server: u16 },
+    /// The server refused the handshake for another reason (status byte).
+    Refused(u8),
+    /// The server closed the connection.
+    Closed,
+    /// No answer within the bound: the server may be hung.
+    Timeout,
+    /// It answered something that is not a reply.
+    Protocol(WireError),
+    /// `{error, Code}`.
+    Server(i32),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Unreachable(e) => write!(f, "unreachable: {e}"),
+            ClientError::WrongVersion { sent, server } => {
+                write!(
+                    f,
+                    "protocol version {sent} refused; the server speaks {server}"
+                )
+            }
+            ClientError::Refused(s) => write!(f, "handshake refused (status {s})"),
+            ClientError::Closed => write!(f, "connection closed by the server"),
+            ClientError::Timeout => write!(f, "no answer in time"),
+            ClientError::Protocol(e) => write!(f, "protocol error: {e}"),
+            ClientError::Server(c) => write!(f, "{} ({c})", super::code::name(*c)),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ClientError {
+    /// What the policy makes of it.
+    pub fn failure(&self) -> super::HaFailure {
+        match self {
+            ClientError::Timeout => super::HaFailure::Timeout,
+            ClientError::Server(c) => super::HaFailure::Error(*c),
+            _ => super::HaFailure::Unreachable,
+        }
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+pub struct HaClient {
+    stream: Box<dyn Stream>,
+    frames: Deframer,
+    opts: ClientOptions,
+    /// The LIB_PROTO_VSN the server accepted.
+    pub protocol: u16,
+}
+
+async fn open(endpoint: &Endpoint, bound: Duration) -> Result<Box<dyn Stream>, ClientError> {
+    let connect = async {
+        match endpoint {
+            Endpoint::Tcp(addr) => TcpStream::connect(addr).await.map(|s| {
+                let _ = s.set_nodelay(true);
+                Box::new(s) as Box<dyn Stream>
+            }),
+            Endpoint::Unix(path) => UnixStream::connect(path)
+                .await
+                .map(|s| Box::new(s) as Box<dyn Stream>),
+        }
+    };
+    match timeout(bound, connect).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(ClientError::Unreachable(format!("{endpoint}: {e}"))),
+        Err(_) => Err(ClientError::Unreachable(format!(
+            "{endpoint}: no connection within {bound:?}"
+        ))),
+    }
+}
+
+impl HaClient {
+    /// Connect, shake hands (negotiating the version unless pinned) and send
+    /// the token.
+    pub async fn connect(opts: ClientOptions) -> Result<HaClient, ClientError> {
+        let first = opts.protocol.unwrap_or(PROTOCOL_VERSIONS[0]);
+        match HaClient::connect_with(&opts, first).await {
+            Err(ClientError::WrongVersion { server, .. })
+                if opts.protocol.is_none() && server != first =>
+            {
+                // The reject names the server's own version: try that once.
+                HaClient::connect_with(&opts, server).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_with(opts: &ClientOptions, proto: u16) -> Result<HaClient, ClientError> {
+        let mut stream = open(&opts.endpoint, opts.connect_timeout).await?;
+        let hello = Hello::new(wire::CLIENT_HA, proto);
+        let mut reply = [0u8; 9];
+        let exchange = async {
+            stream.write_all(&hello.encode()).await?;
+            stream.read_exact(&mut reply).await.map(|_| ())
+        };
+        match timeout(opts.timeout, exchange).await {
+            Err(_) => return Err(ClientError::Timeout),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(ClientError::Closed)
+            }
+            Ok(Err(e)) => return Err(ClientError::Unreachable(e.to_string())),
+            Ok(Ok(())) => {}
+        }
+        let reply = HelloReply::decode(&reply).map_err(ClientError::Protocol)?;
+        match reply.status {
+            0 => {}
+            1 => {
+                return Err(ClientError::WrongVersion {
+                    sent: proto,
+                    server: reply.proto,
+                })
+            }
+            other => return Err(ClientError::Refused(other)),
+        }
+        let mut client = HaClient {
+            stream,
+            frames: Deframer::default(),
+            opts: opts.clone(),
+            protocol: proto,
+        };
+        // The server never answers the token.
+        let token = wire::frame(&opts.token);
+        client.write(&token, opts.timeout).await?;
+        Ok(client)
+    }
+
+    async fn write(&mut self, bytes: &[u8], bound: Duration) -> Result<(), ClientError> {
+        match timeout(bound, self.stream.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => Err(ClientError::Timeout),
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<Vec<u8>, ClientError> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(frame) = self.frames.next_frame().map_err(ClientError::Protocol)? {
+                return Ok(frame);
+            }
+            match self.stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return Err(ClientError::Closed),
+                Ok(n) => self.frames.push(&buf[..n]),
+            }
+        }
+    }
+
+    /// Send one order and wait for its reply (none for an asynchronous
+    /// besecondary: `Ok(None)`). `{error, Code}` becomes `Server(Code)`.
+    pub async fn call(&mut self, order: &Order) -> Result<Option<Reply>, ClientError> {
+        let bound = match order {
+            Order::BeSecondary { .. } => self.opts.besecondary_timeout,
+            _ => self.opts.timeout,
+        };
+        self.write(&order.encode(), bound).await?;
+        if !order.expects_reply() {
+            return Ok(None);
+        }
+        let frame = match timeout(bound, self.read_frame()).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ClientError::Timeout),
+        };
+        let term = wire::decode_term(&frame).map_err(ClientError::Protocol)?;
+        match Reply::from_term(&term).map_err(ClientError::Protocol)? {
+            Reply::Error(code) => Err(ClientError::Server(code)),
+            reply => Ok(Some(reply)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:4565"),
+            Ok(Endpoint::Tcp("127.0.0.1:4565".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("[::1]:4569"),
+            Ok(Endpoint::Tcp("[::1]:4569".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("unix:/tmp/nso/nso-ipc"),
+            Ok(Endpoint::Unix("/tmp/nso/nso-ipc".into()))
+        );
+        assert!(Endpoint::parse("localhost").is_err());
+        assert!(Endpoint::parse("unix:").is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! The ConfD 8.2.5 captures (tests/data/confd-8.2.5-ha-vectors.json, a copy
+//! of shared/confd-ha-wire/vectors.json), shared by the HA tests.
+#![allow(dead_code)]
+
+use serde::Deserialize;
+
+#[derive(Deserialize, Clone)]
+pub struct Case {
+    pub name: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Deserialize, Clone)]
+pub struct Step {
+    /// `c2s` or `s2c`.
+    pub dir: String,
+    /// The exact bytes; empty where that side closed.
+    pub hex: String,
+    pub decoded: String,
+    pub conn: String,
+}
+
+pub fn cases() -> Vec<Case> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/confd-8.2.5-ha-vectors.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("vectors JSON")
+}
+
+pub fn bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}

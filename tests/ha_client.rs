@@ -1,0 +1,330 @@
+//! The HA client against the recorded server side of the ConfD 8.2.5
+//! captures: a scripted peer replays each captured HA connection, checks
+//! every byte the client sends against the capture, and answers with the
+//! captured bytes; the client must return the captured replies, typed.
+
+use coroha::ha::client::{ClientError, ClientOptions, Endpoint, HaClient};
+use coroha::ha::wire::{decode_term, Order, Reply};
+mod common;
+
+use common::{bytes, cases, Step};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+
+/// Our handshake: HA, proto 82, LIB_VSN 0x08020500, sizes 0/0.
+const OUR_HELLO: &str = "110052080205000000";
+
+fn options(endpoint: Endpoint, token: Vec<u8>) -> ClientOptions {
+    ClientOptions {
+        endpoint,
+        token,
+        protocol: None,
+        connect_timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(2),
+        besecondary_timeout: Duration::from_secs(2),
+    }
+}
+
+/// One captured HA connection that our client could have made: it starts
+/// with our handshake, accepted, and sends only canonical orders.
+struct Conversation {
+    name: String,
+    steps: Vec<Step>,
+    token: Vec<u8>,
+    orders: Vec<Order>,
+}
+
+fn conversations() -> Vec<Conversation> {
+    let mut out = vec![];
+    for case in cases() {
+        let mut conns: Vec<String> = vec![];
+        for s in &case.steps {
+            if !conns.contains(&s.conn) {
+                conns.push(s.conn.clone());
+            }
+        }
+        for conn in conns {
+            let steps: Vec<Step> = case
+                .steps
+                .iter()
+                .filter(|s| s.conn == conn)
+                .cloned()
+                .collect();
+            if steps.len() < 4 || steps[0].hex != OUR_HELLO || !steps[1].hex.starts_with("00") {
+                continue;
+            }
+            let token_step = &steps[2];
+            if token_step.dir != "c2s" || !token_step.decoded.starts_with("token") {
+                continue;
+            }
+            let token = bytes(&token_step.hex)[4..].to_vec();
+            let mut orders = vec![];
+            let mut ok = true;
+            for s in steps.iter().skip(3).filter(|s| s.dir == "c2s") {
+                let b = bytes(&s.hex);
+                match b
+                    .get(4..)
+                    .and_then(|p| decode_term(p).ok())
+                    .and_then(|t| Order::from_term(&t).ok())
+                {
+                    Some(o) => orders.push(o),
+                    None => ok = false,
+                }
+            }
+            if ok && !orders.is_empty() {
+                out.push(Conversation {
+                    name: format!("{} / {conn}", case.name),
+                    steps,
+                    token,
+                    orders,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Play the server side of `steps` on one accepted connection; return the
+/// first difference between what the client sent and the capture.
+async fn play<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    steps: Vec<Step>,
+) -> Result<(), String> {
+    for (k, step) in steps.iter().enumerate() {
+        let want = bytes(&step.hex);
+        if step.dir == "c2s" {
+            let mut got = vec![0u8; want.len()];
+            match tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut got)).await {
+                Ok(Ok(_)) if got == want => {}
+                Ok(Ok(_)) => {
+                    return Err(format!(
+                        "step {k}: client sent {got:02x?}, capture has {want:02x?} ({})",
+                        step.decoded
+                    ))
+                }
+                _ => {
+                    return Err(format!(
+                        "step {k}: client did not send {} ({})",
+                        step.hex, step.decoded
+                    ))
+                }
+            }
+        } else if want.is_empty() {
+            return Ok(()); // the server closed here
+        } else {
+            s.write_all(&want).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// The replies the capture says the server gave, in order.
+fn captured_replies(steps: &[Step]) -> Vec<Result<Reply, i32>> {
+    steps
+        .iter()
+        .skip(2)
+        .filter(|s| s.dir == "s2c" && !s.hex.is_empty())
+        .filter_map(|s| {
+            decode_term(&bytes(&s.hex)[4..])
+                .ok()
+                .and_then(|t| Reply::from_term(&t).ok())
+        })
+        .map(|r| match r {
+            Reply::Error(c) => Err(c),
+            other => Ok(other),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_client_replays_every_captured_ha_conversation() {
+    let convs = conversations();
+    let n_convs = convs.len();
+    assert!(n_convs >= 15, "only {n_convs} conversations");
+    let mut orders_checked = 0;
+    for conv in convs {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let steps = conv.steps.clone();
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            play(s, steps).await
+        });
+        let mut client = HaClient::connect(options(Endpoint::Tcp(addr), conv.token.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", conv.name));
+        let mut expected = captured_replies(&conv.steps).into_iter();
+        for order in &conv.orders {
+            let got = client.call(order).await;
+            if !order.expects_reply() {
+                assert!(
+                    matches!(got, Ok(None)),
+                    "{}: {order:?} -> {got:?}",
+                    conv.name
+                );
+                continue;
+            }
+            match (expected.next(), got) {
+                (Some(Ok(want)), Ok(Some(reply))) => {
+                    assert_eq!(reply, want, "{}: {order:?}", conv.name)
+                }
+                (Some(Err(code)), Err(ClientError::Server(c))) => {
+                    assert_eq!(c, code, "{}: {order:?}", conv.name)
+                }
+                (None, Err(ClientError::Closed | ClientError::Timeout)) => {}
+                (want, got) => panic!(
+                    "{}: {order:?}: captured {want:?}, client returned {got:?}",
+                    conv.name
+                ),
+            }
+            orders_checked += 1;
+        }
+        drop(client);
+        server
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{}: {e}", conv.name));
+    }
+    eprintln!("replayed {n_convs} conversations, {orders_checked} orders with replies");
+    assert!(orders_checked > 40, "only {orders_checked} orders checked");
+}
+
+#[tokio::test]
+async fn a_rejected_version_is_retried_once_with_the_servers_own() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        // First connection: refuse 82 and name 81 (the captured reject form).
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut hello = [0u8; 9];
+        s.read_exact(&mut hello).await.unwrap();
+        assert_eq!(hello, bytes(OUR_HELLO).as_slice());
+        s.write_all(&bytes("010051080205000c04")).await.unwrap();
+        drop(s);
+        // Second: proto 81 accepted.
+        let (mut s, _) = listener.accept().await.unwrap();
+        s.read_exact(&mut hello).await.unwrap();
+        assert_eq!(&hello[..3], &[0x11, 0x00, 0x51]);
+        s.write_all(&bytes("000051080205000c04")).await.unwrap();
+        let mut token = [0u8; 9];
+        s.read_exact(&mut token).await.unwrap();
+        assert_eq!(token, bytes("0000000570726f6265").as_slice());
+    });
+    let client = HaClient::connect(options(Endpoint::Tcp(addr), b"probe".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(client.protocol, 81);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pinned_version_is_not_renegotiated() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut hello = [0u8; 9];
+        s.read_exact(&mut hello).await.unwrap();
+        s.write_all(&bytes("010052080205000c04")).await.unwrap();
+    });
+    let mut opts = options(Endpoint::Tcp(addr), vec![]);
+    opts.protocol = Some(87);
+    let err = HaClient::connect(opts).await.err().expect("refused");
+    assert!(
+        matches!(
+            err,
+            ClientError::WrongVersion {
+                sent: 87,
+                server: 82
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unix_socket_transport() {
+    let dir = std::env::temp_dir().join(format!("coroha-ha-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nso-ipc");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).unwrap();
+    let steps = vec![
+        Step {
+            dir: "c2s".into(),
+            hex: OUR_HELLO.into(),
+            decoded: "hello".into(),
+            conn: "u".into(),
+        },
+        Step {
+            dir: "s2c".into(),
+            hex: "000052080205000c04".into(),
+            decoded: "accepted".into(),
+            conn: "u".into(),
+        },
+        Step {
+            dir: "c2s".into(),
+            hex: "0000000570726f6265".into(),
+            decoded: "token".into(),
+            conn: "u".into(),
+        },
+        Step {
+            dir: "c2s".into(),
+            hex: "000000058368016104".into(),
+            decoded: "{4}".into(),
+            conn: "u".into(),
+        },
+        Step {
+            dir: "s2c".into(),
+            hex: "0000000683680261016a".into(),
+            decoded: "{1,[]}".into(),
+            conn: "u".into(),
+        },
+    ];
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        play(s, steps).await
+    });
+    let mut client = HaClient::connect(options(Endpoint::Unix(path), b"probe".to_vec()))
+        .await
+        .unwrap();
+    let reply = client.call(&Order::GetStatus).await.unwrap().unwrap();
+    assert_eq!(
+        reply,
+        Reply::Status {
+            state: 1,
+            nodes: vec![]
+        }
+    );
+    server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_and_a_missing_one_is_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hold = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(s);
+    });
+    let mut opts = options(Endpoint::Tcp(addr.clone()), vec![]);
+    opts.timeout = Duration::from_millis(200);
+    let err = HaClient::connect(opts).await.err().unwrap();
+    assert!(matches!(err, ClientError::Timeout), "{err}");
+    hold.abort();
+    // Nothing listens on a port that was just released.
+    let free = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let err = HaClient::connect(options(Endpoint::Tcp(free), vec![]))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ClientError::Unreachable(_)), "{err}");
+}
