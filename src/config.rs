@@ -1,6 +1,7 @@
 //! The TOML configuration: schema, safe defaults, and validation whose every
 //! error names file:line:column and what was expected.
 
+use crate::ha::client::Endpoint;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -149,6 +150,14 @@ pub struct HaConfig {
     pub token: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// IPC access check (`confdIpcAccessCheck`): "md5" (as libconfd) or
+    /// "sha256"; needs `access_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_check: Option<crate::ha::wire::AccessCheck>,
+    /// The access file; its raw bytes, trailing newline included, are the
+    /// secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_secret_file: Option<PathBuf>,
     /// Library protocol version; unset means negotiate (try 82, then the
     /// version the server's reject reply names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +199,8 @@ impl Default for HaConfig {
             ipc: default_ipc(),
             token: None,
             token_file: None,
+            access_check: None,
+            access_secret_file: None,
             protocol: None,
             connect_timeout: default_connect_timeout(),
             timeout: default_timeout(),
@@ -625,6 +636,20 @@ impl Config {
                 "[ha] has both token and token_file: expected one of them".into(),
             ));
         }
+        if self.ha.access_check.is_some() != self.ha.access_secret_file.is_some() {
+            let key = if self.ha.access_check.is_some() {
+                "access_check"
+            } else {
+                "access_secret_file"
+            };
+            out.push((
+                at("ha", key),
+                "[ha] access_check and access_secret_file go together".into(),
+            ));
+        }
+        if let Err(e) = Endpoint::parse(&self.ha.ipc) {
+            out.push((at("ha", "ipc"), format!("[ha] ipc: {e}")));
+        }
         if self.ha.timeout.as_ms() == 0 || self.ha.besecondary_timeout.as_ms() == 0 {
             let key = if self.ha.timeout.as_ms() == 0 {
                 "timeout"
@@ -786,6 +811,25 @@ address = "10.0.0.1"
         )
         .unwrap_err();
         assert!(e[0].message.contains("expected \"never\""));
+    }
+
+    #[test]
+    fn access_check_needs_its_secret_file_and_ipc_is_checked() {
+        let text = format!("[ha]\naccess_check = \"sha256\"\nipc = \"localhost\"\n{MINIMAL}");
+        let e = Config::parse(&text, "x.toml").unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].message.contains("go together") && e[0].line == 2,
+            "{}",
+            e[0]
+        );
+        assert!(
+            e[1].message.contains("expected host:port or unix:/path") && e[1].line == 3,
+            "{}",
+            e[1]
+        );
+        let ok = format!("[ha]\nipc = \"unix:/tmp/nso/nso-ipc\"\naccess_check = \"md5\"\naccess_secret_file = \"/etc/ipc\"\n{MINIMAL}");
+        assert!(Config::parse(&ok, "x.toml").is_ok());
     }
 
     #[test]

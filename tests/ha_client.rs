@@ -4,7 +4,7 @@
 //! captured bytes; the client must return the captured replies, typed.
 
 use coroha::ha::client::{ClientError, ClientOptions, Endpoint, HaClient};
-use coroha::ha::wire::{decode_term, Order, Reply};
+use coroha::ha::wire::{decode_term, AccessCheck, Order, Reply};
 mod common;
 
 use common::{bytes, cases, Step};
@@ -23,6 +23,7 @@ fn options(endpoint: Endpoint, token: Vec<u8>) -> ClientOptions {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(2),
         besecondary_timeout: Duration::from_secs(2),
+        access: None,
     }
 }
 
@@ -33,6 +34,7 @@ struct Conversation {
     steps: Vec<Step>,
     token: Vec<u8>,
     orders: Vec<Order>,
+    access: Option<(AccessCheck, Vec<u8>)>,
 }
 
 fn conversations() -> Vec<Conversation> {
@@ -51,17 +53,37 @@ fn conversations() -> Vec<Conversation> {
                 .filter(|s| s.conn == conn)
                 .cloned()
                 .collect();
-            if steps.len() < 4 || steps[0].hex != OUR_HELLO || !steps[1].hex.starts_with("00") {
+            // Our handshake, possibly asking for the access check (the
+            // captures' secret is "s3cr3t\n").
+            let access = match steps.first().map(|s| &s.hex[..2.min(s.hex.len())]) {
+                Some("11") => None,
+                Some("91") => Some((AccessCheck::Md5, b"s3cr3t\n".to_vec())),
+                Some("d1") => Some((AccessCheck::Sha256, b"s3cr3t\n".to_vec())),
+                _ => continue,
+            };
+            if steps.len() < 4 || steps[0].hex[2..] != OUR_HELLO[2..] {
                 continue;
             }
-            let token_step = &steps[2];
+            // After the access-check exchange: 0x0b, challenge, response, result.
+            let skip = if access.is_some() { 4 } else { 0 };
+            if steps.len() < 4 + skip
+                || !steps[1 + skip].hex.starts_with("00")
+                || steps[1 + skip].hex.len() != 18
+            {
+                continue;
+            }
+            let token_step = &steps[2 + skip];
             if token_step.dir != "c2s" || !token_step.decoded.starts_with("token") {
                 continue;
             }
             let token = bytes(&token_step.hex)[4..].to_vec();
             let mut orders = vec![];
             let mut ok = true;
-            for s in steps.iter().skip(3).filter(|s| s.dir == "c2s") {
+            for s in steps
+                .iter()
+                .skip(3 + skip)
+                .filter(|s| s.dir == "c2s" && !s.hex.is_empty())
+            {
                 let b = bytes(&s.hex);
                 match b
                     .get(4..)
@@ -78,6 +100,7 @@ fn conversations() -> Vec<Conversation> {
                     steps,
                     token,
                     orders,
+                    access,
                 });
             }
         }
@@ -126,8 +149,10 @@ fn captured_replies(steps: &[Step]) -> Vec<Result<Reply, i32>> {
         .skip(2)
         .filter(|s| s.dir == "s2c" && !s.hex.is_empty())
         .filter_map(|s| {
-            decode_term(&bytes(&s.hex)[4..])
-                .ok()
+            // Framed terms only (not the access-check bytes).
+            let b = bytes(&s.hex);
+            b.get(4..)
+                .and_then(|p| decode_term(p).ok())
                 .and_then(|t| Reply::from_term(&t).ok())
         })
         .map(|r| match r {
@@ -141,6 +166,11 @@ fn captured_replies(steps: &[Step]) -> Vec<Result<Reply, i32>> {
 async fn the_client_replays_every_captured_ha_conversation() {
     let convs = conversations();
     let n_convs = convs.len();
+    let with_access = convs.iter().filter(|c| c.access.is_some()).count();
+    assert!(
+        with_access >= 2,
+        "the MD5 and SHA-256 access checks are replayed"
+    );
     assert!(n_convs >= 15, "only {n_convs} conversations");
     let mut orders_checked = 0;
     for conv in convs {
@@ -151,7 +181,9 @@ async fn the_client_replays_every_captured_ha_conversation() {
             let (s, _) = listener.accept().await.unwrap();
             play(s, steps).await
         });
-        let mut client = HaClient::connect(options(Endpoint::Tcp(addr), conv.token.clone()))
+        let mut opts = options(Endpoint::Tcp(addr), conv.token.clone());
+        opts.access = conv.access.clone();
+        let mut client = HaClient::connect(opts)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", conv.name));
         let mut expected = captured_replies(&conv.steps).into_iter();
@@ -186,7 +218,7 @@ async fn the_client_replays_every_captured_ha_conversation() {
             .unwrap()
             .unwrap_or_else(|e| panic!("{}: {e}", conv.name));
     }
-    eprintln!("replayed {n_convs} conversations, {orders_checked} orders with replies");
+    eprintln!("replayed {n_convs} conversations ({with_access} with the access check), {orders_checked} orders with replies");
     assert!(orders_checked > 40, "only {orders_checked} orders checked");
 }
 

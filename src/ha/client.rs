@@ -4,7 +4,9 @@
 //! A new HA connection replaces the previous one on the server once its
 //! token arrives, so a daemon keeps exactly one.
 
-use super::wire::{self, Deframer, Hello, HelloReply, Order, Reply, WireError, PROTOCOL_VERSIONS};
+use super::wire::{
+    self, AccessCheck, Deframer, Hello, HelloReply, Order, Reply, WireError, PROTOCOL_VERSIONS,
+};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -56,6 +58,8 @@ pub struct ClientOptions {
     /// Every order but besecondary.
     pub timeout: Duration,
     pub besecondary_timeout: Duration,
+    /// The IPC access check and the secret (the access file's bytes).
+    pub access: Option<(AccessCheck, Vec<u8>)>,
 }
 
 #[derive(Debug)]
@@ -66,6 +70,8 @@ pub enum ClientError {
     WrongVersion { sent: u16, server: u16 },
     /// The server refused the handshake for another reason (status byte).
     Refused(u8),
+    /// The IPC access check failed (result byte).
+    AccessDenied(u8),
     /// The server closed the connection.
     Closed,
     /// No answer within the bound: the server may be hung.
@@ -87,6 +93,9 @@ impl fmt::Display for ClientError {
                 )
             }
             ClientError::Refused(s) => write!(f, "handshake refused (status {s})"),
+            ClientError::AccessDenied(s) => {
+                write!(f, "IPC access check failed (result {s}): wrong secret?")
+            }
             ClientError::Closed => write!(f, "connection closed by the server"),
             ClientError::Timeout => write!(f, "no answer in time"),
             ClientError::Protocol(e) => write!(f, "protocol error: {e}"),
@@ -158,11 +167,29 @@ impl HaClient {
 
     async fn connect_with(opts: &ClientOptions, proto: u16) -> Result<HaClient, ClientError> {
         let mut stream = open(&opts.endpoint, opts.connect_timeout).await?;
-        let hello = Hello::new(wire::CLIENT_HA, proto);
+        let mut hello = Hello::new(wire::CLIENT_HA, proto);
+        if let Some((check, _)) = &opts.access {
+            hello.kind |= check.type_bits();
+        }
         let mut reply = [0u8; 9];
         let exchange = async {
             stream.write_all(&hello.encode()).await?;
-            stream.read_exact(&mut reply).await.map(|_| ())
+            if let Some((check, secret)) = &opts.access {
+                let mut challenge = vec![0u8; 1 + check.challenge_len()];
+                stream.read_exact(&mut challenge).await?;
+                if challenge[0] != 0x0b {
+                    return Ok(Err(ClientError::Refused(challenge[0])));
+                }
+                stream
+                    .write_all(&check.response(secret, &challenge[1..]))
+                    .await?;
+                let mut result = [0u8; 1];
+                stream.read_exact(&mut result).await?;
+                if result[0] != 0 {
+                    return Ok(Err(ClientError::AccessDenied(result[0])));
+                }
+            }
+            stream.read_exact(&mut reply).await.map(|_| Ok(()))
         };
         match timeout(opts.timeout, exchange).await {
             Err(_) => return Err(ClientError::Timeout),
@@ -170,7 +197,8 @@ impl HaClient {
                 return Err(ClientError::Closed)
             }
             Ok(Err(e)) => return Err(ClientError::Unreachable(e.to_string())),
-            Ok(Ok(())) => {}
+            Ok(Ok(Err(refused))) => return Err(refused),
+            Ok(Ok(Ok(()))) => {}
         }
         let reply = HelloReply::decode(&reply).map_err(ClientError::Protocol)?;
         match reply.status {

@@ -106,6 +106,53 @@ impl Hello {
     }
 }
 
+/// The IPC access check, asked for in the handshake's type byte. The
+/// server then sends 0x0b and a challenge; the client answers 0x0c and
+/// H(secret ‖ challenge), the secret being the access file's raw bytes
+/// (trailing newline included); one result byte follows (0 ok, 3 wrong).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessCheck {
+    /// 0x80, 16-byte challenge (libconfd).
+    Md5,
+    /// 0xC0, 32-byte challenge (the Java library).
+    Sha256,
+}
+
+impl AccessCheck {
+    pub fn type_bits(self) -> u8 {
+        match self {
+            AccessCheck::Md5 => 0x80,
+            AccessCheck::Sha256 => 0xC0,
+        }
+    }
+
+    pub fn challenge_len(self) -> usize {
+        match self {
+            AccessCheck::Md5 => 16,
+            AccessCheck::Sha256 => 32,
+        }
+    }
+
+    /// 0x0c followed by the digest of secret ‖ challenge.
+    pub fn response(self, secret: &[u8], challenge: &[u8]) -> Vec<u8> {
+        use md5::Digest as _;
+        let digest: Vec<u8> = match self {
+            AccessCheck::Md5 => md5::Md5::new()
+                .chain_update(secret)
+                .chain_update(challenge)
+                .finalize()
+                .to_vec(),
+            AccessCheck::Sha256 => sha2::Sha256::new()
+                .chain_update(secret)
+                .chain_update(challenge)
+                .finalize()
+                .to_vec(),
+        };
+        [vec![0x0c], digest].concat()
+    }
+}
+
 /// The server's 9-byte answer; the last fields are always its own values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HelloReply {
@@ -739,6 +786,22 @@ mod tests {
         assert_eq!(d.next_frame(), Ok(None));
         d.push(&[0xff, 0xff, 0xff, 0xff]);
         assert!(matches!(d.next_frame(), Err(WireError::FrameTooLarge(_))));
+    }
+
+    #[test]
+    fn access_check_response_of_the_libconfd_capture() {
+        let challenge: Vec<u8> = (0..16)
+            .map(|i| {
+                u8::from_str_radix(&"cd0550b7b516948b028dfc72a8020ad9"[2 * i..2 * i + 2], 16)
+                    .unwrap()
+            })
+            .collect();
+        let hex: String = AccessCheck::Md5
+            .response(b"s3cr3t\n", &challenge)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "0cb68c1035ffa9cbcc06f5e3f3021f7cee");
     }
 
     #[test]
