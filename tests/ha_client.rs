@@ -360,3 +360,163 @@ async fn a_silent_server_times_out_and_a_missing_one_is_unreachable() {
         .unwrap();
     assert!(matches!(err, ClientError::Unreachable(_)), "{err}");
 }
+
+/// Like `play`, but frames the client sends are compared as terms: the
+/// capture's client wrote atoms as ATOM_EXT, libconfd and coroha as
+/// SMALL_ATOM_UTF8_EXT, and the server accepts both.
+async fn play_terms<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+    steps: Vec<Step>,
+) -> Result<(), String> {
+    for (k, step) in steps.iter().enumerate() {
+        let want = bytes(&step.hex);
+        if step.dir == "c2s" {
+            let is_frame = want.len() > 4 && want[4] == 131;
+            if !is_frame {
+                let mut got = vec![0u8; want.len()];
+                tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut got))
+                    .await
+                    .map_err(|_| format!("step {k}: nothing"))?
+                    .map_err(|e| e.to_string())?;
+                if got != want {
+                    return Err(format!(
+                        "step {k}: client sent {got:02x?}, capture has {want:02x?}"
+                    ));
+                }
+                continue;
+            }
+            let mut len = [0u8; 4];
+            tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut len))
+                .await
+                .map_err(|_| format!("step {k}: nothing"))?
+                .map_err(|e| e.to_string())?;
+            let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut payload)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (got, exp) = (
+                decode_term(&payload).map_err(|e| e.to_string())?,
+                decode_term(&want[4..]).unwrap(),
+            );
+            if got != exp {
+                return Err(format!("step {k}: client sent {got}, capture has {exp}"));
+            }
+        } else if want.is_empty() {
+            return Ok(());
+        } else {
+            s.write_all(&want).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_event_stream_replays_captured_notification_conversations() {
+    let mut replayed = 0;
+    let mut events_checked = 0;
+    for case in cases() {
+        let mut conns: Vec<String> = vec![];
+        for s in &case.steps {
+            if !conns.contains(&s.conn) {
+                conns.push(s.conn.clone());
+            }
+        }
+        for conn in conns {
+            let steps: Vec<Step> = case
+                .steps
+                .iter()
+                .filter(|s| s.conn == conn)
+                .cloned()
+                .collect();
+            // Our notification handshake and a plain HA_INFO subscription.
+            let ours = steps.first().is_some_and(|s| s.hex == "0b0052080205000000")
+                && steps
+                    .get(2)
+                    .is_some_and(|s| s.decoded.starts_with("{64,0,0,undefined,0}"));
+            if !ours {
+                continue;
+            }
+            let captured: Vec<coroha::ha::wire::Event> = steps
+                .iter()
+                .filter(|s| s.dir == "s2c")
+                .filter_map(|s| bytes(&s.hex).get(4..).and_then(|p| decode_term(p).ok()))
+                .filter_map(|t| coroha::ha::wire::Event::from_term(&t).ok())
+                .collect();
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let server = tokio::spawn(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                play_terms(s, steps).await
+            });
+            let opts = options(Endpoint::Tcp(addr), vec![]);
+            let mut events = coroha::ha::client::HaEvents::connect(&opts, false)
+                .await
+                .unwrap_or_else(|e| panic!("{} / {conn}: {e}", case.name));
+            for want in &captured {
+                let got = events
+                    .next_event()
+                    .await
+                    .unwrap_or_else(|e| panic!("{} / {conn}: {e}", case.name));
+                assert_eq!(&got, want, "{} / {conn}", case.name);
+                events_checked += 1;
+            }
+            drop(events);
+            server
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{} / {conn}: {e}", case.name));
+            replayed += 1;
+        }
+    }
+    eprintln!("replayed {replayed} notification conversations, {events_checked} events");
+    assert!(
+        replayed >= 5 && events_checked >= 20,
+        "{replayed} conversations, {events_checked} events"
+    );
+}
+
+#[tokio::test]
+async fn sync_mode_acknowledges_each_event_with_ha_synced() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut hello = [0u8; 9];
+        s.read_exact(&mut hello).await.unwrap();
+        assert_eq!(hello[0], 11);
+        s.write_all(&bytes("000052080205000c04")).await.unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.unwrap();
+        let mut sub = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut sub).await.unwrap();
+        assert!(
+            decode_term(&sub)
+                .unwrap()
+                .to_string()
+                .starts_with("{1048640,"),
+            "HA_INFO | HA_INFO_SYNC"
+        );
+        s.write_all(&bytes("00000006836400026f6b")).await.unwrap(); // ok
+        s.write_all(&bytes("0000000b8368026140680261056100"))
+            .await
+            .unwrap(); // IS_PRIMARY
+        let mut ack = [0u8; 16];
+        s.read_exact(&mut ack).await.unwrap();
+        ack
+    });
+    let opts = options(Endpoint::Tcp(addr), vec![]);
+    let mut events = coroha::ha::client::HaEvents::connect(&opts, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        events.next_event().await.unwrap(),
+        coroha::ha::wire::Event::IsPrimary(0)
+    );
+    let ack = server.await.unwrap();
+    // The framed atom ha_synced, exactly as libconfd sends it
+    // (libconfd_ha_sync_ack in the captures).
+    assert_eq!(
+        ack.as_slice(),
+        bytes("0000000c83770968615f73796e636564").as_slice()
+    );
+}

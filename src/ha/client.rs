@@ -149,6 +149,75 @@ async fn open(endpoint: &Endpoint, bound: Duration) -> Result<Box<dyn Stream>, C
     }
 }
 
+/// The 9-byte handshake of a library connection, with the access check
+/// when configured. `Ok(())` once the server accepted it.
+async fn handshake(
+    stream: &mut Box<dyn Stream>,
+    kind: u8,
+    proto: u16,
+    opts: &ClientOptions,
+) -> Result<(), ClientError> {
+    let mut hello = Hello::new(kind, proto);
+    if let Some((check, _)) = &opts.access {
+        hello.kind |= check.type_bits();
+    }
+    let mut reply = [0u8; 9];
+    let exchange = async {
+        stream.write_all(&hello.encode()).await?;
+        if let Some((check, secret)) = &opts.access {
+            let mut challenge = vec![0u8; 1 + check.challenge_len()];
+            stream.read_exact(&mut challenge).await?;
+            if challenge[0] != 0x0b {
+                return Ok(Err(ClientError::Refused(challenge[0])));
+            }
+            stream
+                .write_all(&check.response(secret, &challenge[1..]))
+                .await?;
+            let mut result = [0u8; 1];
+            stream.read_exact(&mut result).await?;
+            if result[0] != 0 {
+                return Ok(Err(ClientError::AccessDenied(result[0])));
+            }
+        }
+        stream.read_exact(&mut reply).await.map(|_| Ok(()))
+    };
+    match timeout(opts.timeout, exchange).await {
+        Err(_) => return Err(ClientError::Timeout),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(ClientError::Closed)
+        }
+        Ok(Err(e)) => return Err(ClientError::Unreachable(e.to_string())),
+        Ok(Ok(Err(refused))) => return Err(refused),
+        Ok(Ok(Ok(()))) => {}
+    }
+    let reply = HelloReply::decode(&reply).map_err(ClientError::Protocol)?;
+    match reply.status {
+        0 => Ok(()),
+        1 => Err(ClientError::WrongVersion {
+            sent: proto,
+            server: reply.proto,
+        }),
+        other => Err(ClientError::Refused(other)),
+    }
+}
+
+/// Read frames until a whole one has arrived.
+async fn read_frame(
+    stream: &mut Box<dyn Stream>,
+    frames: &mut Deframer,
+) -> Result<Vec<u8>, ClientError> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(frame) = frames.next_frame().map_err(ClientError::Protocol)? {
+            return Ok(frame);
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return Err(ClientError::Closed),
+            Ok(n) => frames.push(&buf[..n]),
+        }
+    }
+}
+
 impl HaClient {
     /// Connect, shake hands (negotiating the version unless pinned) and send
     /// the token.
@@ -167,50 +236,7 @@ impl HaClient {
 
     async fn connect_with(opts: &ClientOptions, proto: u16) -> Result<HaClient, ClientError> {
         let mut stream = open(&opts.endpoint, opts.connect_timeout).await?;
-        let mut hello = Hello::new(wire::CLIENT_HA, proto);
-        if let Some((check, _)) = &opts.access {
-            hello.kind |= check.type_bits();
-        }
-        let mut reply = [0u8; 9];
-        let exchange = async {
-            stream.write_all(&hello.encode()).await?;
-            if let Some((check, secret)) = &opts.access {
-                let mut challenge = vec![0u8; 1 + check.challenge_len()];
-                stream.read_exact(&mut challenge).await?;
-                if challenge[0] != 0x0b {
-                    return Ok(Err(ClientError::Refused(challenge[0])));
-                }
-                stream
-                    .write_all(&check.response(secret, &challenge[1..]))
-                    .await?;
-                let mut result = [0u8; 1];
-                stream.read_exact(&mut result).await?;
-                if result[0] != 0 {
-                    return Ok(Err(ClientError::AccessDenied(result[0])));
-                }
-            }
-            stream.read_exact(&mut reply).await.map(|_| Ok(()))
-        };
-        match timeout(opts.timeout, exchange).await {
-            Err(_) => return Err(ClientError::Timeout),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(ClientError::Closed)
-            }
-            Ok(Err(e)) => return Err(ClientError::Unreachable(e.to_string())),
-            Ok(Ok(Err(refused))) => return Err(refused),
-            Ok(Ok(Ok(()))) => {}
-        }
-        let reply = HelloReply::decode(&reply).map_err(ClientError::Protocol)?;
-        match reply.status {
-            0 => {}
-            1 => {
-                return Err(ClientError::WrongVersion {
-                    sent: proto,
-                    server: reply.proto,
-                })
-            }
-            other => return Err(ClientError::Refused(other)),
-        }
+        handshake(&mut stream, wire::CLIENT_HA, proto, opts).await?;
         let mut client = HaClient {
             stream,
             frames: Deframer::default(),
@@ -232,16 +258,7 @@ impl HaClient {
     }
 
     async fn read_frame(&mut self) -> Result<Vec<u8>, ClientError> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(frame) = self.frames.next_frame().map_err(ClientError::Protocol)? {
-                return Ok(frame);
-            }
-            match self.stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return Err(ClientError::Closed),
-                Ok(n) => self.frames.push(&buf[..n]),
-            }
-        }
+        read_frame(&mut self.stream, &mut self.frames).await
     }
 
     /// Send one order and wait for its reply (none for an asynchronous
@@ -287,5 +304,68 @@ mod tests {
         );
         assert!(Endpoint::parse("localhost").is_err());
         assert!(Endpoint::parse("unix:").is_err());
+    }
+}
+
+/// A subscription to HA_INFO notifications (client type 11) on its own
+/// connection. With `sync`, the server waits for an acknowledgement of each
+/// event before its next HA step; `next_event` sends it.
+pub struct HaEvents {
+    stream: Box<dyn Stream>,
+    frames: Deframer,
+    sync: bool,
+}
+
+impl HaEvents {
+    pub async fn connect(opts: &ClientOptions, sync: bool) -> Result<HaEvents, ClientError> {
+        let proto = opts.protocol.unwrap_or(PROTOCOL_VERSIONS[0]);
+        let mut stream = open(&opts.endpoint, opts.connect_timeout).await?;
+        handshake(&mut stream, wire::CLIENT_NOTIFICATIONS, proto, opts).await?;
+        let mask = wire::MASK_HA_INFO | if sync { wire::MASK_HA_INFO_SYNC } else { 0 };
+        match timeout(opts.timeout, stream.write_all(&wire::subscription(mask))).await {
+            Err(_) => return Err(ClientError::Timeout),
+            Ok(Err(_)) => return Err(ClientError::Closed),
+            Ok(Ok(())) => {}
+        }
+        let mut events = HaEvents {
+            stream,
+            frames: Deframer::default(),
+            sync,
+        };
+        // The subscription is answered with `ok`.
+        let frame = match timeout(opts.timeout, events.read_frame()).await {
+            Ok(frame) => frame?,
+            Err(_) => return Err(ClientError::Timeout),
+        };
+        let term = wire::decode_term(&frame).map_err(ClientError::Protocol)?;
+        match Reply::from_term(&term) {
+            Ok(Reply::Ok) => Ok(events),
+            _ => Err(ClientError::Protocol(WireError::Unexpected(format!(
+                "subscription answered {term}"
+            )))),
+        }
+    }
+
+    async fn read_frame(&mut self) -> Result<Vec<u8>, ClientError> {
+        read_frame(&mut self.stream, &mut self.frames).await
+    }
+
+    /// The next HA event (acknowledged at once in sync mode). Frames that
+    /// are not HA events are skipped; a closed socket is `Closed`.
+    pub async fn next_event(&mut self) -> Result<wire::Event, ClientError> {
+        loop {
+            let frame = self.read_frame().await?;
+            let Ok(event) = wire::decode_term(&frame).and_then(|t| wire::Event::from_term(&t))
+            else {
+                continue;
+            };
+            if self.sync {
+                self.stream
+                    .write_all(&wire::sync_ack())
+                    .await
+                    .map_err(|_| ClientError::Closed)?;
+            }
+            return Ok(event);
+        }
     }
 }
