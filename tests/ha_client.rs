@@ -7,7 +7,7 @@ use coroha::ha::client::{ClientError, ClientOptions, Endpoint, HaClient};
 use coroha::ha::wire::{decode_term, AccessCheck, Order, Reply};
 mod common;
 
-use common::{bytes, cases, Step};
+use common::{bytes, cases, connections, Step};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
@@ -40,19 +40,7 @@ struct Conversation {
 fn conversations() -> Vec<Conversation> {
     let mut out = vec![];
     for case in cases() {
-        let mut conns: Vec<String> = vec![];
-        for s in &case.steps {
-            if !conns.contains(&s.conn) {
-                conns.push(s.conn.clone());
-            }
-        }
-        for conn in conns {
-            let steps: Vec<Step> = case
-                .steps
-                .iter()
-                .filter(|s| s.conn == conn)
-                .cloned()
-                .collect();
+        for (conn, steps) in connections(&case) {
             // Our handshake, possibly asking for the access check (the
             // captures' secret is "s3cr3t\n").
             let access = match steps.first().map(|s| &s.hex[..2.min(s.hex.len())]) {
@@ -415,19 +403,7 @@ async fn the_event_stream_replays_captured_notification_conversations() {
     let mut replayed = 0;
     let mut events_checked = 0;
     for case in cases() {
-        let mut conns: Vec<String> = vec![];
-        for s in &case.steps {
-            if !conns.contains(&s.conn) {
-                conns.push(s.conn.clone());
-            }
-        }
-        for conn in conns {
-            let steps: Vec<Step> = case
-                .steps
-                .iter()
-                .filter(|s| s.conn == conn)
-                .cloned()
-                .collect();
+        for (conn, steps) in connections(&case) {
             // Our notification handshake and a plain HA_INFO subscription.
             let ours = steps.first().is_some_and(|s| s.hex == "0b0052080205000000")
                 && steps

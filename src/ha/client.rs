@@ -284,29 +284,6 @@ impl HaClient {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints() {
-        assert_eq!(
-            Endpoint::parse("127.0.0.1:4565"),
-            Ok(Endpoint::Tcp("127.0.0.1:4565".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("[::1]:4569"),
-            Ok(Endpoint::Tcp("[::1]:4569".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("unix:/tmp/nso/nso-ipc"),
-            Ok(Endpoint::Unix("/tmp/nso/nso-ipc".into()))
-        );
-        assert!(Endpoint::parse("localhost").is_err());
-        assert!(Endpoint::parse("unix:").is_err());
-    }
-}
-
 /// A subscription to HA_INFO notifications (client type 11) on its own
 /// connection. With `sync`, the server waits for an acknowledgement of each
 /// event before its next HA step; `next_event` sends it.
@@ -367,5 +344,28 @@ impl HaEvents {
             }
             return Ok(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:4565"),
+            Ok(Endpoint::Tcp("127.0.0.1:4565".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("[::1]:4569"),
+            Ok(Endpoint::Tcp("[::1]:4569".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("unix:/tmp/nso/nso-ipc"),
+            Ok(Endpoint::Unix("/tmp/nso/nso-ipc".into()))
+        );
+        assert!(Endpoint::parse("localhost").is_err());
+        assert!(Endpoint::parse("unix:").is_err());
     }
 }

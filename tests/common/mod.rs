@@ -33,3 +33,21 @@ pub fn bytes(hex: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect()
 }
+
+/// The steps of each connection of a case, connections in order of
+/// appearance.
+pub fn connections(case: &Case) -> Vec<(String, Vec<Step>)> {
+    let mut conns: Vec<String> = vec![];
+    for s in &case.steps {
+        if !conns.contains(&s.conn) {
+            conns.push(s.conn.clone());
+        }
+    }
+    conns
+        .into_iter()
+        .map(|c| {
+            let steps = case.steps.iter().filter(|s| s.conn == c).cloned().collect();
+            (c, steps)
+        })
+        .collect()
+}
