@@ -42,6 +42,8 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Give one HA order to the local NSO/ConfD, or watch its HA events.
+    Ha(coroha::ha::cli::HaArgs),
     /// Validate a configuration and print it with defaults filled in.
     CheckConfig {
         #[arg(long, default_value = DEFAULT_CONFIG)]
@@ -94,6 +96,18 @@ fn main() -> ExitCode {
                     for e in errors {
                         eprintln!("{e}");
                     }
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Ha(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => ExitCode::from(rt.block_on(coroha::ha::cli::run(args)) as u8),
+                Err(e) => {
+                    eprintln!("coroha ha: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -134,3 +134,121 @@ fn a_broken_scenario_is_located() {
         "{err}"
     );
 }
+
+/// A one-connection HA server on 127.0.0.1: accepts the handshake and the
+/// token, reads one order and answers `reply` (bytes as the real server
+/// writes them); returns the address and the order it received.
+fn scripted_ha_server(reply: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 9];
+        s.read_exact(&mut hello).unwrap();
+        s.write_all(&[0, 0, 82, 8, 2, 5, 0, 12, 4]).unwrap();
+        let frame = |s: &mut std::net::TcpStream| {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut body).unwrap();
+            body
+        };
+        let _token = frame(&mut s);
+        let order = frame(&mut s);
+        s.write_all(&reply).unwrap();
+        order
+    });
+    (addr, handle)
+}
+
+#[test]
+fn ha_status_shows_role_and_secondaries() {
+    use coroha::ha::wire::Reply;
+    let bin = |s: &str| eetf::Term::from(eetf::Binary::from(s.as_bytes().to_vec()));
+    let v4 = eetf::Term::from(eetf::Tuple::from(
+        [127, 0, 0, 1]
+            .iter()
+            .map(|n| eetf::Term::from(eetf::FixInteger::from(*n)))
+            .collect::<Vec<_>>(),
+    ));
+    let reply = Reply::Status {
+        state: 3,
+        nodes: vec![(bin("n5"), v4.clone()), (bin("n4"), v4)],
+    };
+    let (addr, server) = scripted_ha_server(reply.encode());
+    let (code, out, err) = coroha(&[
+        "ha",
+        "--ipc",
+        &addr,
+        "--token",
+        "probe",
+        "--config",
+        "/nonexistent",
+        "status",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "role: primary\nsecondaries: n5 (127.0.0.1), n4 (127.0.0.1)\n"
+    );
+    let order = server.join().unwrap();
+    assert_eq!(order, vec![131, 104, 1, 97, 4], "get_status is {{4}}");
+}
+
+#[test]
+fn ha_errors_print_confd_name_and_code_and_exit_1() {
+    let (addr, server) = scripted_ha_server(coroha::ha::wire::Reply::Error(17).encode());
+    let (code, _, err) = coroha(&[
+        "ha",
+        "--ipc",
+        &addr,
+        "--config",
+        "/nonexistent",
+        "beprimary",
+        "n1",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("BADSTATE (17)"), "{err}");
+    server.join().unwrap();
+    let (addr, server) = scripted_ha_server(coroha::ha::wire::Reply::Error(29).encode());
+    let (code, out, _) = coroha(&[
+        "ha",
+        "--ipc",
+        &addr,
+        "--config",
+        "/nonexistent",
+        "--json",
+        "besecondary",
+        "n2",
+        "n1",
+        "10.0.0.1",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["name"], "HA_BADNAME");
+    assert_eq!(v["error"]["code"], 29);
+    // besecondary n2 -> n1 at 10.0.0.1, waiting for the reply: the exact order.
+    let order = server.join().unwrap();
+    let term = coroha::ha::wire::decode_term(&order).unwrap();
+    use coroha::ha::wire::{Address, Order};
+    let want = Order::BeSecondary {
+        me: "n2".into(),
+        primary: "n1".into(),
+        address: Address::V4([10, 0, 0, 1]),
+        wait: true,
+    };
+    assert_eq!(Order::from_term(&term).unwrap(), want);
+}
+
+#[test]
+fn ha_without_a_server_is_a_clear_error() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (code, _, err) = coroha(&["ha", "--ipc", &free, "--config", "/nonexistent", "status"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unreachable"), "{err}");
+}

@@ -2,6 +2,7 @@
 //! policy sees them. The wire client (handshake, framing, Erlang terms) and
 //! `fake-confd` build on these types.
 
+pub mod cli;
 pub mod client;
 pub mod wire;
 

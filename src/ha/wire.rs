@@ -544,6 +544,18 @@ impl Order {
         frame(&encode_term(&self.to_term()))
     }
 
+    /// The order's name, as operators know it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Order::BePrimary { .. } => "beprimary",
+            Order::BeSecondary { .. } => "besecondary",
+            Order::BeNone => "benone",
+            Order::GetStatus => "get_status",
+            Order::SecondaryDead { .. } => "secondary_dead",
+            Order::BeRelay => "berelay",
+        }
+    }
+
     /// Does the server answer this order on the HA socket?
     pub fn expects_reply(&self) -> bool {
         !matches!(self, Order::BeSecondary { wait: false, .. })
