@@ -36,38 +36,9 @@ impl HaRole {
     }
 }
 
-/// An order to the local NSO/ConfD. Node ids are HA node names (sent as
-/// binaries on the wire); the primary's address carries no port.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HaOrder {
-    BePrimary {
-        me: String,
-    },
-    BeSecondary {
-        me: String,
-        primary: String,
-        address: String,
-    },
-    BeNone,
-    BeRelay,
-    SecondaryDead {
-        node: String,
-    },
-    GetStatus,
-}
-
-impl HaOrder {
-    pub fn verb(&self) -> &'static str {
-        match self {
-            HaOrder::BePrimary { .. } => "beprimary",
-            HaOrder::BeSecondary { .. } => "besecondary",
-            HaOrder::BeNone => "benone",
-            HaOrder::BeRelay => "berelay",
-            HaOrder::SecondaryDead { .. } => "secondary_dead",
-            HaOrder::GetStatus => "get_status",
-        }
-    }
-}
+/// An order to the local NSO/ConfD: the policy emits exactly what goes on
+/// the wire.
+pub use wire::Order as HaOrder;
 
 /// ConfD error codes seen on the HA socket (confd_errcode).
 pub mod code {

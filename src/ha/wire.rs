@@ -432,7 +432,7 @@ fn as_atom(t: &Term) -> Option<&str> {
 }
 
 /// Where a secondary finds its primary. The port is the server's own HA port.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Address {
     V4([u8; 4]),
     V6([u16; 8]),
@@ -496,7 +496,7 @@ impl fmt::Display for Address {
 }
 
 /// An HA order as it goes on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Order {
     BePrimary {
         me: String,

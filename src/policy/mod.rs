@@ -1596,7 +1596,8 @@ impl Policy {
                     HaOrder::BeSecondary {
                         me: my_name,
                         primary: name,
-                        address,
+                        address: crate::ha::wire::Address::parse(&address),
+                        wait: true,
                     },
                     plan.epoch,
                     Some(parent),
