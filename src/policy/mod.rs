@@ -149,6 +149,7 @@ impl Settings {
             handover_timeout: p.handover_timeout.as_ms(),
             max_order_failures: p.max_order_failures.max(1),
             status_interval: config.ha.status_interval.as_ms().max(1),
+            // Back-off before an order that failed is given again.
             retry_interval: 1000,
             digest: config.digest(),
         }
@@ -259,7 +260,7 @@ pub struct Policy {
     hold_timer: Option<(Hold, u64)>,
     leaving: Option<(bool, u64)>,
     fence_running: bool,
-    now_hint: u64,
+    last_step_at: u64,
     sabotage: Sabotage,
     /// Lost this primary (node, epoch): do not attach to it again until its
     /// coroha shows it is alive, so a dead primary does not hold up the
@@ -303,7 +304,7 @@ impl Policy {
             hold_timer: None,
             leaving: None,
             fence_running: false,
-            now_hint: 0,
+            last_step_at: 0,
             sabotage: Sabotage::default(),
             reattach_block: None,
             secondary_dead_sent: BTreeSet::new(),
@@ -371,7 +372,10 @@ impl Policy {
         }
         // A deadline already past was not acted on because something else
         // blocks it; the next input re-evaluates it.
-        deadlines.into_iter().filter(|d| *d > self.now_hint).min()
+        deadlines
+            .into_iter()
+            .filter(|d| *d > self.last_step_at)
+            .min()
     }
 
     pub fn step(&mut self, now: u64, input: Input) -> Vec<Output> {
@@ -1271,7 +1275,7 @@ impl Policy {
 
     fn settling_flag(&self) -> bool {
         self.started_at
-            .map_or(true, |s| self.now_hint < s + self.cfg.startup_settle)
+            .map_or(true, |s| self.last_step_at < s + self.cfg.startup_settle)
     }
 
     fn my_state(&self) -> NodeState {
@@ -1388,7 +1392,7 @@ impl Policy {
     }
 
     fn act(&mut self, now: u64) {
-        self.now_hint = now;
+        self.last_step_at = now;
         self.arm_hold_timer(now);
         if self.pending.is_some() || self.fence_running {
             return;

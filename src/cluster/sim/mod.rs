@@ -1112,17 +1112,8 @@ impl Sim {
             self.held.push((sender, data));
             return;
         }
-        let sender_joined = self.coroha[s]
-            .as_ref()
-            .is_some_and(|c| c.pid == sender.pid && c.joined);
-        if !sender_joined
-            && !self
-                .group_members(&self.cs[s].ring_members.clone())
-                .is_empty()
-        {
-            // A message already in totem is delivered even if its sender
-            // died since; we keep it simple and deliver it as well.
-        }
+        // A message already in totem is delivered even if its sender died
+        // since (virtual synchrony); receivers judge it by its view stamp.
         for j in self.cs[s].ring_members.clone() {
             if self.coroha[j].as_ref().is_some_and(|c| c.joined) {
                 self.push_cpg(
