@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod fake;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};
