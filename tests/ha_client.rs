@@ -12,6 +12,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 
+/// A listener on a free loopback port, and its address.
+async fn local_peer() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    (listener, addr)
+}
+
 /// Our handshake: HA, proto 82, LIB_VSN 0x08020500, sizes 0/0.
 const OUR_HELLO: &str = "110052080205000000";
 
@@ -162,8 +169,7 @@ async fn the_client_replays_every_captured_ha_conversation() {
     assert!(n_convs >= 15, "only {n_convs} conversations");
     let mut orders_checked = 0;
     for conv in convs {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
+        let (listener, addr) = local_peer().await;
         let steps = conv.steps.clone();
         let server = tokio::spawn(async move {
             let (s, _) = listener.accept().await.unwrap();
@@ -212,8 +218,7 @@ async fn the_client_replays_every_captured_ha_conversation() {
 
 #[tokio::test]
 async fn a_rejected_version_is_retried_once_with_the_servers_own() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (listener, addr) = local_peer().await;
     let server = tokio::spawn(async move {
         // First connection: refuse 82 and name 81 (the captured reject form).
         let (mut s, _) = listener.accept().await.unwrap();
@@ -240,8 +245,7 @@ async fn a_rejected_version_is_retried_once_with_the_servers_own() {
 
 #[tokio::test]
 async fn a_pinned_version_is_not_renegotiated() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (listener, addr) = local_peer().await;
     tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut hello = [0u8; 9];
@@ -323,8 +327,7 @@ async fn unix_socket_transport() {
 
 #[tokio::test]
 async fn a_silent_server_times_out_and_a_missing_one_is_unreachable() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (listener, addr) = local_peer().await;
     let hold = tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -453,8 +456,7 @@ async fn the_event_stream_replays_captured_notification_conversations() {
 
 #[tokio::test]
 async fn sync_mode_acknowledges_each_event_with_ha_synced() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (listener, addr) = local_peer().await;
     let server = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();
         let mut hello = [0u8; 9];

@@ -323,16 +323,8 @@ impl Policy {
         self.sabotage.skip_demote_first = true;
     }
 
-    pub fn me(&self) -> NodeId {
-        self.cfg.me
-    }
-
     pub fn role(&self) -> Option<HaRole> {
         self.local.role
-    }
-
-    pub fn health(&self) -> Health {
-        self.local.health
     }
 
     pub fn persisted(&self) -> &Persisted {
@@ -346,10 +338,6 @@ impl Policy {
     /// An orderly stop is in progress.
     pub fn stopping(&self) -> bool {
         self.leaving.is_some()
-    }
-
-    pub fn quorate(&self) -> bool {
-        self.quorum.stable()
     }
 
     /// The earliest time at which `step(_, Input::Timer)` has work to do.

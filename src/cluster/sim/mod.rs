@@ -1830,12 +1830,4 @@ impl Sim {
         tree.sort();
         tree
     }
-
-    pub fn coroha_running(&self, i: Idx) -> bool {
-        self.coroha[i].is_some()
-    }
-
-    pub fn policy(&self, i: Idx) -> Option<&Policy> {
-        self.coroha[i].as_ref().map(|c| &c.policy)
-    }
 }
