@@ -280,30 +280,35 @@ async fn unix_socket_transport() {
             hex: OUR_HELLO.into(),
             decoded: "hello".into(),
             conn: "u".into(),
+            t_ms: 0,
         },
         Step {
             dir: "s2c".into(),
             hex: "000052080205000c04".into(),
             decoded: "accepted".into(),
             conn: "u".into(),
+            t_ms: 0,
         },
         Step {
             dir: "c2s".into(),
             hex: "0000000570726f6265".into(),
             decoded: "token".into(),
             conn: "u".into(),
+            t_ms: 0,
         },
         Step {
             dir: "c2s".into(),
             hex: "000000058368016104".into(),
             decoded: "{4}".into(),
             conn: "u".into(),
+            t_ms: 0,
         },
         Step {
             dir: "s2c".into(),
             hex: "0000000683680261016a".into(),
             decoded: "{1,[]}".into(),
             conn: "u".into(),
+            t_ms: 0,
         },
     ];
     let server = tokio::spawn(async move {

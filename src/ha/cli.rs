@@ -3,7 +3,7 @@
 //! JSON for scripts; a ConfD error prints its name and code and exits 1.
 
 use super::client::{ClientError, ClientOptions, Endpoint, HaClient, HaEvents};
-use super::wire::{Address, Event, Order, Reply};
+use super::wire::{state_name, Address, Event, Order, Reply};
 use crate::config::Config;
 use serde_json::json;
 
@@ -96,16 +96,6 @@ fn options(args: &HaArgs) -> Result<ClientOptions, String> {
         besecondary_timeout: ha.besecondary_timeout.0,
         access,
     })
-}
-
-fn state_name(state: i32) -> &'static str {
-    match state {
-        1 => "none",
-        2 => "secondary",
-        3 => "primary",
-        4 => "relay",
-        _ => "unknown",
-    }
 }
 
 fn address_text(t: &eetf::Term) -> String {

@@ -391,40 +391,41 @@ pub fn encode_term_otp25(term: &Term) -> Vec<u8> {
     out
 }
 
-fn int(v: i32) -> Term {
+/// Term helpers (also used by fake-confd).
+pub fn int(v: i32) -> Term {
     Term::from(FixInteger::from(v))
 }
 
-fn bin(s: &str) -> Term {
+pub fn bin(s: &str) -> Term {
     Term::from(Binary::from(s.as_bytes().to_vec()))
 }
 
-fn tuple(items: Vec<Term>) -> Term {
+pub fn tuple(items: Vec<Term>) -> Term {
     Term::from(Tuple::from(items))
 }
 
-fn as_int(t: &Term) -> Option<i32> {
+pub fn as_int(t: &Term) -> Option<i32> {
     match t {
         Term::FixInteger(i) => Some(i.value),
         _ => None,
     }
 }
 
-fn as_bin(t: &Term) -> Option<String> {
+pub fn as_bin(t: &Term) -> Option<String> {
     match t {
         Term::Binary(b) => String::from_utf8(b.bytes.clone()).ok(),
         _ => None,
     }
 }
 
-fn as_tuple(t: &Term) -> Option<&[Term]> {
+pub fn as_tuple(t: &Term) -> Option<&[Term]> {
     match t {
         Term::Tuple(t) => Some(&t.elements),
         _ => None,
     }
 }
 
-fn as_atom(t: &Term) -> Option<&str> {
+pub fn as_atom(t: &Term) -> Option<&str> {
     match t {
         Term::Atom(a) => Some(&a.name),
         _ => None,
@@ -596,6 +597,17 @@ impl Order {
             _ => return Err(bad()),
         };
         Ok(order)
+    }
+}
+
+/// The name of a `get_status` state code.
+pub fn state_name(state: i32) -> &'static str {
+    match state {
+        1 => "none",
+        2 => "secondary",
+        3 => "primary",
+        4 => "relay",
+        _ => "unknown",
     }
 }
 

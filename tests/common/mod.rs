@@ -8,6 +8,15 @@ use serde::Deserialize;
 pub struct Case {
     pub name: String,
     pub steps: Vec<Step>,
+    /// What happened off the wire (kills, freezes, closes), by time.
+    #[serde(default)]
+    pub timeline: Vec<Note>,
+}
+
+#[derive(Deserialize, Clone)]
+pub struct Note {
+    pub t_ms: u64,
+    pub note: String,
 }
 
 #[derive(Deserialize, Clone)]
@@ -18,6 +27,8 @@ pub struct Step {
     pub hex: String,
     pub decoded: String,
     pub conn: String,
+    #[serde(default)]
+    pub t_ms: u64,
 }
 
 pub fn cases() -> Vec<Case> {
