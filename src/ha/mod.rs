@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod client;
 pub mod fake;
+pub mod session;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,153 @@
+//! The daemon's view of the HA sockets against a fake-confd that dies,
+//! freezes and comes back: a dead server is Down, a frozen one Hung, and
+//! both the control session and the notification stream reconnect after
+//! their back-off.
+
+use coroha::ha::client::{ClientError, ClientOptions, Endpoint};
+use coroha::ha::session::{Backoff, HaNotices, HaSession, Health, Notice};
+use coroha::ha::wire::{Event, Order, Reply};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Fake(Child);
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_fake(ipc: &str, ha: &str) -> Fake {
+    let child = Command::new(env!("CARGO_BIN_EXE_fake-confd"))
+        .args(["--ipc", ipc, "--ha-listen", ha])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start fake-confd");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(ipc).is_err() {
+        assert!(Instant::now() < deadline, "fake-confd did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Fake(child)
+}
+
+fn signal(fake: &Fake, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &fake.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+fn addresses() -> (String, String) {
+    let held: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let port = |k: usize| held[k].local_addr().unwrap().port();
+    (
+        format!("127.0.0.1:{}", port(0)),
+        format!("127.0.0.1:{}", port(1)),
+    )
+}
+
+fn options(ipc: &str) -> ClientOptions {
+    ClientOptions {
+        endpoint: Endpoint::parse(ipc).unwrap(),
+        token: b"t".to_vec(),
+        protocol: None,
+        connect_timeout: Duration::from_millis(500),
+        timeout: Duration::from_millis(500),
+        besecondary_timeout: Duration::from_secs(2),
+        access: None,
+    }
+}
+
+fn quick() -> Backoff {
+    Backoff::new(Duration::from_millis(50), Duration::from_millis(200))
+}
+
+#[tokio::test]
+async fn a_dead_server_is_down_a_frozen_one_hung_and_both_are_reconnected() {
+    let (ipc, ha) = addresses();
+    let mut session = HaSession::new(options(&ipc), quick());
+
+    // Nothing listens: Down, and the next attempt waits for the back-off.
+    assert!(matches!(
+        session.probe().await,
+        Health::Down(ClientError::Unreachable(_))
+    ));
+    assert!(session.retry_at().is_some());
+    assert!(matches!(
+        session.call(&Order::GetStatus).await,
+        Err(ClientError::Unreachable(m)) if m.starts_with("reconnecting in")
+    ));
+
+    let fake = start_fake(&ipc, &ha);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(matches!(
+        session.probe().await,
+        Health::Up(Reply::Status { state: 1, .. })
+    ));
+    assert!(session.connected());
+
+    // A ConfD error keeps the connection.
+    assert!(matches!(
+        session.call(&Order::BeRelay).await,
+        Err(ClientError::Server(17))
+    ));
+    assert!(session.connected());
+
+    // Frozen: connected but silent.
+    signal(&fake, "-STOP");
+    assert!(matches!(session.probe().await, Health::Hung));
+    assert!(!session.connected());
+    signal(&fake, "-CONT");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(matches!(session.probe().await, Health::Up(_)));
+
+    // Killed: the open socket closes.
+    drop(fake);
+    assert!(matches!(session.probe().await, Health::Down(_)));
+    assert!(!session.connected());
+}
+
+#[tokio::test]
+async fn notifications_come_back_with_the_server() {
+    let (ipc, ha) = addresses();
+    let mut notices = HaNotices::new(options(&ipc), false, quick());
+    assert!(matches!(notices.next().await, Notice::Lost(_)));
+
+    let fake = start_fake(&ipc, &ha);
+    assert!(matches!(notices.next().await, Notice::Subscribed));
+    let mut session = HaSession::new(options(&ipc), quick());
+    session
+        .call(&Order::BePrimary { me: "n1".into() })
+        .await
+        .unwrap();
+    assert!(matches!(
+        notices.next().await,
+        Notice::Event(Event::IsPrimary(0))
+    ));
+
+    drop(fake);
+    assert!(matches!(
+        notices.next().await,
+        Notice::Lost(ClientError::Closed)
+    ));
+    let fake = start_fake(&ipc, &ha);
+    // It resubscribes by itself (perhaps after a failed attempt or two).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match notices.next().await {
+            Notice::Subscribed => break,
+            Notice::Lost(_) => assert!(Instant::now() < deadline, "no resubscription"),
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(fake);
+}
