@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need.
-packages=(corosync-vqsim erlang-base)
+packages=(corosync-vqsim erlang-base procps)  # procps: kill -STOP/-CONT in the fake-confd tests
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
