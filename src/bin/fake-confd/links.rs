@@ -152,33 +152,37 @@ async fn uplink(
     let mut ticks = tokio::time::interval(server.settings.tick);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
-    let lost = loop {
-        tokio::select! {
+    // However the end shows itself (a failed write, EOF, the read
+    // deadline), a link silent for 3 ticks lost its ticks first: that is
+    // what a node waking from a freeze reports.
+    loop {
+        let alive = tokio::select! {
             biased;
             _ = &mut stopped => return,
-            _ = ticks.tick() => {
-                if writer.write_all(&LinkMsg::Tick.encode()).await.is_err() {
-                    break code::HA_CLOSED;
-                }
-            }
-            Some(msg) = up.recv() => {
-                if writer.write_all(&msg.encode()).await.is_err() {
-                    break code::HA_CLOSED;
-                }
-            }
+            _ = ticks.tick() => writer.write_all(&LinkMsg::Tick.encode()).await.is_ok(),
+            Some(msg) = up.recv() => writer.write_all(&msg.encode()).await.is_ok(),
             frame = timeout_at(last_heard + dead_after, reader.next()) => match frame {
-                Err(_) => break code::HA_NOTICK,
-                // Waking from a freeze to a closed link: the ticks stopped first.
-                Ok(None) if last_heard.elapsed() > dead_after => break code::HA_NOTICK,
-                Ok(None) => break code::HA_CLOSED,
+                // A frame read after 3 silent ticks (buffered while this
+                // process was frozen) comes too late: the ticks were lost.
+                Ok(Some(_)) if last_heard.elapsed() >= dead_after => false,
                 Ok(Some(f)) => {
                     last_heard = Instant::now();
                     if let Some(LinkMsg::Commit(txid)) = LinkMsg::decode(&f) {
                         apply_commit(&server, txid, gen);
                     }
+                    true
                 }
+                Ok(None) | Err(_) => false,
             },
+        };
+        if !alive {
+            break;
         }
+    }
+    let lost = if last_heard.elapsed() >= dead_after {
+        code::HA_NOTICK
+    } else {
+        code::HA_CLOSED
     };
     server.with(|st| {
         if st.uplink.as_ref().is_some_and(|u| u.gen == gen) {
