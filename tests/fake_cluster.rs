@@ -3,9 +3,12 @@
 //! primary killed (the secondary reports no primary and falls to none),
 //! benone, and secondary-dead dropping a secondary.
 
+mod common;
+
+use common::free_ports;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -120,16 +123,9 @@ impl Drop for Watch {
     }
 }
 
-fn ports() -> [u16; 3] {
-    let held: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|k| held[k].local_addr().unwrap().port())
-}
-
 /// Two running fakes on their own loopback addresses, same ports.
 fn started_pair(ip_a: &'static str, ip_b: &'static str) -> (Node, Node) {
-    let ports = ports();
+    let ports = free_ports();
     let mut a = Node {
         ip: ip_a,
         ports,

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{bytes, cases, Case};
+use common::{bytes, cases, free_ports, Case};
 use coroha::ha::wire::{self, Address, Hello, Order};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
@@ -195,15 +195,6 @@ const REPLAYED: &[Setup] = &[
 /// How long a read waits for the fake's answer (a silent primary takes
 /// 10 s to give up, a frozen one 6 s).
 const PATIENCE: Duration = Duration::from_secs(25);
-
-/// Distinct free ports (the listeners are held until all are chosen, or
-/// the kernel may hand out the same one twice).
-fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|k| held[k].local_addr().unwrap().port())
-}
 
 fn node_of(label: &str, default: &str) -> String {
     match label.split_once('@') {

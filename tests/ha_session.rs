@@ -3,10 +3,13 @@
 //! both the control session and the notification stream reconnect after
 //! their back-off.
 
+mod common;
+
+use common::free_ports;
 use coroha::ha::client::{ClientError, ClientOptions, Endpoint};
 use coroha::ha::session::{Backoff, HaNotices, HaSession, Health, Notice};
 use coroha::ha::wire::{Event, Order, Reply};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,14 +48,8 @@ fn signal(fake: &Fake, sig: &str) {
 }
 
 fn addresses() -> (String, String) {
-    let held: Vec<TcpListener> = (0..2)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let port = |k: usize| held[k].local_addr().unwrap().port();
-    (
-        format!("127.0.0.1:{}", port(0)),
-        format!("127.0.0.1:{}", port(1)),
-    )
+    let [ipc, ha] = free_ports();
+    (format!("127.0.0.1:{ipc}"), format!("127.0.0.1:{ha}"))
 }
 
 fn options(ipc: &str) -> ClientOptions {

@@ -117,7 +117,8 @@ impl ClientError {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+/// A byte stream over TCP or a unix socket.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 pub struct HaClient {
@@ -128,7 +129,8 @@ pub struct HaClient {
     pub protocol: u16,
 }
 
-async fn open(endpoint: &Endpoint, bound: Duration) -> Result<Box<dyn Stream>, ClientError> {
+/// Connect to an endpoint within `bound`.
+pub async fn open(endpoint: &Endpoint, bound: Duration) -> Result<Box<dyn Stream>, ClientError> {
     let connect = async {
         match endpoint {
             Endpoint::Tcp(addr) => TcpStream::connect(addr).await.map(|s| {

@@ -62,3 +62,12 @@ pub fn connections(case: &Case) -> Vec<(String, Vec<Step>)> {
         })
         .collect()
 }
+
+/// Distinct free TCP ports (the listeners are held until all are chosen,
+/// or the kernel may hand out the same one twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|k| held[k].local_addr().unwrap().port())
+}

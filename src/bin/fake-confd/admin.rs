@@ -4,41 +4,25 @@
 
 use crate::links;
 use crate::server::Server;
-use coroha::ha::client::Endpoint;
+use crate::server::{accept, Conn};
+use coroha::ha::client::{open, Endpoint};
 use coroha::ha::fake::{state_name, PRIMARY};
 use coroha::ha::wire::Reply;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 pub async fn listen(endpoint: Endpoint, server: Arc<Server>) {
-    match endpoint {
-        Endpoint::Tcp(addr) => {
-            let Ok(l) = tokio::net::TcpListener::bind(&addr).await else {
-                eprintln!("fake-confd: cannot listen on {addr} for --admin");
-                return;
-            };
-            while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(session(s, server.clone()));
-            }
-        }
-        Endpoint::Unix(path) => {
-            let _ = std::fs::remove_file(&path);
-            let Ok(l) = tokio::net::UnixListener::bind(&path) else {
-                eprintln!(
-                    "fake-confd: cannot listen on {} for --admin",
-                    path.display()
-                );
-                return;
-            };
-            while let Ok((s, _)) = l.accept().await {
-                tokio::spawn(session(s, server.clone()));
-            }
-        }
+    let served = accept(&endpoint, |s| {
+        tokio::spawn(session(s, server.clone()));
+    });
+    if let Err(e) = served.await {
+        eprintln!("fake-confd: --admin: {e}");
     }
 }
 
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(s: S, server: Arc<Server>) {
+async fn session(s: Box<dyn Conn>, server: Arc<Server>) {
     let (rd, mut wr) = tokio::io::split(s);
     let mut lines = BufReader::new(rd).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -103,27 +87,10 @@ async fn write(server: &Arc<Server>) -> Value {
 pub async fn ctl(admin: &str, command: &str) -> std::process::ExitCode {
     let answer = async {
         let endpoint = Endpoint::parse(admin)?;
-        let text = match endpoint {
-            Endpoint::Tcp(addr) => {
-                ask(
-                    tokio::net::TcpStream::connect(&addr)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    command,
-                )
-                .await?
-            }
-            Endpoint::Unix(path) => {
-                ask(
-                    tokio::net::UnixStream::connect(&path)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    command,
-                )
-                .await?
-            }
-        };
-        Ok::<String, String>(text)
+        let stream = open(&endpoint, Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())?;
+        ask(stream, command).await
     }
     .await;
     match answer {

@@ -240,28 +240,6 @@ fn settings(args: &Args, ha_port: u16) -> Settings {
     }
 }
 
-async fn accept_library(endpoint: Endpoint, server: Arc<Server>) {
-    match endpoint {
-        Endpoint::Tcp(addr) => {
-            let listener = tokio::net::TcpListener::bind(&addr)
-                .await
-                .unwrap_or_else(|e| fail(format!("cannot listen on {addr}: {e}")));
-            while let Ok((s, _)) = listener.accept().await {
-                let _ = s.set_nodelay(true);
-                tokio::spawn(serve(Box::new(s), server.clone()));
-            }
-        }
-        Endpoint::Unix(path) => {
-            let _ = std::fs::remove_file(&path);
-            let listener = tokio::net::UnixListener::bind(&path)
-                .unwrap_or_else(|e| fail(format!("cannot listen on {}: {e}", path.display())));
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(serve(Box::new(s), server.clone()));
-            }
-        }
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -299,7 +277,12 @@ fn main() -> std::process::ExitCode {
             "fake-confd: library sockets on {}, HA port {}",
             args.ipc, args.ha_listen
         );
-        accept_library(endpoint, server).await;
+        let served = server::accept(&endpoint, |s| {
+            tokio::spawn(serve(s, server.clone()));
+        });
+        if let Err(e) = served.await {
+            fail(e);
+        }
     });
     std::process::ExitCode::SUCCESS
 }

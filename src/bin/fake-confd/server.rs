@@ -15,6 +15,35 @@ use tokio::sync::{mpsc, oneshot, Notify, OwnedMutexGuard};
 pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
+/// Accept connections on a TCP or unix endpoint for as long as the
+/// process runs, handing each to `serve`; an error if it cannot listen.
+pub async fn accept(
+    endpoint: &coroha::ha::client::Endpoint,
+    serve: impl Fn(Box<dyn Conn>),
+) -> Result<(), String> {
+    use coroha::ha::client::Endpoint;
+    match endpoint {
+        Endpoint::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            while let Ok((s, _)) = listener.accept().await {
+                let _ = s.set_nodelay(true);
+                serve(Box::new(s));
+            }
+        }
+        Endpoint::Unix(path) => {
+            let _ = std::fs::remove_file(path);
+            let listener = tokio::net::UnixListener::bind(path)
+                .map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+            while let Ok((s, _)) = listener.accept().await {
+                serve(Box::new(s));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads frames; cancel-safe, so it can sit in a `select!`.
 pub struct FrameReader<R> {
     inner: R,
