@@ -294,64 +294,82 @@ fn start_cluster(case: &Case, setup: &Setup) -> Cluster {
             Prep::Secondary(s, p) => nodes.insert(s.to_string()) | nodes.insert(p.to_string()),
         };
     }
-    let [ipc, ha, admin] = free_ports();
     let dir = tempfile_lite::Dir::new(&case.name);
     let secret = dir.0.join("access");
     std::fs::write(&secret, b"s3cr3t\n").unwrap();
-    let mut fakes = HashMap::new();
-    for node in &nodes {
-        let ha_listen = if node == "n6" {
-            format!("[::1]:{ha}")
-        } else {
-            format!("{}:{ha}", ip(node))
-        };
-        let fake = Fake {
-            child: Command::new(env!("CARGO_BIN_EXE_fake-confd"))
-                .args(["--ipc", &format!("{}:{ipc}", ip(node))])
-                .args(["--ha-listen", &ha_listen])
-                .args(["--admin", &format!("{}:{admin}", ip(node))])
-                .args(
-                    setup
-                        .flags
-                        .iter()
-                        .filter(|(n, _)| n == node)
-                        .flat_map(|(_, f)| f.iter())
-                        .map(|f| {
-                            if *f == "SECRET" {
-                                secret.display().to_string()
-                            } else {
-                                f.to_string()
-                            }
-                        }),
-                )
-                .args(
-                    setup
-                        .flags
-                        .iter()
-                        .any(|(n, f)| n == node && f == &ACCESS)
-                        .then(|| ["--challenge".to_string(), challenges(case)])
-                        .into_iter()
-                        .flatten(),
-                )
-                .stderr(if std::env::var_os("FAKE_STDERR").is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                })
-                .spawn()
-                .expect("start fake-confd"),
-            ipc: format!("{}:{ipc}", ip(node)),
-            admin: format!("{}:{admin}", ip(node)),
-        };
-        fakes.insert(node.clone(), fake);
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for f in fakes.values() {
-        while TcpStream::connect(&f.admin).is_err() {
-            assert!(Instant::now() < deadline, "fake-confd did not listen");
-            std::thread::sleep(Duration::from_millis(20));
+    // The ports are free on 127.0.0.1 but may be taken on 127.0.0.K by a
+    // case running beside this one: a fake that cannot listen exits, and
+    // the whole set starts again on other ports.
+    let mut attempts = 0;
+    let (fakes, ha) = loop {
+        let [ipc, ha, admin] = free_ports();
+        let mut fakes: HashMap<String, Fake> = HashMap::new();
+        for node in &nodes {
+            let ha_listen = if node == "n6" {
+                format!("[::1]:{ha}")
+            } else {
+                format!("{}:{ha}", ip(node))
+            };
+            let fake = Fake {
+                child: Command::new(env!("CARGO_BIN_EXE_fake-confd"))
+                    .args(["--ipc", &format!("{}:{ipc}", ip(node))])
+                    .args(["--ha-listen", &ha_listen])
+                    .args(["--admin", &format!("{}:{admin}", ip(node))])
+                    .args(
+                        setup
+                            .flags
+                            .iter()
+                            .filter(|(n, _)| n == node)
+                            .flat_map(|(_, f)| f.iter())
+                            .map(|f| {
+                                if *f == "SECRET" {
+                                    secret.display().to_string()
+                                } else {
+                                    f.to_string()
+                                }
+                            }),
+                    )
+                    .args(
+                        setup
+                            .flags
+                            .iter()
+                            .any(|(n, f)| n == node && f == &ACCESS)
+                            .then(|| ["--challenge".to_string(), challenges(case)])
+                            .into_iter()
+                            .flatten(),
+                    )
+                    .stderr(if std::env::var_os("FAKE_STDERR").is_some() {
+                        Stdio::inherit()
+                    } else {
+                        Stdio::null()
+                    })
+                    .spawn()
+                    .expect("start fake-confd"),
+                ipc: format!("{}:{ipc}", ip(node)),
+                admin: format!("{}:{admin}", ip(node)),
+            };
+            fakes.insert(node.clone(), fake);
         }
-    }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listening = fakes.values_mut().all(|f| loop {
+            if TcpStream::connect(&f.admin).is_ok() {
+                break true;
+            }
+            if Instant::now() > deadline || f.child.try_wait().ok().flatten().is_some() {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        });
+        if listening {
+            break (fakes, ha);
+        }
+        for f in fakes.values_mut() {
+            let _ = f.child.kill();
+            let _ = f.child.wait();
+        }
+        attempts += 1;
+        assert!(attempts < 5, "fake-confd did not listen");
+    };
     let silent = setup
         .silent_primary
         .then(|| TcpListener::bind(format!("127.0.0.9:{ha}")).unwrap());

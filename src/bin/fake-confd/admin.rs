@@ -18,7 +18,9 @@ pub async fn listen(endpoint: Endpoint, server: Arc<Server>) {
         tokio::spawn(session(s, server.clone()));
     });
     if let Err(e) = served.await {
+        // Tests find a fake by its admin socket: never run without it.
         eprintln!("fake-confd: --admin: {e}");
+        std::process::exit(2);
     }
 }
 
