@@ -702,6 +702,91 @@ impl Config {
     }
 }
 
+/// What a SIGHUP reload did: the configuration now in force, what changed,
+/// and what changed in the file but needs a restart (not applied).
+#[derive(Debug)]
+pub struct Reload {
+    pub config: Config,
+    pub applied: Vec<String>,
+    pub needs_restart: Vec<String>,
+}
+
+impl Config {
+    /// Apply a re-read file to a running daemon. Reloadable: `[policy]`,
+    /// `[hooks]`, `ha.status_interval`, and each node's `priority`,
+    /// `can_primary` and `relay_via`. Everything that names things (the
+    /// node table's names, ids and addresses, the CPG group, this node, the
+    /// state directory), how the HA socket is reached, and the listeners
+    /// keep their running values until a restart.
+    pub fn reload(&self, new: &Config) -> Reload {
+        let mut config = self.clone();
+        let mut applied = Vec::new();
+        let mut needs_restart = Vec::new();
+        if json(&self.policy) != json(&new.policy) {
+            config.policy = new.policy.clone();
+            applied.push("[policy]".to_string());
+        }
+        if json(&self.hooks) != json(&new.hooks) {
+            config.hooks = new.hooks.clone();
+            applied.push("[hooks]".to_string());
+        }
+        if self.ha.status_interval != new.ha.status_interval {
+            config.ha.status_interval = new.ha.status_interval;
+            applied.push("ha.status_interval".to_string());
+        }
+        let mut other_ha = new.ha.clone();
+        other_ha.status_interval = self.ha.status_interval;
+        if json(&self.ha) != json(&other_ha) || self.ha.token != new.ha.token {
+            needs_restart.push("[ha] (connection settings)".to_string());
+        }
+        for (table, old, changed) in [
+            ("[cluster]", json(&self.cluster), json(&new.cluster)),
+            ("[control]", json(&self.control), json(&new.control)),
+            ("[metrics]", json(&self.metrics), json(&new.metrics)),
+        ] {
+            if old != changed {
+                needs_restart.push(table.to_string());
+            }
+        }
+        let identity = |c: &Config| {
+            let mut v: Vec<(String, u32, String)> = c
+                .nodes
+                .iter()
+                .map(|n| {
+                    let n = n.get_ref();
+                    (n.name.clone(), n.id, n.address.clone())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        if identity(self) != identity(new) {
+            needs_restart.push("[[node]] names, ids or addresses".to_string());
+        } else {
+            for node in &mut config.nodes {
+                let node = node.get_mut();
+                if let Some(n) = new.node_by_name(&node.name) {
+                    if node != n {
+                        applied.push(format!("node {}", node.name));
+                        node.clone_from(n);
+                    }
+                }
+            }
+        }
+        Reload {
+            config,
+            applied,
+            needs_restart,
+        }
+    }
+}
+
+/// Tables compare through their serialized form (not all derive PartialEq,
+/// and the serialized form is what the operator wrote).
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 /// FNV-1a, 64 bit: a stable, dependency-free digest for short texts.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {

@@ -5,5 +5,6 @@
 
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod ha;
 pub mod policy;

@@ -1,6 +1,7 @@
 use clap::{Parser, Subcommand};
 use coroha::cluster::sim::scenario::{run_random, RandomRun, Scenario};
 use coroha::config::Config;
+use coroha::daemon::control::Request;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,6 +45,49 @@ enum Command {
     },
     /// Give one HA order to the local NSO/ConfD, or watch its HA events.
     Ha(coroha::ha::cli::HaArgs),
+    /// Run the daemon: corosync → policy → the local NSO/ConfD.
+    Run {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: coroha::daemon::LogFormat,
+        /// Wait this many seconds for corosync at start.
+        #[arg(long, default_value_t = 60)]
+        wait_corosync: u64,
+    },
+    /// Show what the running daemon knows: roles, quorum, the plan.
+    Status(Ctl),
+    /// Move the primary role: to NODE, or to the best other node.
+    Switchover {
+        #[arg(long, value_name = "NODE")]
+        to: Option<String>,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// Put NODE in standby (never primary; persisted), or take it out.
+    Standby {
+        node: String,
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// Stop the local daemon: hand the primary role over first (as SIGTERM
+    /// does), or with --keep-roles leave every role as it is (maintenance:
+    /// upgrading coroha itself).
+    Stop {
+        #[arg(long)]
+        keep_roles: bool,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
+    /// Vouch that NODE's NSO/ConfD is down, so that an orphaned primary may
+    /// be replaced (like Pacemaker's manual fencing confirmation).
+    ConfirmDown {
+        node: String,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
     /// Validate a configuration and print it with defaults filled in.
     CheckConfig {
         #[arg(long, default_value = DEFAULT_CONFIG)]
@@ -51,8 +95,58 @@ enum Command {
     },
 }
 
+/// How the operator commands reach the daemon.
+#[derive(clap::Args)]
+struct Ctl {
+    /// The config file that names the control socket.
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// The control socket (overrides the config file's).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn control(ctl: Ctl, req: Request) -> ExitCode {
+    let socket = match ctl.socket {
+        Some(s) => s,
+        None => match coroha::daemon::control_socket(&ctl.config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => ExitCode::from(rt.block_on(coroha::daemon::cli::run(&socket, req, ctl.json))),
+        Err(e) => {
+            eprintln!("coroha: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Run {
+            config,
+            log_format,
+            wait_corosync,
+        } => coroha::daemon::main(coroha::daemon::RunOptions {
+            config,
+            log_format,
+            wait_corosync: std::time::Duration::from_secs(wait_corosync),
+        }),
+        Command::Status(ctl) => control(ctl, Request::Status),
+        Command::Switchover { to, ctl } => control(ctl, Request::Switchover { to }),
+        Command::Standby { node, off, ctl } => control(ctl, Request::Standby { node, on: !off }),
+        Command::Stop { keep_roles, ctl } => control(ctl, Request::Stop { keep_roles }),
+        Command::ConfirmDown { node, ctl } => control(ctl, Request::ConfirmDown { node }),
         Command::Simulate {
             file,
             random: Some(n),

@@ -2,6 +2,7 @@
 //! simulated corosync used by the tests and the demo. The real backend
 //! (rust-corosync) will live beside `sim` and produce the same events.
 
+pub mod corosync;
 pub mod sim;
 
 use serde::{Deserialize, Serialize};

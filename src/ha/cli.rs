@@ -2,7 +2,7 @@
 //! events, in the spirit of `confd_cmd`. Human-readable output by default,
 //! JSON for scripts; a ConfD error prints its name and code and exits 1.
 
-use super::client::{ClientError, ClientOptions, Endpoint, HaClient, HaEvents};
+use super::client::{read_secret, ClientError, ClientOptions, Endpoint, HaClient, HaEvents};
 use super::wire::{state_name, Address, Event, Order, Reply};
 use crate::config::Config;
 use serde_json::json;
@@ -70,32 +70,16 @@ fn options(args: &HaArgs) -> Result<ClientOptions, String> {
         }
     };
     let ha = config.as_ref().map(|c| c.ha.clone()).unwrap_or_default();
-    let endpoint = Endpoint::parse(args.ipc.as_deref().unwrap_or(&ha.ipc))?;
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let token = match (&args.token, &args.token_file) {
-        (Some(t), _) => t.clone().into_bytes(),
-        (None, Some(f)) => read(f)?,
-        (None, None) => match (&ha.token, &ha.token_file) {
-            (Some(t), _) => t.0.clone().into_bytes(),
-            (None, Some(f)) => read(f)?,
-            (None, None) => vec![],
-        },
-    };
-    let access = match (ha.access_check, &ha.access_secret_file) {
-        (Some(check), Some(f)) => Some((check, read(f)?)),
-        _ => None,
-    };
-    Ok(ClientOptions {
-        endpoint,
-        token,
-        protocol: ha.protocol,
-        connect_timeout: ha.connect_timeout.0,
-        timeout: ha.timeout.0,
-        besecondary_timeout: ha.besecondary_timeout.0,
-        access,
-    })
+    let mut opts = ClientOptions::from_config(&ha)?;
+    if let Some(ipc) = &args.ipc {
+        opts.endpoint = Endpoint::parse(ipc)?;
+    }
+    match (&args.token, &args.token_file) {
+        (Some(t), _) => opts.token = t.clone().into_bytes(),
+        (None, Some(f)) => opts.token = read_secret(f)?,
+        (None, None) => {}
+    }
+    Ok(opts)
 }
 
 fn address_text(t: &eetf::Term) -> String {

@@ -62,6 +62,36 @@ pub struct ClientOptions {
     pub access: Option<(AccessCheck, Vec<u8>)>,
 }
 
+impl ClientOptions {
+    /// From the `[ha]` table; the token and access secret are read from
+    /// their files here.
+    pub fn from_config(ha: &crate::config::HaConfig) -> Result<ClientOptions, String> {
+        let token = match (&ha.token, &ha.token_file) {
+            (Some(t), _) => t.0.clone().into_bytes(),
+            (None, Some(f)) => read_secret(f)?,
+            (None, None) => vec![],
+        };
+        let access = match (ha.access_check, &ha.access_secret_file) {
+            (Some(check), Some(f)) => Some((check, read_secret(f)?)),
+            _ => None,
+        };
+        Ok(ClientOptions {
+            endpoint: Endpoint::parse(&ha.ipc)?,
+            token,
+            protocol: ha.protocol,
+            connect_timeout: ha.connect_timeout.0,
+            timeout: ha.timeout.0,
+            besecondary_timeout: ha.besecondary_timeout.0,
+            access,
+        })
+    }
+}
+
+/// A secret file's raw bytes (a trailing newline is part of it).
+pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 #[derive(Debug)]
 pub enum ClientError {
     /// Nothing listens, or the connection could not be made in time.

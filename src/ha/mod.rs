@@ -111,3 +111,57 @@ pub enum HaEvent {
     IsNone,
     BeSecondaryResult(i32),
 }
+
+impl HaRole {
+    /// From a `get_status` state code.
+    pub fn from_code(code: i32) -> Option<HaRole> {
+        match code {
+            1 => Some(HaRole::None),
+            2 => Some(HaRole::Secondary),
+            3 => Some(HaRole::Primary),
+            4 => Some(HaRole::Relay),
+            _ => None,
+        }
+    }
+}
+
+impl HaReply {
+    /// What the policy makes of a wire reply. `None` (an async besecondary
+    /// has no reply) counts as accepted: its result comes as an event.
+    pub fn from_wire(reply: Option<&wire::Reply>) -> Result<HaReply, HaFailure> {
+        match reply {
+            None | Some(wire::Reply::Ok) => Ok(HaReply::Ok),
+            Some(wire::Reply::Error(c)) => Err(HaFailure::Error(*c)),
+            Some(wire::Reply::Status { state, nodes }) => match HaRole::from_code(*state) {
+                Some(role) => Ok(HaReply::Status {
+                    role,
+                    nodes: nodes
+                        .iter()
+                        .map(|(id, _)| wire::Reply::node_name(id))
+                        .collect(),
+                }),
+                // A state this client does not know is not an answer to act
+                // on; treat the server as refusing.
+                None => Err(HaFailure::Error(code::PROTOUSAGE)),
+            },
+        }
+    }
+}
+
+impl HaEvent {
+    pub fn from_wire(event: &wire::Event) -> HaEvent {
+        match event {
+            wire::Event::NoPrimary(c) => HaEvent::NoPrimary(*c),
+            wire::Event::SecondaryDied { id, .. } => {
+                HaEvent::SecondaryDied(wire::Reply::node_name(id))
+            }
+            wire::Event::SecondaryArrived { id, .. } => {
+                HaEvent::SecondaryArrived(wire::Reply::node_name(id))
+            }
+            wire::Event::SecondaryInitialized(_) => HaEvent::SecondaryInitialized,
+            wire::Event::IsPrimary(_) => HaEvent::IsPrimary,
+            wire::Event::IsNone(_) => HaEvent::IsNone,
+            wire::Event::BeSecondaryResult(c) => HaEvent::BeSecondaryResult(*c),
+        }
+    }
+}

@@ -111,6 +111,42 @@ pub enum Output {
     Leave,
 }
 
+/// A snapshot of the policy for operators (`coroha status`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub node: String,
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub max_epoch: u64,
+    pub health: Health,
+    pub parent: Option<String>,
+    pub standby: bool,
+    /// The view is stable and quorate: this node may act.
+    pub quorate: bool,
+    pub ring: Option<RingId>,
+    /// The plan's primary.
+    pub primary: Option<String>,
+    /// Why the plan is what it is.
+    pub plan: Option<String>,
+    /// The HA order in flight.
+    pub pending: Option<String>,
+    pub stopping: bool,
+    pub members: Vec<MemberStatus>,
+}
+
+/// One coroha daemon of the view, as it announced itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub name: String,
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub parent: Option<String>,
+    pub health: Health,
+    pub standby: bool,
+    pub leaving: bool,
+}
+
 /// The static inputs of the policy, taken from the configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -333,6 +369,54 @@ impl Policy {
 
     pub fn plan(&self) -> Option<&Plan> {
         self.plan.as_ref()
+    }
+
+    /// Take new settings (a SIGHUP reload). The caller keeps what cannot
+    /// change without a restart (this node, the node names, ids and
+    /// addresses); changed priorities and flags are announced at the next
+    /// step.
+    pub fn reload(&mut self, cfg: Settings) {
+        debug_assert_eq!(cfg.me, self.cfg.me);
+        self.cfg = cfg;
+    }
+
+    /// What this node knows, for `coroha status` and the metrics.
+    pub fn status(&self) -> Status {
+        let members = self
+            .view
+            .states
+            .iter()
+            .map(|(id, s)| MemberStatus {
+                id: *id,
+                name: s.name.clone(),
+                role: s.role,
+                epoch: s.role_epoch,
+                parent: s.parent.map(|p| self.name(p)),
+                health: s.health,
+                standby: s.standby,
+                leaving: s.leaving,
+            })
+            .collect();
+        Status {
+            node: self.name(self.cfg.me),
+            role: self.local.role,
+            epoch: self.local.role_epoch,
+            max_epoch: self.persisted.max_epoch,
+            health: self.local.health,
+            parent: self.local.parent.map(|p| self.name(p)),
+            standby: self.persisted.standby,
+            quorate: self.quorum.stable(),
+            ring: self.quorum.vq_ring,
+            primary: self
+                .plan
+                .as_ref()
+                .and_then(|p| p.target.as_ref())
+                .map(|t| self.name(t.node())),
+            plan: self.plan.as_ref().map(|p| p.cause.clone()),
+            pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
+            stopping: self.leaving.is_some(),
+            members,
+        }
     }
 
     /// An orderly stop is in progress.

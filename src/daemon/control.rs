@@ -1,0 +1,161 @@
+//! The control socket (a unix socket, mode 0660: root and the socket's
+//! group) and the metrics listener. Both hand each request to the daemon's
+//! main loop, which answers from the policy's own state, so an answer is
+//! never older than the last event.
+//!
+//! Protocol: one JSON object per line each way, e.g.
+//! `{"cmd":"status"}` → `{"ok":true,"status":{…}}`.
+
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    /// Move the primary role (to the best other node when `to` is unset).
+    Switchover {
+        #[serde(default)]
+        to: Option<String>,
+    },
+    Standby {
+        node: String,
+        on: bool,
+    },
+    /// Stop the daemon: hand the primary role over first, or (keep_roles)
+    /// leave every role as it is, for upgrading coroha itself.
+    Stop {
+        #[serde(default)]
+        keep_roles: bool,
+    },
+    /// The operator vouches that this node's NSO/ConfD is down.
+    ConfirmDown {
+        node: String,
+    },
+    /// Prometheus text (the metrics listener).
+    Metrics,
+}
+
+/// A request and where its answer goes.
+pub type Ask = (Request, oneshot::Sender<serde_json::Value>);
+
+/// Bind the control socket: refuse when a daemon already answers there,
+/// replace a stale socket file otherwise.
+pub async fn bind(path: &Path) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(format!(
+                "{}: another coroha daemon is listening there",
+                path.display()
+            ));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    // Create it without any access for others, then open it to the group.
+    // SAFETY: umask only changes this process's file creation mask.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(listener)
+}
+
+pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let asks = asks.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read.take(64 * 1024)).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let answer = match serde_json::from_str::<Request>(&line) {
+                        Ok(req) => ask(&asks, req).await,
+                        Err(e) => {
+                            serde_json::json!({"ok": false, "error": format!("bad request: {e}")})
+                        }
+                    };
+                    let mut out = answer.to_string().into_bytes();
+                    out.push(b'\n');
+                    if write.write_all(&out).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+async fn ask(asks: &mpsc::Sender<Ask>, req: Request) -> serde_json::Value {
+    let (tx, rx) = oneshot::channel();
+    if asks.send((req, tx)).await.is_err() {
+        return serde_json::json!({"ok": false, "error": "the daemon is stopping"});
+    }
+    rx.await
+        .unwrap_or_else(|_| serde_json::json!({"ok": false, "error": "the daemon is stopping"}))
+}
+
+/// A minimal HTTP/1.1 responder for Prometheus: every GET gets the metrics.
+pub fn serve_metrics(listener: TcpListener, asks: mpsc::Sender<Ask>) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let asks = asks.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                // Read the request head (bounded), whatever it asks for.
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
+                    {
+                        Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let body = match ask(&asks, Request::Metrics).await {
+                    serde_json::Value::String(text) => text,
+                    other => format!("# {other}\n"),
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+}
+
+/// Client side: one request, one answer.
+pub async fn request(path: &Path, req: &Request) -> Result<serde_json::Value, String> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|e| format!("{}: {e} (is coroha running?)", path.display()))?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    line.push('\n');
+    write
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut lines = BufReader::new(read).lines();
+    match lines.next_line().await {
+        Ok(Some(answer)) => serde_json::from_str(&answer).map_err(|e| e.to_string()),
+        Ok(None) => Err("the daemon closed the connection".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,583 @@
+//! A real corosync cluster on one machine: one network namespace per node,
+//! joined by a bridge in one more namespace (docs/lab.md). Every node runs
+//! corosync 3, `fake-confd` and `coroha run`. Namespace names carry a
+//! per-run suffix, and `Drop` tears everything down, also when a test
+//! fails (the logs are kept then, and their place is printed).
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Labs run one at a time: two corosync clusters on two cores would blur
+/// each other's timing.
+pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub const COROHA: &str = env!("CARGO_BIN_EXE_coroha");
+pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-confd");
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Why the lab cannot run here, if it cannot.
+pub fn unavailable() -> Option<String> {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        return Some("the lab needs root (network namespaces)".into());
+    }
+    for tool in ["ip", "corosync", "unshare", "corosync-quorumtool"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Some(format!(
+                "{tool} is not installed (scripts/test.sh installs it)"
+            ));
+        }
+    }
+    None
+}
+
+/// Skip only when asked to; otherwise a lab that cannot run fails.
+pub fn require() -> bool {
+    if let Some(why) = unavailable() {
+        if std::env::var_os("COROHA_SKIP_LAB").is_some() {
+            eprintln!("lab skipped (COROHA_SKIP_LAB): {why}");
+            return false;
+        }
+        panic!("{why}; set COROHA_SKIP_LAB=1 to skip the lab");
+    }
+    true
+}
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .expect("sh runs")
+}
+
+fn must(cmd: &str) {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Node {
+    pub id: u32,
+    pub ns: String,
+    pub veth: String,
+    pub dir: PathBuf,
+    pub corosync: Option<Child>,
+    pub coroha: Option<Child>,
+    pub fake: Option<Child>,
+}
+
+pub struct Lab {
+    pub tag: String,
+    pub dir: PathBuf,
+    pub bridge: String,
+    pub nodes: Vec<Node>,
+    /// Extra lines for every node's coroha.toml `[policy]`.
+    pub policy: String,
+}
+
+pub fn addr(id: u32) -> String {
+    format!("10.213.0.{id}")
+}
+
+impl Lab {
+    /// Namespaces, bridge and configuration for `n` nodes; nothing runs yet.
+    pub fn new(n: u32, policy: &str) -> Lab {
+        let tag = format!(
+            "{:05x}",
+            (std::process::id() ^ (unix_ms() as u32)) & 0xfffff
+        );
+        let dir = std::env::temp_dir().join(format!("coroha-lab-{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let bridge = format!("crh{tag}b");
+        let mut lab = Lab {
+            tag: tag.clone(),
+            dir: dir.clone(),
+            bridge: bridge.clone(),
+            nodes: vec![],
+            policy: policy.to_string(),
+        };
+        must(&format!("ip netns add {bridge}"));
+        must(&format!(
+            "ip netns exec {bridge} ip link add br0 type bridge"
+        ));
+        must(&format!("ip netns exec {bridge} ip link set br0 up"));
+        for id in 1..=n {
+            let ns = format!("crh{tag}n{id}");
+            let veth = format!("v{tag}{id}");
+            let node_dir = dir.join(format!("n{id}"));
+            fs::create_dir_all(node_dir.join("run")).unwrap();
+            fs::create_dir_all(node_dir.join("cs-state")).unwrap();
+            lab.nodes.push(Node {
+                id,
+                ns: ns.clone(),
+                veth: veth.clone(),
+                dir: node_dir,
+                corosync: None,
+                coroha: None,
+                fake: None,
+            });
+            must(&format!("ip netns add {ns}"));
+            must(&format!(
+                "ip link add {veth} type veth peer name eth0 netns {ns}"
+            ));
+            must(&format!("ip link set {veth} netns {bridge}"));
+            must(&format!(
+                "ip netns exec {bridge} ip link set {veth} master br0"
+            ));
+            must(&format!("ip netns exec {bridge} ip link set {veth} up"));
+            must(&format!("ip netns exec {ns} ip link set lo up"));
+            must(&format!(
+                "ip netns exec {ns} ip addr add {}/24 dev eth0",
+                addr(id)
+            ));
+            must(&format!("ip netns exec {ns} ip link set eth0 up"));
+        }
+        for i in 0..lab.nodes.len() {
+            lab.write_configs(i);
+        }
+        lab
+    }
+
+    fn write_configs(&self, i: usize) {
+        let node = &self.nodes[i];
+        let d = node.dir.display();
+        let mut nodelist = String::new();
+        let mut coroha_nodes = String::new();
+        for n in &self.nodes {
+            nodelist.push_str(&format!(
+                "  node {{\n    nodeid: {id}\n    name: n{id}\n    ring0_addr: {a}\n  }}\n",
+                id = n.id,
+                a = addr(n.id)
+            ));
+            coroha_nodes.push_str(&format!(
+                "[[node]]\nname = \"n{id}\"\nid = {id}\naddress = \"{a}\"\n\n",
+                id = n.id,
+                a = addr(n.id)
+            ));
+        }
+        fs::write(
+            node.dir.join("corosync.conf"),
+            format!(
+                "totem {{\n  version: 2\n  cluster_name: lab{tag}\n  transport: knet\n  token: 1000\n  crypto_cipher: none\n  crypto_hash: none\n}}\n\
+                 logging {{\n  to_logfile: yes\n  logfile: {d}/corosync.log\n  to_syslog: no\n  to_stderr: no\n  timestamp: hires\n}}\n\
+                 quorum {{\n  provider: corosync_votequorum\n}}\n\
+                 system {{\n  state_dir: {d}/cs-state\n}}\n\
+                 nodelist {{\n{nodelist}}}\n",
+                tag = self.tag
+            ),
+        )
+        .unwrap();
+        fs::write(
+            node.dir.join("coroha.toml"),
+            format!(
+                "[cluster]\nstate_dir = \"{d}/coroha-state\"\n\n\
+                 [ha]\nipc = \"127.0.0.1:4565\"\ntimeout = \"1s\"\nstatus_interval = \"500ms\"\n\n\
+                 [policy]\nstartup_settle = \"5s\"\norphan_grace = \"3s\"\n{policy}\n\n\
+                 [control]\nsocket = \"{d}/control.sock\"\n\n{coroha_nodes}",
+                policy = self.policy
+            ),
+        )
+        .unwrap();
+    }
+
+    pub fn node(&self, id: u32) -> &Node {
+        &self.nodes[id as usize - 1]
+    }
+
+    fn node_mut(&mut self, id: u32) -> &mut Node {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    fn spawn(&self, id: u32, log: &str, program: &str) -> Child {
+        let node = self.node(id);
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join(log))
+            .unwrap();
+        Command::new("ip")
+            .args(["netns", "exec", &node.ns, "sh", "-c", program])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn start_corosync(&mut self, id: u32) {
+        let d = self.node(id).dir.display().to_string();
+        // A private /run: corosync's pid file is at a fixed path there.
+        let child = self.spawn(
+            id,
+            "corosync.out",
+            &format!("exec unshare -m sh -c 'mount --bind {d}/run /run && exec corosync -f -c {d}/corosync.conf'"),
+        );
+        self.node_mut(id).corosync = Some(child);
+    }
+
+    pub fn start_fake(&mut self, id: u32) {
+        let d = self.node(id).dir.display().to_string();
+        let a = addr(id);
+        let child = self.spawn(
+            id,
+            "fake-confd.log",
+            &format!(
+                "exec {FAKE} --ipc 127.0.0.1:4565 --ha-listen {a}:4570 --admin unix:{d}/admin.sock --history {d}/history --cdb {d}/cdb"
+            ),
+        );
+        self.node_mut(id).fake = Some(child);
+        let admin = self.node(id).dir.join("admin.sock");
+        wait_for(Duration::from_secs(10), "fake-confd admin socket", || {
+            admin.exists().then_some(())
+        });
+    }
+
+    pub fn start_coroha(&mut self, id: u32) {
+        let d = self.node(id).dir.display().to_string();
+        let child = self.spawn(
+            id,
+            "coroha.log",
+            &format!("RUST_LOG=info,coroha=debug exec {COROHA} run --config {d}/coroha.toml --log-format json"),
+        );
+        self.node_mut(id).coroha = Some(child);
+    }
+
+    /// Start corosync everywhere and wait for a quorate ring of all nodes,
+    /// then the fakes and the daemons.
+    pub fn start_all(&mut self) {
+        let ids: Vec<u32> = self.nodes.iter().map(|n| n.id).collect();
+        for &id in &ids {
+            self.start_corosync(id);
+        }
+        self.wait_ring(&ids, Duration::from_secs(30));
+        for &id in &ids {
+            self.start_fake(id);
+        }
+        for &id in &ids {
+            self.start_coroha(id);
+        }
+    }
+
+    /// Wait until node `ids[0]`'s corosync reports a quorate ring of `ids`.
+    pub fn wait_ring(&self, ids: &[u32], limit: Duration) {
+        let ns = &self.node(ids[0]).ns;
+        let want = ids.len();
+        wait_for(limit, &format!("a quorate ring of {ids:?}"), || {
+            let out = sh(&format!("ip netns exec {ns} corosync-quorumtool -s"));
+            let text = String::from_utf8_lossy(&out.stdout);
+            let members = text
+                .lines()
+                .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+                .filter(|l| l.contains(" n"))
+                .count();
+            (text.contains("Quorate:          Yes") && members == want).then_some(())
+        });
+    }
+
+    /// Send a signal to a process of a node (and forget it for SIGKILL and
+    /// SIGTERM, after it exited).
+    pub fn signal(&mut self, id: u32, which: Proc, sig: &str) {
+        let node = self.node_mut(id);
+        let slot = match which {
+            Proc::Corosync => &mut node.corosync,
+            Proc::Coroha => &mut node.coroha,
+            Proc::Fake => &mut node.fake,
+        };
+        let Some(child) = slot.as_mut() else {
+            panic!("n{id} {which:?} is not running");
+        };
+        must(&format!("kill -{sig} {}", child.id()));
+        if sig == "KILL" || sig == "TERM" {
+            let mut child = slot.take().unwrap();
+            let _ = child.wait();
+        }
+        if which == Proc::Fake && sig == "KILL" {
+            // A dead server is not primary: say so in its history.
+            let history = self.node(id).dir.join("history");
+            let mut text = fs::read_to_string(&history).unwrap_or_default();
+            text.push_str(&format!("{} dead\n", unix_ms()));
+            fs::write(history, text).unwrap();
+        }
+    }
+
+    /// Wait for a child to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, id: u32, which: Proc, limit: Duration) -> i32 {
+        let node = self.node_mut(id);
+        let slot = match which {
+            Proc::Corosync => &mut node.corosync,
+            Proc::Coroha => &mut node.coroha,
+            Proc::Fake => &mut node.fake,
+        };
+        let child = slot.as_mut().expect("running");
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                slot.take();
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < until, "n{id} {which:?} did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn link(&self, id: u32, up: bool) {
+        must(&format!(
+            "ip netns exec {} ip link set {} {}",
+            self.bridge,
+            self.node(id).veth,
+            if up { "up" } else { "down" }
+        ));
+    }
+
+    /// fake-confd's own answer to `status`.
+    pub fn fake_status(&self, id: u32) -> Option<Value> {
+        let sock = self.node(id).dir.join("admin.sock");
+        let out = Command::new(FAKE)
+            .args(["ctl", &format!("unix:{}", sock.display()), "status"])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn coroha_cmd(&self, id: u32, args: &[&str]) -> std::process::Output {
+        let d = self.node(id).dir.display().to_string();
+        Command::new(COROHA)
+            .args(args)
+            .args(["--config", &format!("{d}/coroha.toml")])
+            .output()
+            .unwrap()
+    }
+
+    /// The node whose fake-confd is primary with every other running fake
+    /// attached to it as a secondary (I3), if the cluster is there.
+    pub fn settled_primary(&self, expect: &[u32]) -> Option<u32> {
+        let mut primary = None;
+        let mut secondaries = vec![];
+        for &id in expect {
+            let s = self.fake_status(id)?;
+            match s["state"].as_str()? {
+                "primary" => {
+                    if primary.replace(id).is_some() {
+                        return None;
+                    }
+                }
+                "secondary" => secondaries.push((id, s["primary"].as_str()?.to_string())),
+                _ => return None,
+            }
+        }
+        let p = primary?;
+        secondaries
+            .iter()
+            .all(|(_, parent)| *parent == format!("n{p}"))
+            .then_some(p)
+    }
+
+    /// Wait until `expect` are settled (one primary, the rest its
+    /// secondaries); the primary.
+    pub fn wait_settled(&self, expect: &[u32], limit: Duration) -> u32 {
+        wait_for(
+            limit,
+            &format!("one primary with {expect:?} attached"),
+            || self.settled_primary(expect),
+        )
+    }
+
+    /// Every node's role history: (unix ms, state) in time order.
+    pub fn histories(&self) -> Vec<(u32, Vec<(u64, String)>)> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let text = fs::read_to_string(n.dir.join("history")).unwrap_or_default();
+                let h = text
+                    .lines()
+                    .filter_map(|l| {
+                        let (t, s) = l.split_once(' ')?;
+                        Some((t.parse().ok()?, s.to_string()))
+                    })
+                    .collect();
+                (n.id, h)
+            })
+            .collect()
+    }
+
+    /// Times at which some node became primary, after `since`.
+    pub fn promotions_since(&self, since: u64) -> Vec<(u32, u64)> {
+        let mut v: Vec<(u32, u64)> = self
+            .histories()
+            .into_iter()
+            .flat_map(|(id, h)| {
+                h.into_iter()
+                    .filter(move |(t, s)| *t >= since && s == "primary")
+                    .map(move |(t, _)| (id, t))
+            })
+            .collect();
+        v.sort_by_key(|(_, t)| *t);
+        v
+    }
+
+    /// Role changes of any node after `since`.
+    pub fn changes_since(&self, since: u64) -> Vec<(u32, u64, String)> {
+        let mut v: Vec<(u32, u64, String)> = self
+            .histories()
+            .into_iter()
+            .flat_map(|(id, h)| {
+                h.into_iter()
+                    .filter(move |(t, _)| *t >= since)
+                    .map(move |(t, s)| (id, t, s))
+            })
+            .collect();
+        v.sort_by_key(|(_, t, _)| *t);
+        v
+    }
+
+    /// The longest time two nodes were primary at once, over the whole
+    /// run, from the role histories (I1). A restart of fake-confd starts
+    /// in "none"; a killed one is "dead".
+    pub fn max_overlap_ms(&self) -> u64 {
+        let now = unix_ms();
+        let mut spans: Vec<(u32, u64, u64)> = vec![];
+        for (id, h) in self.histories() {
+            let mut since = None;
+            for (t, s) in &h {
+                match (s.as_str(), since) {
+                    ("primary", None) => since = Some(*t),
+                    ("primary", Some(_)) => {}
+                    (_, Some(start)) => {
+                        spans.push((id, start, *t));
+                        since = None;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(start) = since {
+                spans.push((id, start, now));
+            }
+        }
+        let mut worst = 0;
+        for (i, a) in spans.iter().enumerate() {
+            for b in &spans[i + 1..] {
+                if a.0 != b.0 {
+                    let overlap = a.2.min(b.2).saturating_sub(a.1.max(b.1));
+                    worst = worst.max(overlap);
+                }
+            }
+        }
+        worst
+    }
+
+    /// First line of a node's coroha log (JSON) after `since` whose message
+    /// contains `needle`: its time in unix ms.
+    pub fn log_time(&self, id: u32, since: u64, needle: &str) -> Option<u64> {
+        let text = fs::read_to_string(self.node(id).dir.join("coroha.log")).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"].as_str().is_some_and(|m| m.contains(needle)))
+            .filter_map(|v| v["timestamp"].as_str().and_then(rfc3339_ms))
+            .find(|t| *t >= since)
+    }
+
+    /// Print where the logs are (on failure).
+    pub fn keep_logs(&self) {
+        eprintln!("lab logs kept in {}", self.dir.display());
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proc {
+    Corosync,
+    Coroha,
+    Fake,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            for child in [&mut node.coroha, &mut node.fake, &mut node.corosync]
+                .into_iter()
+                .flatten()
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for node in &self.nodes {
+            let _ = sh(&format!("ip netns del {}", node.ns));
+        }
+        let _ = sh(&format!("ip netns del {}", self.bridge));
+        if std::thread::panicking() || std::env::var_os("COROHA_LAB_KEEP").is_some() {
+            self.keep_logs();
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Poll `f` every 50 ms until it gives a value; panic after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `2026-11-22T10:00:00.123456Z` → unix ms.
+pub fn rfc3339_ms(s: &str) -> Option<u64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let time = time.trim_end_matches('Z');
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let secs: f64 = t.next()?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms = (days * 86_400 + hh * 3600 + mm * 60) * 1000 + (secs * 1000.0) as i64;
+    u64::try_from(ms).ok()
+}
+
+/// Sorted figures: (median, p95, max).
+pub fn summary(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.95), *v.last().unwrap())
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,267 @@
+//! Failover on a real corosync cluster (network namespaces, root): every
+//! node runs corosync 3, fake-confd and `coroha run`. Each scenario checks
+//! I1 (never two primaries at once) from every fake-confd's role history,
+//! and I3 (one primary, every other node its secondary) at the end.
+//!
+//! `cargo test --release --test lab -- --ignored latency --nocapture` runs
+//! the failover latency benchmark of docs/benchmarks.md.
+
+#[path = "common/lab.rs"]
+mod lab;
+
+use lab::{unix_ms, wait_for, Lab, Proc};
+use std::time::Duration;
+
+/// Generous bounds: a slow machine must not fail a correct run. The
+/// figures themselves are measured by the benchmark, not asserted here.
+const SETTLE: Duration = Duration::from_secs(40);
+/// I1 across partitions: a primary that lost quorum steps down within this
+/// (docs/design.md, section 10).
+const QUORUM_LOSS_BOUND_MS: u64 = 5000;
+
+fn lab(n: u32) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
+    if !lab::require() {
+        return None;
+    }
+    let guard = lab::ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(n, "");
+    lab.start_all();
+    Some((guard, lab))
+}
+
+fn all(n: u32) -> Vec<u32> {
+    (1..=n).collect()
+}
+
+fn without(n: u32, gone: u32) -> Vec<u32> {
+    all(n).into_iter().filter(|&i| i != gone).collect()
+}
+
+fn no_overlap(lab: &Lab) {
+    assert_eq!(
+        lab.max_overlap_ms(),
+        0,
+        "two primaries at once: {:?}",
+        lab.changes_since(0)
+    );
+}
+
+fn wait_state(lab: &Lab, id: u32, state: &str, limit: Duration) {
+    wait_for(limit, &format!("n{id} in state {state}"), || {
+        let s = lab.fake_status(id)?;
+        (s["state"] == state).then_some(())
+    });
+}
+
+#[test]
+fn first_election_3() {
+    let Some((_g, lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    assert_eq!(
+        lab.promotions_since(0).len(),
+        1,
+        "one promotion: {:?}",
+        lab.changes_since(0)
+    );
+    no_overlap(&lab);
+    let out = lab.coroha_cmd(p, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("node n{p}: primary")), "{text}");
+    assert!(text.contains("quorate"), "{text}");
+}
+
+fn primary_isolated(n: u32) {
+    let Some((_g, lab)) = lab(n) else { return };
+    let p = lab.wait_settled(&all(n), SETTLE);
+    lab.link(p, false);
+    // The majority elects a new primary; the isolated one applies the
+    // quorum-loss action (benone).
+    let q = lab.wait_settled(&without(n, p), SETTLE);
+    assert_ne!(q, p);
+    wait_state(&lab, p, "none", SETTLE);
+    let overlap = lab.max_overlap_ms();
+    assert!(
+        overlap <= QUORUM_LOSS_BOUND_MS,
+        "old primary stayed primary {overlap} ms beside the new one"
+    );
+    eprintln!("isolated primary n{p}: n{q} took over; overlap across the partition {overlap} ms");
+    // After healing, the old primary rejoins as a secondary of the new one.
+    lab.link(p, true);
+    assert_eq!(lab.wait_settled(&all(n), SETTLE), q);
+}
+
+#[test]
+fn primary_isolated_3() {
+    primary_isolated(3);
+}
+
+#[test]
+fn primary_isolated_5() {
+    primary_isolated(5);
+}
+
+#[test]
+fn primary_node_crash() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    for which in [Proc::Coroha, Proc::Fake, Proc::Corosync] {
+        lab.signal(p, which, "KILL");
+    }
+    let q = lab.wait_settled(&without(3, p), SETTLE);
+    assert_ne!(q, p);
+    no_overlap(&lab);
+    // The node comes back and joins as a secondary: the primary stays put.
+    lab.start_corosync(p);
+    lab.start_fake(p);
+    lab.start_coroha(p);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
+    no_overlap(&lab);
+}
+
+#[test]
+fn nso_dies_on_primary() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    lab.signal(p, Proc::Fake, "KILL");
+    let q = lab.wait_settled(&without(3, p), SETTLE);
+    assert_ne!(q, p);
+    no_overlap(&lab);
+    // NSO/ConfD comes back (in none): its coroha attaches it.
+    lab.start_fake(p);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
+    no_overlap(&lab);
+}
+
+#[test]
+fn coroha_killed_on_primary() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let t0 = unix_ms();
+    lab.signal(p, Proc::Coroha, "KILL");
+    // Its NSO/ConfD still serves: beyond the orphan grace (3 s here)
+    // nothing moves (docs/design.md, section 7).
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(lab.changes_since(t0), vec![], "no role change");
+    assert_eq!(lab.settled_primary(&all(3)), Some(p));
+    // Now NSO/ConfD dies too: the failed attachments are the evidence, and
+    // the others elect a new primary.
+    lab.signal(p, Proc::Fake, "KILL");
+    let q = lab.wait_settled(&without(3, p), SETTLE);
+    assert_ne!(q, p);
+    no_overlap(&lab);
+    lab.start_fake(p);
+    lab.start_coroha(p);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
+    no_overlap(&lab);
+}
+
+fn sigterm_handover(n: u32) {
+    let Some((_g, mut lab)) = lab(n) else { return };
+    let p = lab.wait_settled(&all(n), SETTLE);
+    let t0 = unix_ms();
+    lab.signal(p, Proc::Coroha, "TERM");
+    // An orderly stop: the primary moves, and this node's NSO/ConfD is
+    // left as a secondary of the new primary.
+    let q = lab.wait_settled(&all(n), SETTLE);
+    assert_ne!(q, p);
+    no_overlap(&lab);
+    let promoted = lab.promotions_since(t0);
+    eprintln!(
+        "SIGTERM on n{p}: n{q} primary after {} ms",
+        promoted[0].1 - t0
+    );
+    // Started again, it stays a secondary: the primary stays put.
+    let t1 = unix_ms();
+    lab.start_coroha(p);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.settled_primary(&all(n)), Some(q));
+    assert!(lab.promotions_since(t1).is_empty());
+}
+
+#[test]
+fn sigterm_handover_3() {
+    sigterm_handover(3);
+}
+
+#[test]
+fn sigterm_handover_5() {
+    sigterm_handover(5);
+}
+
+#[test]
+fn maintenance_stop_keeps_roles() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let t0 = unix_ms();
+    let out = lab.coroha_cmd(p, &["stop", "--keep-roles"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(lab.wait_exit(p, Proc::Coroha, Duration::from_secs(10)), 0);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(lab.changes_since(t0), vec![], "no role change while stopped");
+    lab.start_coroha(p);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(lab.changes_since(t0), vec![], "no role change after the restart");
+    assert_eq!(lab.settled_primary(&all(3)), Some(p));
+    let out = lab.coroha_cmd(p, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["status"]["policy"]["role"], "Primary", "{status}");
+}
+
+#[test]
+fn coroha_sigkill_and_restart_within_grace() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let t0 = unix_ms();
+    lab.signal(p, Proc::Coroha, "KILL");
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.start_coroha(p);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(lab.changes_since(t0), vec![], "no role change");
+    assert_eq!(lab.settled_primary(&all(3)), Some(p));
+}
+
+#[test]
+fn corosync_restart_on_a_secondary() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let s = without(3, p)[0];
+    let t0 = unix_ms();
+    lab.signal(s, Proc::Corosync, "TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    lab.start_corosync(s);
+    lab.wait_ring(&all(3), SETTLE);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), p);
+    assert!(lab.promotions_since(t0).is_empty(), "{:?}", lab.changes_since(t0));
+    // Its coroha reconnected by itself and is back in the group.
+    wait_for(SETTLE, "n{s} reconnected", || {
+        let out = lab.coroha_cmd(s, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let c = &v["status"]["corosync"];
+        (c["connected"] == true && c["reconnects"] == 1 && c["group"].as_array()?.len() == 3)
+            .then_some(())
+    });
+}
+
+#[test]
+fn rolling_restart_of_all_nodes() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    // Secondaries first, the primary last, as an operator would.
+    let mut order = without(3, p);
+    order.push(p);
+    for id in order {
+        lab.signal(id, Proc::Coroha, "TERM");
+        lab.signal(id, Proc::Fake, "KILL");
+        lab.signal(id, Proc::Corosync, "TERM");
+        lab.start_corosync(id);
+        lab.wait_ring(&all(3), SETTLE);
+        lab.start_fake(id);
+        lab.start_coroha(id);
+        lab.wait_settled(&all(3), SETTLE);
+        no_overlap(&lab);
+    }
+    let q = lab.wait_settled(&all(3), SETTLE);
+    assert_ne!(q, p, "the primary moved away from the last node restarted");
+}
