@@ -23,9 +23,7 @@ fn lab(n: u32) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
     if !lab::require() {
         return None;
     }
-    let guard = lab::ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let guard = lab::ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new(n, "");
     lab.start_all();
     Some((guard, lab))
@@ -106,9 +104,7 @@ fn primary_isolated_5() {
 fn primary_node_crash() {
     let Some((_g, mut lab)) = lab(3) else { return };
     let p = lab.wait_settled(&all(3), SETTLE);
-    for which in [Proc::Coroha, Proc::Fake, Proc::Corosync] {
-        lab.signal(p, which, "KILL");
-    }
+    lab.crash(p);
     let q = lab.wait_settled(&without(3, p), SETTLE);
     assert_ne!(q, p);
     no_overlap(&lab);
@@ -199,10 +195,18 @@ fn maintenance_stop_keeps_roles() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(lab.wait_exit(p, Proc::Coroha, Duration::from_secs(10)), 0);
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(lab.changes_since(t0), vec![], "no role change while stopped");
+    assert_eq!(
+        lab.changes_since(t0),
+        vec![],
+        "no role change while stopped"
+    );
     lab.start_coroha(p);
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(lab.changes_since(t0), vec![], "no role change after the restart");
+    assert_eq!(
+        lab.changes_since(t0),
+        vec![],
+        "no role change after the restart"
+    );
     assert_eq!(lab.settled_primary(&all(3)), Some(p));
     let out = lab.coroha_cmd(p, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -233,7 +237,11 @@ fn corosync_restart_on_a_secondary() {
     lab.start_corosync(s);
     lab.wait_ring(&all(3), SETTLE);
     assert_eq!(lab.wait_settled(&all(3), SETTLE), p);
-    assert!(lab.promotions_since(t0).is_empty(), "{:?}", lab.changes_since(t0));
+    assert!(
+        lab.promotions_since(t0).is_empty(),
+        "{:?}",
+        lab.changes_since(t0)
+    );
     // Its coroha reconnected by itself and is back in the group.
     wait_for(SETTLE, "n{s} reconnected", || {
         let out = lab.coroha_cmd(s, &["status", "--json"]);

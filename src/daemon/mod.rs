@@ -330,6 +330,8 @@ async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("leaving the CPG group");
     d.corosync.leave();
+    // Let the answer to a `coroha stop` request reach the operator.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let _ = std::fs::remove_file(&d.config.control.socket);
     tracing::info!("stopped");
     Ok(())

@@ -1370,7 +1370,9 @@ impl Policy {
             priority: me.map_or(0, |n| n.priority),
             can_primary: me.is_some_and(|n| n.can_primary),
             standby: self.persisted.standby,
-            leaving: self.leaving.is_some(),
+            // A maintenance stop does not announce itself: the role stays,
+            // and nobody should plan around this node going away.
+            leaving: matches!(self.leaving, Some((true, _))),
             settling: self.settling_flag(),
             relay_via: me
                 .and_then(|n| n.relay_via.as_deref())

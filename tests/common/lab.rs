@@ -313,11 +313,37 @@ impl Lab {
         }
         if which == Proc::Fake && sig == "KILL" {
             // A dead server is not primary: say so in its history.
-            let history = self.node(id).dir.join("history");
-            let mut text = fs::read_to_string(&history).unwrap_or_default();
-            text.push_str(&format!("{} dead\n", unix_ms()));
-            fs::write(history, text).unwrap();
+            self.mark_dead(id);
         }
+    }
+
+    /// A node crash as the others see a power cut: the node vanishes from
+    /// the network, and corosync, coroha and fake-confd die together (one
+    /// `kill`, so no goodbye leaks out). Its link comes back for a restart.
+    pub fn crash(&mut self, id: u32) {
+        self.link(id, false);
+        let node = self.node_mut(id);
+        let mut children: Vec<Child> = [&mut node.corosync, &mut node.coroha, &mut node.fake]
+            .into_iter()
+            .filter_map(Option::take)
+            .collect();
+        let pids: Vec<String> = children.iter().map(|c| c.id().to_string()).collect();
+        must(&format!("kill -KILL {}", pids.join(" ")));
+        for c in &mut children {
+            let _ = c.wait();
+        }
+        self.mark_dead(id);
+        self.link(id, true);
+    }
+
+    fn mark_dead(&self, id: u32) {
+        let history = self.node(id).dir.join("history");
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(history)
+            .unwrap();
+        std::io::Write::write_all(&mut f, format!("{} dead\n", unix_ms()).as_bytes()).unwrap();
     }
 
     /// Wait for a child to exit by itself; its exit code.
