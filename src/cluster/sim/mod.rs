@@ -74,6 +74,11 @@ pub enum Fault {
         node: Idx,
         on: bool,
     },
+    /// The operator vouches that `node`'s NSO/ConfD is down.
+    ConfirmDown {
+        at: Idx,
+        node: Idx,
+    },
 }
 
 impl Fault {
@@ -119,6 +124,11 @@ impl Fault {
                     n(at)
                 )
             }
+            Fault::ConfirmDown { at, node } => format!(
+                "OPERATOR confirms {} down (asked on {})",
+                n(node),
+                n(at)
+            ),
             Fault::Standby { at, node, on } => {
                 format!(
                     "OPERATOR standby {} {} (asked on {})",
@@ -821,6 +831,10 @@ impl Sim {
             Fault::Standby { at, node, on } => {
                 let node = self.names[node].clone();
                 self.operator(at, Operator::Standby { node, on });
+            }
+            Fault::ConfirmDown { at, node } => {
+                let node = self.names[node].clone();
+                self.operator(at, Operator::ConfirmDown { node });
             }
         }
     }

@@ -262,6 +262,10 @@ impl Scenario {
                     node: idx(&e.target, "target", a)?,
                     on: a == "standby",
                 },
+                "confirm-down" => Fault::ConfirmDown {
+                    at: idx(&e.node, "node", a)?,
+                    node: idx(&e.target, "target", a)?,
+                },
                 other => return Err(format!("unknown event action {other:?}")),
             };
             out.push((e.at.as_ms(), fault));
