@@ -4,8 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests need.
-packages=(corosync-vqsim erlang-base procps)  # procps: kill -STOP/-CONT in the fake-confd tests
+# Debian packages the build and the tests need:
+# - corosync's client libraries (-dev: rust-corosync links cpg, cfg, cmap,
+#   quorum and votequorum at build time);
+# - corosync itself and iproute2 for the lab (a real cluster in network
+#   namespaces), corosync-vqsim for the votequorum model test;
+# - erlang-base (term format cross-check), procps (kill -STOP/-CONT).
+packages=(
+    libcpg-dev libcfg-dev libcmap-dev libquorum-dev libvotequorum-dev libcorosync-common-dev
+    corosync corosync-vqsim iproute2 util-linux erlang-base procps
+)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,7 +30,7 @@ fi
 
 # corosync-vqsim reads /etc/corosync/corosync.conf; the test mounts its own
 # directory over /etc/corosync in a private namespace, so only the (empty)
-# directory must exist. Debian's corosync package would create it too.
+# directory must exist. Debian's corosync package creates it too.
 if [ ! -d /etc/corosync ] && [ "$(id -u)" -eq 0 ]; then
     mkdir -p /etc/corosync
 fi

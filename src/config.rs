@@ -938,4 +938,22 @@ address = "10.0.0.1"
         assert_eq!(e[0].line, 1);
         assert!(e[0].column > 1);
     }
+
+    #[test]
+    fn reload_applies_policy_hooks_and_priorities_and_names_what_needs_a_restart() {
+        let old = Config::parse(MINIMAL, "t.toml").unwrap();
+        let text = "[cluster]\ngroup = \"other\"\n\n[policy]\nfailback = \"immediately\"\n\n[hooks]\non_primary = [\"/bin/true\"]\n\n[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1\"\npriority = 7\n";
+        let new = Config::parse(&text, "t.toml").unwrap();
+        let r = old.reload(&new);
+        assert_eq!(r.applied, ["[policy]", "[hooks]", "node n1"]);
+        assert_eq!(r.needs_restart, ["[cluster]"]);
+        assert_eq!(r.config.policy.failback, Failback::Immediately);
+        assert_eq!(r.config.nodes[0].get_ref().priority, 7);
+        assert_eq!(r.config.cluster.group, "coroha", "the running group stays");
+        let moved = Config::parse(&MINIMAL.replace("10.0.0.1", "10.0.0.9"), "t.toml").unwrap();
+        let r = old.reload(&moved);
+        assert!(r.applied.is_empty());
+        assert_eq!(r.needs_restart, ["[[node]] names, ids or addresses"]);
+        assert_eq!(r.config.nodes[0].get_ref().address, "10.0.0.1");
+    }
 }

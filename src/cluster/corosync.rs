@@ -567,6 +567,8 @@ struct Outbox {
     queue: VecDeque<Vec<u8>>,
     retry_at: Option<Instant>,
     wait: Duration,
+    /// When the head of the queue first met TRY_AGAIN.
+    held_since: Option<Instant>,
 }
 
 impl Outbox {
@@ -581,8 +583,15 @@ impl Outbox {
                 Ok(()) => {
                     self.queue.pop_front();
                     self.wait = Duration::ZERO;
+                    if let Some(since) = self.held_since.take() {
+                        tracing::debug!(
+                            "multicast held {} us by TRY_AGAIN",
+                            since.elapsed().as_micros()
+                        );
+                    }
                 }
                 Err(CsError::CsErrTryAgain) => {
+                    self.held_since.get_or_insert_with(Instant::now);
                     self.wait = (self.wait * 2)
                         .clamp(Duration::from_micros(100), Duration::from_millis(10));
                     self.retry_at = Some(Instant::now() + self.wait);

@@ -78,7 +78,7 @@ pub fn render_status(s: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "corosync: {}, ring {} {:?}, {} of {} expected votes needed, {} coroha daemons",
+        "corosync: {}, ring {} [{}], {} of {} expected votes needed, {} coroha daemons",
         if c["connected"] != Value::Bool(true) {
             "NOT CONNECTED"
         } else if p["quorate"] == Value::Bool(true) {
@@ -89,7 +89,7 @@ pub fn render_status(s: &Value) -> String {
         ring(&c["ring"]),
         c["ring_members"]
             .as_array()
-            .map(|a| a.iter().map(text).collect::<Vec<_>>())
+            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
             .unwrap_or_default(),
         c["quorum"],
         c["expected_votes"],
@@ -98,11 +98,7 @@ pub fn render_status(s: &Value) -> String {
     if let Some(pending) = p["pending"].as_str() {
         let _ = writeln!(out, "order in flight: {pending}");
     }
-    let _ = writeln!(
-        out,
-        "{:<12} {:<10} {:>6}  {:<10} {:<10}",
-        "NODE", "ROLE", "EPOCH", "PARENT", "HEALTH"
-    );
+    let _ = writeln!(out, "NODE         ROLE        EPOCH  PARENT     HEALTH");
     for m in p["members"].as_array().into_iter().flatten() {
         let mut flags = String::new();
         if m["standby"] == Value::Bool(true) {
@@ -111,15 +107,15 @@ pub fn render_status(s: &Value) -> String {
         if m["leaving"] == Value::Bool(true) {
             flags.push_str(" leaving");
         }
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{:<12} {:<10} {:>6}  {:<10} {:<10}{flags}",
             text(&m["name"]),
             text(&m["role"]),
-            m["epoch"],
+            m["epoch"].to_string(),
             text(&m["parent"]),
             text(&m["health"]),
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

@@ -770,3 +770,102 @@ pub fn control_socket(config: &Path) -> Result<PathBuf, String> {
                 .join("\n")
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"[[node]]
+name = "n1"
+id = 1
+address = "10.0.0.1"
+
+[[node]]
+name = "n2"
+id = 2
+address = "10.0.0.2"
+
+[[node]]
+name = "n4"
+id = 4
+address = "10.0.0.4"
+"#;
+
+    fn corosync(ids: &[u32]) -> Vec<CorosyncNode> {
+        ids.iter()
+            .map(|&id| CorosyncNode {
+                id,
+                name: Some(format!("n{id}")),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_node_corosync_does_not_know_is_refused_at_its_position() {
+        let c = Config::parse(CONFIG, "c.toml").unwrap();
+        let errors = check_nodes(&c, CONFIG, "c.toml", 1, &corosync(&[1, 2, 3])).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let e = errors[0].to_string();
+        assert!(
+            e.starts_with(
+                "c.toml:11:1: node \"n4\": id 4 is not in corosync's nodelist (it has ids 1, 2, 3)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn this_node_is_found_by_its_corosync_id() {
+        let c = Config::parse(CONFIG, "c.toml").unwrap();
+        assert_eq!(
+            check_nodes(&c, CONFIG, "c.toml", 2, &corosync(&[1, 2, 4])),
+            Ok(2)
+        );
+        let errors = check_nodes(&c, CONFIG, "c.toml", 3, &corosync(&[1, 2, 3, 4])).unwrap_err();
+        assert!(
+            errors[0]
+                .message
+                .contains("the local corosync is node 3, and no [[node]] has id = 3"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn cluster_node_must_be_the_local_corosync_node() {
+        let text = format!("[cluster]\nnode = \"n2\"\n\n{CONFIG}");
+        let c = Config::parse(&text, "c.toml").unwrap();
+        let errors = check_nodes(&c, &text, "c.toml", 1, &corosync(&[1, 2, 4])).unwrap_err();
+        assert_eq!((errors[0].line, errors[0].column), (2, 1));
+        assert!(
+            errors[0]
+                .message
+                .contains("has id 2, but the local corosync is node 1"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn status_renders_for_an_operator() {
+        let status = json!({
+            "policy": {"node": "n1", "role": "Primary", "epoch": 3, "health": "Ok", "standby": false,
+                       "stopping": false, "primary": "n1", "plan": "n1 stays primary", "quorate": true,
+                       "pending": null,
+                       "members": [{"name": "n1", "role": "Primary", "epoch": 3, "parent": null, "health": "Ok",
+                                    "standby": false, "leaving": false},
+                                   {"name": "n2", "role": "Secondary", "epoch": 3, "parent": "n1", "health": "Ok",
+                                    "standby": true, "leaving": false}]},
+            "corosync": {"connected": true, "ring": {"rep": 1, "seq": 30}, "ring_members": [1, 2],
+                         "quorum": 2, "expected_votes": 3, "group": [{"node": 1, "pid": 5}, {"node": 2, "pid": 6}]}
+        });
+        let text = cli::render_status(&status);
+        assert!(
+            text.starts_with("node n1: primary (epoch 3), NSO/ConfD ok\n"),
+            "{text}"
+        );
+        assert!(text.contains("corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons"), "{text}");
+        assert!(
+            text.contains("n2           secondary       3  n1         ok         standby"),
+            "{text}"
+        );
+    }
+}

@@ -124,11 +124,9 @@ impl Fault {
                     n(at)
                 )
             }
-            Fault::ConfirmDown { at, node } => format!(
-                "OPERATOR confirms {} down (asked on {})",
-                n(node),
-                n(at)
-            ),
+            Fault::ConfirmDown { at, node } => {
+                format!("OPERATOR confirms {} down (asked on {})", n(node), n(at))
+            }
             Fault::Standby { at, node, on } => {
                 format!(
                     "OPERATOR standby {} {} (asked on {})",
