@@ -943,7 +943,7 @@ address = "10.0.0.1"
     fn reload_applies_policy_hooks_and_priorities_and_names_what_needs_a_restart() {
         let old = Config::parse(MINIMAL, "t.toml").unwrap();
         let text = "[cluster]\ngroup = \"other\"\n\n[policy]\nfailback = \"immediately\"\n\n[hooks]\non_primary = [\"/bin/true\"]\n\n[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1\"\npriority = 7\n";
-        let new = Config::parse(&text, "t.toml").unwrap();
+        let new = Config::parse(text, "t.toml").unwrap();
         let r = old.reload(&new);
         assert_eq!(r.applied, ["[policy]", "[hooks]", "node n1"]);
         assert_eq!(r.needs_restart, ["[cluster]"]);
