@@ -378,3 +378,124 @@ fn latency() {
     println!("\n{table}\n");
     assert_eq!(total_overlap, 0, "two primaries at once");
 }
+
+/// What an operator touches on a real node: sd_notify, role hooks, the
+/// metrics endpoint, SIGHUP reload (applied, refused, needs a restart),
+/// and the refusal to start with a node corosync does not know.
+#[test]
+fn daemon_interfaces() {
+    if !lab::require() {
+        return;
+    }
+    let _g = lab::ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new(3, "");
+    let notify_path = lab.node(1).dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    lab.nodes[0].coroha_env = format!("NOTIFY_SOCKET={}", notify_path.display());
+    lab.start_all();
+    let p = lab.wait_settled(&all(3), SETTLE);
+
+    // systemd: READY, then a STATUS naming the role and quorum.
+    let mut said = vec![];
+    let mut buf = [0u8; 4096];
+    while !said
+        .iter()
+        .any(|m: &String| m.contains("STATUS=") && m.contains("quorate"))
+    {
+        let n = notify.recv(&mut buf).expect("sd_notify datagrams");
+        said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(said.iter().any(|m| m.contains("READY=1")), "{said:?}");
+
+    // Role hooks, with the roles in their environment.
+    for id in all(3) {
+        let want = if id == p {
+            "primary none"
+        } else {
+            "secondary none"
+        };
+        let path = lab.node(id).dir.join("hooks.log");
+        wait_for(SETTLE, &format!("n{id}'s role hook"), || {
+            let text = std::fs::read_to_string(&path).ok()?;
+            text.lines().any(|l| l == want).then_some(())
+        });
+    }
+
+    // Prometheus text on the metrics listener.
+    let out = lab.in_node(
+        p,
+        "exec 3<>/dev/tcp/127.0.0.1/9647; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    for line in [
+        "coroha_role{role=\"primary\"} 1",
+        "coroha_quorate 1",
+        "coroha_group_members 3",
+        "coroha_ha_orders_total{verb=\"beprimary\",outcome=\"ok\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+
+    // SIGHUP: a priority is applied, a group change waits for a restart,
+    // and a broken file is refused with its position.
+    let config = lab.node(p).dir.join("coroha.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    let changed = good
+        .replacen("[cluster]\n", "[cluster]\ngroup = \"elsewhere\"\n", 1)
+        .replacen(
+            &format!("id = {p}\n"),
+            &format!("id = {p}\npriority = 150\n"),
+            1,
+        );
+    std::fs::write(&config, changed).unwrap();
+    let t0 = unix_ms();
+    lab.signal(p, Proc::Coroha, "HUP");
+    wait_for(SETTLE, "the reload", || {
+        lab.log_time(p, t0, &format!("reload: applied node n{p}"))
+    });
+    assert!(lab
+        .log_time(
+            p,
+            t0,
+            "reload: [cluster] changed; not applied until coroha restarts"
+        )
+        .is_some());
+    std::fs::write(&config, good.replacen("[policy]", "[policy\n", 1)).unwrap();
+    let t1 = unix_ms();
+    lab.signal(p, Proc::Coroha, "HUP");
+    wait_for(SETTLE, "the refused reload", || {
+        lab.log_time(p, t1, "reload refused, the running configuration stays")
+    });
+    std::fs::write(&config, &good).unwrap();
+    assert_eq!(lab.changes_since(t0), vec![], "a reload moves nothing");
+
+    // A node corosync does not know: refused before joining.
+    let bad = lab.node(1).dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        good.replace(
+            "[control]",
+            "[[node]]\nname = \"n9\"\nid = 9\naddress = \"10.213.0.9\"\n\n[control]",
+        ),
+    )
+    .unwrap();
+    let out = lab.in_node(
+        1,
+        &format!(
+            "{} run --config {} --wait-corosync 0",
+            lab::COROHA,
+            bad.display()
+        ),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("node \"n9\": id 9 is not in corosync's nodelist (it has ids 1, 2, 3)"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{}:", bad.display())), "{err}");
+}

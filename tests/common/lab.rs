@@ -83,6 +83,8 @@ pub struct Node {
     pub corosync: Option<Child>,
     pub coroha: Option<Child>,
     pub fake: Option<Child>,
+    /// Extra environment for this node's coroha (`NAME=value ...`).
+    pub coroha_env: String,
 }
 
 pub struct Lab {
@@ -135,6 +137,7 @@ impl Lab {
                 corosync: None,
                 coroha: None,
                 fake: None,
+                coroha_env: String::new(),
             });
             must(&format!("ip netns add {ns}"));
             must(&format!(
@@ -193,7 +196,12 @@ impl Lab {
                 "[cluster]\nstate_dir = \"{d}/coroha-state\"\n\n\
                  [ha]\nipc = \"127.0.0.1:4565\"\ntimeout = \"1s\"\nstatus_interval = \"500ms\"\n\n\
                  [policy]\nstartup_settle = \"5s\"\norphan_grace = \"3s\"\n{policy}\n\n\
-                 [control]\nsocket = \"{d}/control.sock\"\n\n{coroha_nodes}",
+                 [control]\nsocket = \"{d}/control.sock\"\n\n\
+                 [metrics]\nlisten = \"127.0.0.1:9647\"\n\n\
+                 [hooks]\non_primary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
+                 on_secondary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
+                 on_none = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\n\
+                 {coroha_nodes}",
                 policy = self.policy
             ),
         )
@@ -257,7 +265,10 @@ impl Lab {
         let child = self.spawn(
             id,
             "coroha.log",
-            &format!("RUST_LOG=info,coroha=debug exec {COROHA} run --config {d}/coroha.toml --log-format json"),
+            &format!(
+                "{} RUST_LOG=info,coroha=debug exec {COROHA} run --config {d}/coroha.toml --log-format json",
+                self.node(id).coroha_env
+            ),
         );
         self.node_mut(id).coroha = Some(child);
     }
@@ -383,6 +394,14 @@ impl Lab {
             .output()
             .ok()?;
         serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// A shell command inside a node's network namespace.
+    pub fn in_node(&self, id: u32, cmd: &str) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.node(id).ns, "bash", "-c", cmd])
+            .output()
+            .unwrap()
     }
 
     pub fn coroha_cmd(&self, id: u32, args: &[&str]) -> std::process::Output {
