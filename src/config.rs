@@ -429,6 +429,19 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// An error at a byte offset of `text`, read from `file`.
+    pub fn at(text: &str, file: &str, offset: usize, message: String) -> ConfigError {
+        let (line, column) = line_col(text, offset);
+        ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -511,15 +524,7 @@ impl Config {
 
     /// Parse and validate. `file` only names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
-        let at = |offset: usize, message: String| {
-            let (line, column) = line_col(text, offset);
-            ConfigError {
-                file: file.to_string(),
-                line,
-                column,
-                message,
-            }
-        };
+        let at = |offset: usize, message: String| ConfigError::at(text, file, offset, message);
         let config: Config = from_toml(text, file)?;
         let errors: Vec<ConfigError> = config
             .problems(text)

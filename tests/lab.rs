@@ -312,9 +312,17 @@ fn latency() {
         wait_state(&lab, p, "none", SETTLE);
         lab.link(p, true);
         lab.wait_settled(&all(n), SETTLE);
+        // Where the time went, for the slow ones: the decision (after the
+        // announcement round) and multicasts held by corosync's TRY_AGAIN.
+        let decided = lab.log_time(q, t0, &format!("decision: primary n{q}"));
+        let held: Vec<String> = all(n)
+            .into_iter()
+            .filter_map(|s| lab.log_line(s, t0, "held"))
+            .collect();
         eprintln!(
-            "isolate #{rep}: membership +{} ms, beprimary on n{q} +{} ms",
+            "isolate #{rep}: membership +{} ms, decision +{} ms, beprimary on n{q} +{} ms {held:?}",
             seen - t0,
+            decided.map_or(-1, |d| d as i64 - t0 as i64),
             up.1 - t0
         );
         membership.push((seen - t0) as f64);

@@ -10,7 +10,7 @@ pub mod state;
 
 use crate::cluster::corosync::{self, Corosync, CorosyncNode};
 use crate::cluster::{ClusterEvent, NodeId};
-use crate::config::{line_col, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::ha::client::ClientOptions;
 use crate::ha::session::{Backoff, HaNotices, HaSession, Notice};
 use crate::ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
@@ -102,15 +102,7 @@ pub fn check_nodes(
     local: NodeId,
     corosync: &[CorosyncNode],
 ) -> Result<NodeId, Vec<ConfigError>> {
-    let err = |offset: usize, message: String| {
-        let (line, column) = line_col(text, offset);
-        ConfigError {
-            file: file.to_string(),
-            line,
-            column,
-            message,
-        }
-    };
+    let err = |offset: usize, message: String| ConfigError::at(text, file, offset, message);
     let known: Vec<String> = corosync.iter().map(|n| n.id.to_string()).collect();
     let mut errors = Vec::new();
     for node in &config.nodes {
@@ -665,12 +657,14 @@ impl Daemon {
         let s = self.policy.status();
         let c = self.corosync.view.borrow();
         let mut out = String::new();
-        let mut gauge = |name: &str, help: &str, value: u64| {
+        let metric = |out: &mut String, kind: &str, name: &str, help: &str, value: u64| {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         };
+        let mut gauge =
+            |name: &str, help: &str, value: u64| metric(&mut out, "gauge", name, help, value);
         gauge(
             "coroha_quorate",
             "1 when this node may act: the view is stable and quorate.",
@@ -716,12 +710,8 @@ impl Daemon {
                 u64::from(s.role == Some(role))
             );
         }
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
+        let mut counter =
+            |name: &str, help: &str, value: u64| metric(&mut out, "counter", name, help, value);
         counter(
             "coroha_role_changes_total",
             "Role changes of the local NSO/ConfD.",

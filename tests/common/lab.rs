@@ -305,15 +305,19 @@ impl Lab {
         });
     }
 
-    /// Send a signal to a process of a node (and forget it for SIGKILL and
-    /// SIGTERM, after it exited).
-    pub fn signal(&mut self, id: u32, which: Proc, sig: &str) {
+    fn slot(&mut self, id: u32, which: Proc) -> &mut Option<Child> {
         let node = self.node_mut(id);
-        let slot = match which {
+        match which {
             Proc::Corosync => &mut node.corosync,
             Proc::Coroha => &mut node.coroha,
             Proc::Fake => &mut node.fake,
-        };
+        }
+    }
+
+    /// Send a signal to a process of a node (and forget it for SIGKILL and
+    /// SIGTERM, after it exited).
+    pub fn signal(&mut self, id: u32, which: Proc, sig: &str) {
+        let slot = self.slot(id, which);
         let Some(child) = slot.as_mut() else {
             panic!("n{id} {which:?} is not running");
         };
@@ -359,12 +363,7 @@ impl Lab {
 
     /// Wait for a child to exit by itself; its exit code.
     pub fn wait_exit(&mut self, id: u32, which: Proc, limit: Duration) -> i32 {
-        let node = self.node_mut(id);
-        let slot = match which {
-            Proc::Corosync => &mut node.corosync,
-            Proc::Coroha => &mut node.coroha,
-            Proc::Fake => &mut node.fake,
-        };
+        let slot = self.slot(id, which);
         let child = slot.as_mut().expect("running");
         let until = Instant::now() + limit;
         loop {
@@ -539,6 +538,23 @@ impl Lab {
             .filter(|v| v["message"].as_str().is_some_and(|m| m.contains(needle)))
             .filter_map(|v| v["timestamp"].as_str().and_then(rfc3339_ms))
             .find(|t| *t >= since)
+    }
+
+    /// First log message of a node after `since` that contains `needle`.
+    pub fn log_line(&self, id: u32, since: u64, needle: &str) -> Option<String> {
+        let text = fs::read_to_string(self.node(id).dir.join("coroha.log")).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| {
+                v["timestamp"]
+                    .as_str()
+                    .and_then(rfc3339_ms)
+                    .is_some_and(|t| t >= since)
+            })
+            .find_map(|v| {
+                let m = v["message"].as_str()?;
+                m.contains(needle).then(|| format!("n{id}: {m}"))
+            })
     }
 
     /// Print where the logs are (on failure).
