@@ -481,6 +481,18 @@ fn daemon_interfaces() {
     std::fs::write(&config, &good).unwrap();
     assert_eq!(lab.changes_since(t0), vec![], "a reload moves nothing");
 
+    // A planned switchover to a named node, asked on another node; demote
+    // before promote, so no overlap.
+    let to = without(3, p)[1];
+    let out = lab.coroha_cmd(without(3, p)[0], &["switchover", "--to", &format!("n{to}")]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), to);
+    no_overlap(&lab);
+    // An unknown node is refused with a reason, and exit status 1.
+    let out = lab.coroha_cmd(to, &["switchover", "--to", "n42"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no node named \"n42\""));
+
     // A node corosync does not know: refused before joining.
     let bad = lab.node(1).dir.join("bad.toml");
     std::fs::write(
