@@ -159,3 +159,41 @@ pub async fn request(path: &Path, req: &Request) -> Result<serde_json::Value, St
         Err(e) => Err(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn the_socket_is_closed_to_others_and_a_live_one_is_not_taken_over() {
+        let dir = std::env::temp_dir().join(format!("coroha-ctl-{}", std::process::id()));
+        let path = dir.join("control.sock");
+        let listener = bind(&path).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        let err = bind(&path).await.unwrap_err();
+        assert!(
+            err.contains("another coroha daemon is listening there"),
+            "{err}"
+        );
+        drop(listener);
+        // A stale socket file (nobody listening) is replaced.
+        assert!(bind(&path).await.is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn requests_are_one_json_object_each() {
+        let r: Request = serde_json::from_str(r#"{"cmd":"switchover","to":"n2"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Switchover {
+                to: Some("n2".into())
+            }
+        );
+        let r: Request = serde_json::from_str(r#"{"cmd":"stop"}"#).unwrap();
+        assert_eq!(r, Request::Stop { keep_roles: false });
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
+    }
+}

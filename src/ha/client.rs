@@ -47,7 +47,7 @@ impl fmt::Display for Endpoint {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientOptions {
     pub endpoint: Endpoint,
     /// Sent raw, never logged.
@@ -60,6 +60,24 @@ pub struct ClientOptions {
     pub besecondary_timeout: Duration,
     /// The IPC access check and the secret (the access file's bytes).
     pub access: Option<(AccessCheck, Vec<u8>)>,
+}
+
+/// The token and the access secret are never printed.
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("endpoint", &self.endpoint)
+            .field("token", &"<redacted>")
+            .field("protocol", &self.protocol)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("besecondary_timeout", &self.besecondary_timeout)
+            .field(
+                "access",
+                &self.access.as_ref().map(|(check, _)| (check, "<redacted>")),
+            )
+            .finish()
+    }
 }
 
 impl ClientOptions {
