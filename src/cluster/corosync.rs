@@ -479,7 +479,15 @@ impl Session<'_> {
                     }
                 }
                 Raw::Totem { ring, members } => ClusterEvent::CpgTotem { ring, members },
-                Raw::Deliver { sender, data } => ClusterEvent::Deliver { sender, data },
+                Raw::Deliver { sender, data } => {
+                    tracing::trace!(
+                        "delivered {} bytes from {}/{}",
+                        data.len(),
+                        sender.node,
+                        sender.pid
+                    );
+                    ClusterEvent::Deliver { sender, data }
+                }
                 Raw::Nodes { ring, members } => {
                     self.view.send_modify(|v| {
                         v.ring = Some(ring);
@@ -581,6 +589,7 @@ impl Outbox {
         while let Some(data) = self.queue.front() {
             match cpg::mcast_joined(cpg, cpg::Guarantee::TypeAgreed, data) {
                 Ok(()) => {
+                    tracing::trace!("multicast {} bytes", data.len());
                     self.queue.pop_front();
                     self.wait = Duration::ZERO;
                     if let Some(since) = self.held_since.take() {

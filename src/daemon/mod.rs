@@ -220,7 +220,7 @@ async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
         .node_by_id(me)
         .map(|n| n.name.clone())
         .unwrap_or_default();
-    let state = state::StateDir::open(&config.cluster.state_dir)?;
+    let mut state = state::StateDir::open(&config.cluster.state_dir)?;
     let persisted = state.load()?;
     let ha_opts = ClientOptions::from_config(&config.ha)?;
     let control = control::bind(&config.control.socket).await?;
@@ -381,6 +381,11 @@ async fn tick(t: &mut Option<tokio::time::Interval>) {
     }
 }
 
+/// An HA order slower than this is logged: every order, the periodic
+/// status probe included, holds up the next one (the server serves one HA
+/// socket, in order), so a slow server slows failover.
+const SLOW_ORDER: Duration = Duration::from_millis(50);
+
 /// The HA control socket: orders run one at a time, in the order given,
 /// like the server runs them.
 fn spawn_ha_orders(
@@ -392,7 +397,15 @@ fn spawn_ha_orders(
         let mut session = HaSession::new(opts, Backoff::default());
         let mut unreachable = false;
         while let Some((id, order)) = rx.recv().await {
-            let result = match session.call(&order).await {
+            let sent = Instant::now();
+            let answer = session.call(&order).await;
+            let took = sent.elapsed();
+            if took > SLOW_ORDER {
+                tracing::warn!(target: "coroha::ha", "order {id} ({}) took {} ms", order.verb(), took.as_millis());
+            } else {
+                tracing::trace!(target: "coroha::ha", "order {id} ({}) took {} us", order.verb(), took.as_micros());
+            }
+            let result = match answer {
                 Ok(reply) => {
                     if unreachable {
                         tracing::info!(target: "coroha::ha", "NSO/ConfD answers again");
@@ -466,12 +479,24 @@ impl Daemon {
                     self.in_flight.insert(id, order.verb());
                     let _ = self.orders.send((id, order));
                 }
-                Output::Persist(p) => self.state.store(&p).map_err(|e| {
-                    format!(
-                        "cannot persist the election state to {}: {e}; stopping before acting on it",
-                        self.state.path().display()
-                    )
-                })?,
+                Output::Persist(p) => {
+                    let started = Instant::now();
+                    self.state.store(&p).map_err(|e| {
+                        format!(
+                            "cannot persist the election state to {}: {e}; stopping before acting on it",
+                            self.state.path().display()
+                        )
+                    })?;
+                    let took = started.elapsed();
+                    if took > SLOW_ORDER {
+                        tracing::warn!(
+                            "persisting the election state took {} ms (the disk delays failover)",
+                            took.as_millis()
+                        );
+                    } else {
+                        tracing::debug!("election state persisted in {} us", took.as_micros());
+                    }
+                }
                 Output::Fence => self.fence(),
                 Output::RoleChanged { from, to, cause } => self.role_changed(from, to, cause),
                 Output::Log { level, text } => match level {

@@ -266,7 +266,7 @@ impl Lab {
             id,
             "coroha.log",
             &format!(
-                "{} RUST_LOG=info,coroha=debug exec {COROHA} run --config {d}/coroha.toml --log-format json",
+                "{} RUST_LOG=info,coroha=debug,coroha::cluster::corosync=trace,coroha::ha=trace exec {COROHA} run --config {d}/coroha.toml --log-format json",
                 self.node(id).coroha_env
             ),
         );
