@@ -409,14 +409,18 @@ fn daemon_interfaces() {
     // systemd: READY, then a STATUS naming the role and quorum.
     let mut said = vec![];
     let mut buf = [0u8; 4096];
-    while !said
-        .iter()
-        .any(|m: &String| m.contains("STATUS=") && m.contains("quorate"))
-    {
-        let n = notify.recv(&mut buf).expect("sd_notify datagrams");
+    let seen = |said: &[String]| {
+        said.iter().any(|m| m.contains("READY=1"))
+            && said
+                .iter()
+                .any(|m| m.contains("STATUS=") && m.contains(", quorate,"))
+    };
+    while !seen(&said) {
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("{e}; so far {said:?}"));
         said.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    assert!(said.iter().any(|m| m.contains("READY=1")), "{said:?}");
 
     // Role hooks, with the roles in their environment.
     for id in all(3) {
