@@ -452,6 +452,15 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Errors as lines, for a message that carries them all.
+pub fn error_lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Read a file for parsing; an unreadable file is an error at 1:1.
 pub fn read_located(path: &Path) -> Result<(String, String), Vec<ConfigError>> {
     let name = path.display().to_string();
@@ -484,7 +493,7 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(
 
 /// Byte offset of `key` in `[table]` (or `[[table]]`), for errors found
 /// after parsing; the table header, or the start, when not written.
-fn key_offset(text: &str, table: &str, key: &str) -> usize {
+pub(crate) fn key_offset(text: &str, table: &str, key: &str) -> usize {
     let mut offset = 0;
     let mut current = String::new();
     let mut header = None;

@@ -53,6 +53,14 @@ const fn case(name: &'static str) -> Setup {
     }
 }
 
+/// The state most captures start from: n3 primary, n4 and n5 its
+/// secondaries.
+const N3_WITH_N4_N5: &[Prep] = &[
+    Prep::Primary("n3"),
+    Prep::Secondary("n4", "n3"),
+    Prep::Secondary("n5", "n3"),
+];
+
 const ACCESS: &[&str] = &["--access-secret", "SECRET"];
 
 /// Every case fake-confd replays, with the state it starts from.
@@ -83,11 +91,7 @@ const REPLAYED: &[Setup] = &[
         ..case("besecondary_errors_wait0")
     },
     Setup {
-        before: &[
-            Prep::Primary("n3"),
-            Prep::Secondary("n4", "n3"),
-            Prep::Secondary("n5", "n3"),
-        ],
+        before: N3_WITH_N4_N5,
         ..case("secondary_dead")
     },
     Setup {
@@ -101,35 +105,19 @@ const REPLAYED: &[Setup] = &[
         ..case("ha_socket_takeover_while_besecondary_pending")
     },
     Setup {
-        before: &[
-            Prep::Primary("n3"),
-            Prep::Secondary("n4", "n3"),
-            Prep::Secondary("n5", "n3"),
-        ],
+        before: N3_WITH_N4_N5,
         ..case("kill_secondary_sigkill")
     },
     Setup {
-        before: &[
-            Prep::Primary("n3"),
-            Prep::Secondary("n4", "n3"),
-            Prep::Secondary("n5", "n3"),
-        ],
+        before: N3_WITH_N4_N5,
         ..case("freeze_secondary_sigstop")
     },
     Setup {
-        before: &[
-            Prep::Primary("n3"),
-            Prep::Secondary("n4", "n3"),
-            Prep::Secondary("n5", "n3"),
-        ],
+        before: N3_WITH_N4_N5,
         ..case("kill_primary_sigkill")
     },
     Setup {
-        before: &[
-            Prep::Primary("n3"),
-            Prep::Secondary("n4", "n3"),
-            Prep::Secondary("n5", "n3"),
-        ],
+        before: N3_WITH_N4_N5,
         ..case("freeze_primary_sigstop")
     },
     Setup {

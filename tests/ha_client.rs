@@ -19,6 +19,14 @@ async fn local_peer() -> (TcpListener, String) {
     (listener, addr)
 }
 
+/// The next connection and the 9-byte handshake it opens with.
+async fn accept_hello(listener: &TcpListener) -> (tokio::net::TcpStream, [u8; 9]) {
+    let (mut s, _) = listener.accept().await.unwrap();
+    let mut hello = [0u8; 9];
+    s.read_exact(&mut hello).await.unwrap();
+    (s, hello)
+}
+
 /// Our handshake: HA, proto 82, LIB_VSN 0x08020500, sizes 0/0.
 const OUR_HELLO: &str = "110052080205000000";
 
@@ -221,15 +229,12 @@ async fn a_rejected_version_is_retried_once_with_the_servers_own() {
     let (listener, addr) = local_peer().await;
     let server = tokio::spawn(async move {
         // First connection: refuse 82 and name 81 (the captured reject form).
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut hello = [0u8; 9];
-        s.read_exact(&mut hello).await.unwrap();
+        let (mut s, hello) = accept_hello(&listener).await;
         assert_eq!(hello, bytes(OUR_HELLO).as_slice());
         s.write_all(&bytes("010051080205000c04")).await.unwrap();
         drop(s);
         // Second: proto 81 accepted.
-        let (mut s, _) = listener.accept().await.unwrap();
-        s.read_exact(&mut hello).await.unwrap();
+        let (mut s, hello) = accept_hello(&listener).await;
         assert_eq!(&hello[..3], &[0x11, 0x00, 0x51]);
         s.write_all(&bytes("000051080205000c04")).await.unwrap();
         let mut token = [0u8; 9];
@@ -247,9 +252,7 @@ async fn a_rejected_version_is_retried_once_with_the_servers_own() {
 async fn a_pinned_version_is_not_renegotiated() {
     let (listener, addr) = local_peer().await;
     tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut hello = [0u8; 9];
-        s.read_exact(&mut hello).await.unwrap();
+        let (mut s, _) = accept_hello(&listener).await;
         s.write_all(&bytes("010052080205000c04")).await.unwrap();
     });
     let mut opts = options(Endpoint::Tcp(addr), vec![]);
@@ -463,9 +466,7 @@ async fn the_event_stream_replays_captured_notification_conversations() {
 async fn sync_mode_acknowledges_each_event_with_ha_synced() {
     let (listener, addr) = local_peer().await;
     let server = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let mut hello = [0u8; 9];
-        s.read_exact(&mut hello).await.unwrap();
+        let (mut s, hello) = accept_hello(&listener).await;
         assert_eq!(hello[0], 11);
         s.write_all(&bytes("000052080205000c04")).await.unwrap();
         let mut len = [0u8; 4];

@@ -19,12 +19,20 @@ const SETTLE: Duration = Duration::from_secs(40);
 /// (docs/design.md, section 10).
 const QUORUM_LOSS_BOUND_MS: u64 = 5000;
 
-fn lab(n: u32) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
+type Running = (std::sync::MutexGuard<'static, ()>, Lab);
+
+fn lab(n: u32) -> Option<Running> {
+    lab_with(n, |_| {})
+}
+
+/// A running lab of `n` nodes; `setup` runs before anything starts.
+fn lab_with(n: u32, setup: impl FnOnce(&mut Lab)) -> Option<Running> {
     if !lab::require() {
         return None;
     }
     let guard = lab::ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::new(n, "");
+    setup(&mut lab);
     lab.start_all();
     Some((guard, lab))
 }
@@ -392,18 +400,19 @@ fn latency() {
 /// and the refusal to start with a node corosync does not know.
 #[test]
 fn daemon_interfaces() {
-    if !lab::require() {
+    let mut notify = None;
+    let Some((_g, mut lab)) = lab_with(3, |lab| {
+        let path = lab.node(1).dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        notify = Some(socket);
+        lab.nodes[0].coroha_env = format!("NOTIFY_SOCKET={}", path.display());
+    }) else {
         return;
-    }
-    let _g = lab::ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut lab = Lab::new(3, "");
-    let notify_path = lab.node(1).dir.join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    lab.nodes[0].coroha_env = format!("NOTIFY_SOCKET={}", notify_path.display());
-    lab.start_all();
+    };
+    let notify = notify.expect("set up");
     let p = lab.wait_settled(&all(3), SETTLE);
 
     // systemd: READY, then a STATUS naming the role and quorum.

@@ -68,16 +68,19 @@ pub struct CorosyncView {
 
 /// The corosync thread, seen from the daemon.
 pub struct Corosync {
-    pub events: mpsc::UnboundedReceiver<ClusterEvent>,
     pub view: watch::Receiver<CorosyncView>,
     commands: mpsc::UnboundedSender<Command>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Corosync {
-    /// Start the corosync thread. `nodes` are the configured node ids whose
-    /// votequorum state is tracked for the status.
-    pub fn start(group: String, nodes: Vec<NodeId>) -> std::io::Result<Corosync> {
+    /// Start the corosync thread; its events come on the receiver. `nodes`
+    /// are the configured node ids whose votequorum state is tracked for the
+    /// status.
+    pub fn start(
+        group: String,
+        nodes: Vec<NodeId>,
+    ) -> std::io::Result<(Corosync, mpsc::UnboundedReceiver<ClusterEvent>)> {
         let (event_tx, events) = mpsc::unbounded_channel();
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (view_tx, view) = watch::channel(CorosyncView::default());
@@ -92,12 +95,12 @@ impl Corosync {
                     Err(e) => tracing::error!("corosync thread: cannot start a runtime: {e}"),
                 }
             })?;
-        Ok(Corosync {
-            events,
+        let corosync = Corosync {
             view,
             commands: cmd_tx,
             thread: Some(thread),
-        })
+        };
+        Ok((corosync, events))
     }
 
     pub fn multicast(&self, data: Vec<u8>) {

@@ -10,11 +10,11 @@ pub mod state;
 
 use crate::cluster::corosync::{self, Corosync, CorosyncNode};
 use crate::cluster::{ClusterEvent, NodeId};
-use crate::config::{Config, ConfigError};
+use crate::config::{error_lines, key_offset, Config, ConfigError};
 use crate::ha::client::ClientOptions;
 use crate::ha::session::{Backoff, HaNotices, HaSession, Notice};
 use crate::ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
-use crate::policy::{Input, Level, Operator, Output, Policy, Settings};
+use crate::policy::{Brief, Input, Level, Operator, Output, Policy, Settings};
 use control::{Ask, Request};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -124,7 +124,7 @@ pub fn check_nodes(
             Some(n) if n.id == local => Some(n.id),
             Some(n) => {
                 errors.push(err(
-                    text.find("node =").unwrap_or(0),
+                    key_offset(text, "cluster", "node"),
                     format!(
                         "[cluster] node = {name:?} has id {}, but the local corosync is node {local}",
                         n.id
@@ -194,19 +194,15 @@ struct Daemon {
     fence_done: mpsc::UnboundedSender<bool>,
     counters: Counters,
     ready: bool,
-    systemd_status: String,
+    /// What systemd was last told.
+    systemd_status: Option<Brief>,
 }
 
 async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
     let (text, file) = crate::config::read_located(&opts.config).map_err(|e| e[0].to_string())?;
     let (local, corosync_nodes) = corosync_nodes(opts.wait_corosync).await?;
-    let me = check_nodes(&config, &text, &file, local, &corosync_nodes).map_err(|errors| {
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    let me = check_nodes(&config, &text, &file, local, &corosync_nodes)
+        .map_err(|errors| error_lines(&errors))?;
     for c in &corosync_nodes {
         if config.node_by_id(c.id).is_none() {
             tracing::warn!(
@@ -250,9 +246,8 @@ async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
     spawn_ha_notices(ha_opts, events_tx);
     let (fence_done, mut fences) = mpsc::unbounded_channel();
     let ids = config.nodes.iter().map(|n| n.get_ref().id).collect();
-    let mut corosync = Corosync::start(config.cluster.group.clone(), ids)
+    let (corosync, mut cluster_events) = Corosync::start(config.cluster.group.clone(), ids)
         .map_err(|e| format!("cannot start the corosync thread: {e}"))?;
-    let mut cluster_events = std::mem::replace(&mut corosync.events, mpsc::unbounded_channel().1);
 
     let settings = Settings::from_config(&config, me);
     let mut d = Daemon {
@@ -270,7 +265,7 @@ async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
         fence_done,
         counters: Counters::default(),
         ready: false,
-        systemd_status: String::new(),
+        systemd_status: None,
     };
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -530,7 +525,7 @@ impl Daemon {
     fn role_changed(&mut self, from: Option<HaRole>, to: HaRole, cause: String) {
         self.counters.role_changes += 1;
         let before = from.map_or("unknown", HaRole::name);
-        let epoch = self.policy.status().epoch;
+        let epoch = self.policy.brief().epoch;
         tracing::info!(
             target: "coroha::role",
             node = %self.name,
@@ -661,19 +656,23 @@ impl Daemon {
         })
     }
 
+    /// systemd STATUS, sent when what it says changes (checked after every
+    /// step, so only the cheap brief is compared).
     fn update_systemd_status(&mut self) {
-        let s = self.policy.status();
+        let b = self.policy.brief();
+        if self.systemd_status == Some(b) {
+            return;
+        }
+        self.systemd_status = Some(b);
+        let primary = b.primary.and_then(|id| self.config.node_by_id(id));
         let text = format!(
             "{} (epoch {}), {}, primary {}",
-            s.role.map_or("unknown", HaRole::name),
-            s.epoch,
-            if s.quorate { "quorate" } else { "not quorate" },
-            s.primary.as_deref().unwrap_or("none")
+            b.role.map_or("unknown", HaRole::name),
+            b.epoch,
+            if b.quorate { "quorate" } else { "not quorate" },
+            primary.map_or("none", |n| n.name.as_str())
         );
-        if text != self.systemd_status {
-            notify(&[sd_notify::NotifyState::Status(&text)]);
-            self.systemd_status = text;
-        }
+        notify(&[sd_notify::NotifyState::Status(&text)]);
     }
 
     /// Prometheus text exposition.
@@ -777,13 +776,7 @@ impl Daemon {
 pub fn control_socket(config: &Path) -> Result<PathBuf, String> {
     Config::load(config)
         .map(|c| c.control.socket)
-        .map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        .map_err(|errors| error_lines(&errors))
 }
 
 #[cfg(test)]

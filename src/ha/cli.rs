@@ -61,13 +61,7 @@ fn options(args: &HaArgs) -> Result<ClientOptions, String> {
     let config = match Config::load(&args.config) {
         Ok(c) => Some(c),
         Err(_) if args.ipc.is_some() => None,
-        Err(errors) => {
-            return Err(errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"))
-        }
+        Err(errors) => return Err(crate::config::error_lines(&errors)),
     };
     let ha = config.as_ref().map(|c| c.ha.clone()).unwrap_or_default();
     let mut opts = ClientOptions::from_config(&ha)?;

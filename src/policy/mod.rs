@@ -111,6 +111,16 @@ pub enum Output {
     Leave,
 }
 
+/// See [`Policy::brief`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Brief {
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub quorate: bool,
+    /// The plan's primary.
+    pub primary: Option<NodeId>,
+}
+
 /// A snapshot of the policy for operators (`coroha status`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
@@ -380,8 +390,24 @@ impl Policy {
         self.cfg = cfg;
     }
 
+    /// The few facts the daemon reports after every step (systemd
+    /// STATUS, hook environment); cheap, unlike [`Policy::status`].
+    pub fn brief(&self) -> Brief {
+        Brief {
+            role: self.local.role,
+            epoch: self.local.role_epoch,
+            quorate: self.quorum.stable(),
+            primary: self
+                .plan
+                .as_ref()
+                .and_then(|p| p.target.as_ref())
+                .map(Target::node),
+        }
+    }
+
     /// What this node knows, for `coroha status` and the metrics.
     pub fn status(&self) -> Status {
+        let brief = self.brief();
         let members = self
             .view
             .states
@@ -399,19 +425,15 @@ impl Policy {
             .collect();
         Status {
             node: self.name(self.cfg.me),
-            role: self.local.role,
-            epoch: self.local.role_epoch,
+            role: brief.role,
+            epoch: brief.epoch,
             max_epoch: self.persisted.max_epoch,
             health: self.local.health,
             parent: self.local.parent.map(|p| self.name(p)),
             standby: self.persisted.standby,
-            quorate: self.quorum.stable(),
+            quorate: brief.quorate,
             ring: self.quorum.vq_ring,
-            primary: self
-                .plan
-                .as_ref()
-                .and_then(|p| p.target.as_ref())
-                .map(|t| self.name(t.node())),
+            primary: brief.primary.map(|n| self.name(n)),
             plan: self.plan.as_ref().map(|p| p.cause.clone()),
             pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
             stopping: self.leaving.is_some(),
