@@ -20,5 +20,5 @@ if [ ! -d /etc/corosync ] && [ "$(id -u)" -eq 0 ]; then
 fi
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --release -- -D warnings
-cargo test --release --no-fail-fast
+cargo clippy --workspace --all-targets --release -- -D warnings
+cargo test --workspace --release --no-fail-fast

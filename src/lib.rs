@@ -1,10 +1,11 @@
 //! coroha: a failover manager for NSO/ConfD HA, fed by corosync.
 //!
-//! Data flow: `cluster` (corosync events) → `policy` (pure election state
-//! machine) → `ha` (orders to the local NSO/ConfD).
+//! Data flow: [`corosync`] (membership and messages) → `coroha_policy` (the
+//! pure election) → [`ha`] (orders to the local NSO/ConfD over `confd_ha`).
+//! [`daemon`] wires them together; [`cli`] is the operator's side.
 
-pub mod cluster;
-pub mod config;
+pub mod cli;
+pub mod corosync;
 pub mod daemon;
 pub mod ha;
-pub mod policy;
+pub mod retry;

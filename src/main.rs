@@ -1,12 +1,12 @@
 use clap::{Parser, Subcommand};
-use coroha::cluster::sim::scenario::{run_random, RandomRun, Scenario};
-use coroha::config::Config;
 use coroha::daemon::control::Request;
+use coroha_config::Config;
+use coroha_sim::scenario::{run_random, RandomRun, Scenario};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const DEFAULT_CONFIG: &str = "/etc/coroha/coroha.toml";
-const DEMO: &str = include_str!("cluster/sim/demo.toml");
+use coroha_sim::DEMO;
 
 #[derive(Parser)]
 #[command(
@@ -44,7 +44,7 @@ enum Command {
         verbose: bool,
     },
     /// Give one HA order to the local NSO/ConfD, or watch its HA events.
-    Ha(coroha::ha::cli::HaArgs),
+    Ha(coroha::cli::ha::HaArgs),
     /// Run the daemon: corosync → policy → the local NSO/ConfD.
     Run {
         #[arg(long, default_value = DEFAULT_CONFIG)]
@@ -123,7 +123,7 @@ fn control(ctl: Ctl, req: Request) -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => ExitCode::from(rt.block_on(coroha::daemon::cli::run(&socket, req, ctl.json))),
+        Ok(rt) => ExitCode::from(rt.block_on(coroha::cli::control::run(&socket, req, ctl.json))),
         Err(e) => {
             eprintln!("coroha: {e}");
             ExitCode::from(2)
@@ -199,7 +199,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build();
             match runtime {
-                Ok(rt) => ExitCode::from(rt.block_on(coroha::ha::cli::run(args)) as u8),
+                Ok(rt) => ExitCode::from(rt.block_on(coroha::cli::ha::run(args)) as u8),
                 Err(e) => {
                     eprintln!("coroha ha: {e}");
                     ExitCode::from(1)
@@ -260,7 +260,7 @@ fn simulate_random(run: RandomRun, json: bool) -> ExitCode {
         );
     } else {
         for e in &report.timeline {
-            println!("{}", coroha::cluster::sim::line(e));
+            println!("{}", coroha_sim::line(e));
         }
         for v in &report.violations {
             println!("{v}");

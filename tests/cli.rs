@@ -164,7 +164,7 @@ fn scripted_ha_server(reply: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8
 
 #[test]
 fn ha_status_shows_role_and_secondaries() {
-    use coroha::ha::wire::Reply;
+    use confd_ha::wire::Reply;
     let bin = |s: &str| eetf::Term::from(eetf::Binary::from(s.as_bytes().to_vec()));
     let v4 = eetf::Term::from(eetf::Tuple::from(
         [127, 0, 0, 1]
@@ -198,7 +198,7 @@ fn ha_status_shows_role_and_secondaries() {
 
 #[test]
 fn ha_errors_print_confd_name_and_code_and_exit_1() {
-    let (addr, server) = scripted_ha_server(coroha::ha::wire::Reply::Error(17).encode());
+    let (addr, server) = scripted_ha_server(confd_ha::wire::Reply::Error(17).encode());
     let (code, _, err) = coroha(&[
         "ha",
         "--ipc",
@@ -211,7 +211,7 @@ fn ha_errors_print_confd_name_and_code_and_exit_1() {
     assert_eq!(code, 1);
     assert!(err.contains("BADSTATE (17)"), "{err}");
     server.join().unwrap();
-    let (addr, server) = scripted_ha_server(coroha::ha::wire::Reply::Error(29).encode());
+    let (addr, server) = scripted_ha_server(confd_ha::wire::Reply::Error(29).encode());
     let (code, out, _) = coroha(&[
         "ha",
         "--ipc",
@@ -230,8 +230,8 @@ fn ha_errors_print_confd_name_and_code_and_exit_1() {
     assert_eq!(v["error"]["code"], 29);
     // besecondary n2 -> n1 at 10.0.0.1, waiting for the reply: the exact order.
     let order = server.join().unwrap();
-    let term = coroha::ha::wire::decode_term(&order).unwrap();
-    use coroha::ha::wire::{Address, Order};
+    let term = confd_ha::wire::decode_term(&order).unwrap();
+    use confd_ha::wire::{Address, Order};
     let want = Order::BeSecondary {
         me: "n2".into(),
         primary: "n1".into(),

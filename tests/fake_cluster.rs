@@ -3,9 +3,7 @@
 //! primary killed (the secondary reports no primary and falls to none),
 //! benone, and secondary-dead dropping a secondary.
 
-mod common;
-
-use common::free_ports;
+use coroha_testkit::free_ports;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -30,14 +28,17 @@ impl Node {
     }
 
     fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_fake-confd"))
-            .args(["--ipc", &self.ipc()])
-            .args(["--ha-listen", &format!("{}:{}", self.ip, self.ports[1])])
-            .args(["--admin", &self.admin()])
-            .args(["--tick-ms", "300"])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fake-confd");
+        let child = Command::new(coroha_testkit::workspace_bin(
+            env!("CARGO_BIN_EXE_coroha"),
+            "fake-confd",
+        ))
+        .args(["--ipc", &self.ipc()])
+        .args(["--ha-listen", &format!("{}:{}", self.ip, self.ports[1])])
+        .args(["--admin", &self.admin()])
+        .args(["--tick-ms", "300"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start fake-confd");
         self.fake = Some(child);
         let deadline = Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(self.admin()).is_err() {
@@ -66,10 +67,13 @@ impl Node {
     }
 
     fn ctl(&self, command: &str) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_fake-confd"))
-            .args(["ctl", &self.admin(), command])
-            .output()
-            .expect("run fake-confd ctl");
+        let out = Command::new(coroha_testkit::workspace_bin(
+            env!("CARGO_BIN_EXE_coroha"),
+            "fake-confd",
+        ))
+        .args(["ctl", &self.admin(), command])
+        .output()
+        .expect("run fake-confd ctl");
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
     }
 }

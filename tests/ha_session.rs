@@ -3,12 +3,11 @@
 //! both the control session and the notification stream reconnect after
 //! their back-off.
 
-mod common;
-
-use common::free_ports;
-use coroha::ha::client::{ClientError, ClientOptions, Endpoint};
-use coroha::ha::session::{Backoff, HaNotices, HaSession, Health, Notice};
-use coroha::ha::wire::{Event, Order, Reply};
+use confd_ha::client::{ClientError, ClientOptions, Endpoint};
+use confd_ha::wire::{Event, Order, Reply};
+use coroha::ha::session::{HaNotices, HaSession, Health, Notice};
+use coroha::retry::Backoff;
+use coroha_testkit::free_ports;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,11 +25,14 @@ impl Drop for Fake {
 }
 
 fn start_fake(ipc: &str, ha: &str) -> Fake {
-    let child = Command::new(env!("CARGO_BIN_EXE_fake-confd"))
-        .args(["--ipc", ipc, "--ha-listen", ha])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start fake-confd");
+    let child = Command::new(coroha_testkit::workspace_bin(
+        env!("CARGO_BIN_EXE_coroha"),
+        "fake-confd",
+    ))
+    .args(["--ipc", ipc, "--ha-listen", ha])
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start fake-confd");
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(ipc).is_err() {
         assert!(Instant::now() < deadline, "fake-confd did not listen");

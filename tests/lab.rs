@@ -3,7 +3,7 @@
 //! I1 (never two primaries at once) from every fake-confd's role history,
 //! and I3 (one primary, every other node its secondary) at the end.
 //!
-//! `cargo test --release --test lab -- --ignored latency --nocapture` runs
+//! `cargo build --release -p fake-confd && cargo test --release --test lab -- --ignored latency --nocapture` runs
 //! the failover latency benchmark of docs/benchmarks.md.
 
 #[path = "common/lab.rs"]
@@ -286,7 +286,7 @@ fn rolling_restart_of_all_nodes() {
 /// "SIGTERM coroha on the primary", `COROHA_LAB_REPS` times each (20 by
 /// default) on `COROHA_LAB_NODES` nodes (3). Prints a Markdown table.
 #[test]
-#[ignore = "benchmark, about 5 minutes: cargo test --release --test lab -- --ignored latency --nocapture"]
+#[ignore = "benchmark, about 5 minutes: cargo build --release -p fake-confd && cargo test --release --test lab -- --ignored latency --nocapture"]
 fn latency() {
     let env = |k: &str, d: u32| {
         std::env::var(k)

@@ -2,8 +2,8 @@
 //! node's link: every decoder must return, never panic or exhaust memory.
 #![no_main]
 
-use coroha::ha::fake::link::LinkMsg;
-use coroha::ha::wire::{decode_term, Deframer, Event, Hello, HelloReply, Order, Reply};
+use fake_confd::link::LinkMsg;
+use confd_ha::wire::{decode_term, Deframer, Event, Hello, HelloReply, Order, Reply};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,8 +3,8 @@
 //! of the role changes (a VIP must not be added after a later removal);
 //! the fence hook runs at once, beside them.
 
-use crate::config::HooksConfig;
-use crate::ha::HaRole;
+use confd_ha::HaRole;
+use coroha_config::HooksConfig;
 use std::time::Duration;
 use tokio::sync::mpsc;
 

@@ -13,8 +13,8 @@
 //! ever relied on the torn one, because orders wait for the write to
 //! complete.
 
-use crate::config::fnv1a;
-use crate::policy::Persisted;
+use coroha_config::fnv1a;
+use coroha_policy::Persisted;
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};

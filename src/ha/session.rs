@@ -4,48 +4,10 @@
 //! only visible on the control socket, since a quiet notification socket is
 //! normal; the daemon probes it with `get_status` every `ha.status_interval`.
 
-use super::client::{ClientError, ClientOptions, HaClient, HaEvents};
-use super::wire::{Event, Order, Reply};
-use std::time::Duration;
+use crate::retry::Backoff;
+use confd_ha::client::{ClientError, ClientOptions, HaClient, HaEvents};
+use confd_ha::wire::{Event, Order, Reply};
 use tokio::time::Instant;
-
-/// Delays between reconnect attempts: doubling from `first` up to `cap`,
-/// back to `first` after a success.
-#[derive(Clone, Debug)]
-pub struct Backoff {
-    first: Duration,
-    cap: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(first: Duration, cap: Duration) -> Backoff {
-        Backoff {
-            first,
-            cap,
-            next: first,
-        }
-    }
-
-    /// After a failure: how long to wait before the next attempt.
-    pub fn failed(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.cap);
-        wait
-    }
-
-    pub fn succeeded(&mut self) {
-        self.next = self.first;
-    }
-}
-
-impl Default for Backoff {
-    /// 100 ms doubling to 5 s: a restarting NSO is found within 5 s of
-    /// listening again, and a dead one costs a connect attempt per 5 s.
-    fn default() -> Backoff {
-        Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
-    }
-}
 
 /// What a probe found.
 #[derive(Debug)]
@@ -203,19 +165,5 @@ impl HaNotices {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(500));
-        let waits: Vec<u128> = (0..5).map(|_| b.failed().as_millis()).collect();
-        assert_eq!(waits, [100, 200, 400, 500, 500]);
-        b.succeeded();
-        assert_eq!(b.failed(), Duration::from_millis(100));
     }
 }

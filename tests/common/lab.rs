@@ -18,7 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 pub const COROHA: &str = env!("CARGO_BIN_EXE_coroha");
-pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-confd");
+/// fake-confd, built by the workspace beside coroha.
+pub fn fake_confd() -> String {
+    coroha_testkit::workspace_bin(COROHA, "fake-confd")
+        .display()
+        .to_string()
+}
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()
@@ -250,7 +255,8 @@ impl Lab {
             id,
             "fake-confd.log",
             &format!(
-                "exec {FAKE} --ipc 127.0.0.1:4565 --ha-listen {a}:4570 --admin unix:{d}/admin.sock --history {d}/history --cdb {d}/cdb"
+                "exec {} --ipc 127.0.0.1:4565 --ha-listen {a}:4570 --admin unix:{d}/admin.sock --history {d}/history --cdb {d}/cdb",
+                fake_confd()
             ),
         );
         self.node_mut(id).fake = Some(child);
@@ -266,7 +272,7 @@ impl Lab {
             id,
             "coroha.log",
             &format!(
-                "{} RUST_LOG=info,coroha=debug,coroha::cluster::corosync=trace,coroha::ha=trace exec {COROHA} run --config {d}/coroha.toml --log-format json",
+                "{} RUST_LOG=info,coroha=debug,coroha::corosync=trace,coroha::ha=trace exec {COROHA} run --config {d}/coroha.toml --log-format json",
                 self.node(id).coroha_env
             ),
         );
@@ -388,7 +394,7 @@ impl Lab {
     /// fake-confd's own answer to `status`.
     pub fn fake_status(&self, id: u32) -> Option<Value> {
         let sock = self.node(id).dir.join("admin.sock");
-        let out = Command::new(FAKE)
+        let out = Command::new(fake_confd())
             .args(["ctl", &format!("unix:{}", sock.display()), "status"])
             .output()
             .ok()?;

@@ -1,0 +1,108 @@
+//! Errors located in their file: every one names file:line:column.
+
+use std::fmt;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error at a byte offset of `text`, read from `file`.
+    pub fn at(text: &str, file: &str, offset: usize, message: String) -> ConfigError {
+        let (line, column) = line_col(text, offset);
+        ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// Errors as lines, for a message that carries them all.
+pub fn error_lines(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Read a file for parsing; an unreadable file is an error at 1:1.
+pub fn read_located(path: &Path) -> Result<(String, String), Vec<ConfigError>> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, name)),
+        Err(e) => Err(vec![ConfigError {
+            file: name,
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+        }]),
+    }
+}
+
+/// Deserialize TOML, locating an error at its file:line:column.
+pub fn from_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, Vec<ConfigError>> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+        vec![ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }]
+    })
+}
+
+/// Byte offset of `key` in `[table]` (or `[[table]]`), for errors found
+/// after parsing; the table header, or the start, when not written.
+pub fn key_offset(text: &str, table: &str, key: &str) -> usize {
+    let mut offset = 0;
+    let mut current = String::new();
+    let mut header = None;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if current == table && header.is_none() {
+                header = Some(offset);
+            }
+        } else if current == table {
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return offset + (line.len() - line.trim_start().len());
+                }
+            }
+        }
+        offset += line.len();
+    }
+    header.unwrap_or(0)
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}

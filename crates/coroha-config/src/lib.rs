@@ -1,0 +1,628 @@
+//! The TOML configuration: schema, safe defaults, and validation whose every
+//! error names file:line:column and what was expected.
+
+mod error;
+mod values;
+
+pub use error::{error_lines, from_toml, key_offset, line_col, read_located, ConfigError};
+pub use values::{Dur, Failback, Secret};
+
+use confd_ha::Endpoint;
+pub use coroha_policy::{fnv1a, QuorumLossAction};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    #[serde(default)]
+    pub ha: HaConfig,
+    #[serde(rename = "node", default)]
+    pub nodes: Vec<Spanned<NodeConfig>>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub hooks: HooksConfig,
+    #[serde(default)]
+    pub control: ControlConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// CPG group joined by every coroha daemon of the cluster.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// This node's HA name; by default the node whose `id` is the local
+    /// corosync node id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Where the election epoch and data freshness are persisted.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+fn default_group() -> String {
+    "coroha".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/coroha")
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            group: default_group(),
+            node: None,
+            state_dir: default_state_dir(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    /// `host:port` (ConfD 4565, NSO 4569) or `unix:/path` (NSO 6.7 local IPC).
+    #[serde(default = "default_ipc")]
+    pub ipc: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// IPC access check (`confdIpcAccessCheck`): "md5" (as libconfd) or
+    /// "sha256"; needs `access_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_check: Option<confd_ha::wire::AccessCheck>,
+    /// The access file; its raw bytes, trailing newline included, are the
+    /// secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_secret_file: Option<PathBuf>,
+    /// Library protocol version; unset means negotiate (try 82, then the
+    /// version the server's reject reply names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<u16>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+    /// Bound on every call but besecondary: a server that does not answer
+    /// in this time is considered hung.
+    #[serde(default = "default_timeout")]
+    pub timeout: Dur,
+    /// Bound on besecondary: against a silent primary a real server takes up
+    /// to max(10 s, 3 ticks) to fail, so keep this above that.
+    #[serde(default = "default_besecondary_timeout")]
+    pub besecondary_timeout: Dur,
+    /// How often the local server is asked for its status (health check).
+    #[serde(default = "default_status_interval")]
+    pub status_interval: Dur,
+}
+
+fn default_ipc() -> String {
+    "127.0.0.1:4565".into()
+}
+fn default_connect_timeout() -> Dur {
+    Dur::ms(2000)
+}
+fn default_besecondary_timeout() -> Dur {
+    Dur::ms(15_000)
+}
+fn default_status_interval() -> Dur {
+    Dur::ms(1000)
+}
+fn default_timeout() -> Dur {
+    Dur::ms(3000)
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            ipc: default_ipc(),
+            token: None,
+            token_file: None,
+            access_check: None,
+            access_secret_file: None,
+            protocol: None,
+            connect_timeout: default_connect_timeout(),
+            timeout: default_timeout(),
+            besecondary_timeout: default_besecondary_timeout(),
+            status_interval: default_status_interval(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// HA node name, as NSO/ConfD knows it.
+    pub name: String,
+    /// corosync node id.
+    pub id: u32,
+    /// Address the secondaries use to reach this node's HA port.
+    pub address: String,
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// false: this node is only ever a secondary (e.g. a DR site).
+    #[serde(default = "default_true")]
+    pub can_primary: bool,
+    /// Attach through this node (a relay) instead of the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_via: Option<String>,
+}
+
+fn default_priority() -> u32 {
+    100
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// What happens when a better (higher priority) node becomes available
+    /// while another is primary.
+    #[serde(default = "default_failback")]
+    pub failback: Failback,
+    #[serde(default = "default_quorum_loss")]
+    pub on_quorum_loss: QuorumLossAction,
+    /// After start, wait this long for every configured node before the
+    /// first election, so that a stale node booting first does not win.
+    #[serde(default = "default_startup_settle")]
+    pub startup_settle: Dur,
+    /// Extra wait before promoting when the primary vanished without a
+    /// goodbye (its node left the membership).
+    #[serde(default = "default_zero")]
+    pub promotion_delay: Dur,
+    /// The primary's coroha died but its node is still a member: keep
+    /// treating its NSO/ConfD as primary this long before acting on
+    /// evidence that it is gone.
+    #[serde(default = "default_orphan_grace")]
+    pub orphan_grace: Dur,
+    /// Send `secondary_dead` for secondaries whose node left the membership.
+    #[serde(default = "default_true")]
+    pub secondary_dead: bool,
+    /// Fence (hook) the local NSO/ConfD when it hangs while primary, so the
+    /// cluster can promote another node. Without it a hung primary blocks
+    /// promotion until it recovers or dies.
+    #[serde(default)]
+    pub fence_hung_primary: bool,
+    /// SIGTERM on the primary: how long to wait for the handover.
+    #[serde(default = "default_handover_timeout")]
+    pub handover_timeout: Dur,
+    /// Consecutive failed orders before the node calls itself ineligible.
+    #[serde(default = "default_max_failures")]
+    pub max_order_failures: u32,
+}
+
+fn default_failback() -> Failback {
+    Failback::Never
+}
+fn default_quorum_loss() -> QuorumLossAction {
+    QuorumLossAction::Benone
+}
+fn default_startup_settle() -> Dur {
+    Dur::ms(10_000)
+}
+fn default_zero() -> Dur {
+    Dur::ms(0)
+}
+fn default_orphan_grace() -> Dur {
+    Dur::ms(5000)
+}
+fn default_handover_timeout() -> Dur {
+    Dur::ms(10_000)
+}
+fn default_max_failures() -> u32 {
+    3
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            failback: default_failback(),
+            on_quorum_loss: default_quorum_loss(),
+            startup_settle: default_startup_settle(),
+            promotion_delay: default_zero(),
+            orphan_grace: default_orphan_grace(),
+            secondary_dead: true,
+            fence_hung_primary: false,
+            handover_timeout: default_handover_timeout(),
+            max_order_failures: default_max_failures(),
+        }
+    }
+}
+
+/// Commands run on role changes, as argv lists (no shell). The new role and
+/// the cause are passed in the environment (COROHA_ROLE, COROHA_CAUSE).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_primary: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_secondary: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_none: Vec<String>,
+    /// Must leave the local NSO/ConfD not primary (e.g. stop it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fence: Vec<String>,
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: Dur,
+}
+
+fn default_hook_timeout() -> Dur {
+    Dur::ms(30_000)
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig {
+            on_primary: vec![],
+            on_secondary: vec![],
+            on_none: vec![],
+            fence: vec![],
+            timeout: default_hook_timeout(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Unix socket for `coroha status`, switchover, standby. Mode 0660.
+    #[serde(default = "default_control_socket")]
+    pub socket: PathBuf,
+}
+
+fn default_control_socket() -> PathBuf {
+    PathBuf::from("/run/coroha/control.sock")
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            socket: default_control_socket(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` for Prometheus metrics; unset means off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// A configuration error located in its file.
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let (text, name) = read_located(path)?;
+        Config::parse(&text, &name)
+    }
+
+    /// Parse and validate. `file` only names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+        let at = |offset: usize, message: String| ConfigError::at(text, file, offset, message);
+        let config: Config = from_toml(text, file)?;
+        let errors: Vec<ConfigError> = config
+            .problems(text)
+            .into_iter()
+            .map(|(offset, message)| at(offset, message))
+            .collect();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Semantic checks, each with the byte offset it refers to.
+    fn problems(&self, text: &str) -> Vec<(usize, String)> {
+        let at = |table: &str, key: &str| key_offset(text, table, key);
+        let mut out = Vec::new();
+        if self.nodes.is_empty() {
+            out.push((
+                0,
+                "no [[node]] tables: expected at least one node".to_string(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        for node in &self.nodes {
+            let at = node.span().start;
+            let n = node.get_ref();
+            if n.name.is_empty() || n.name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                out.push((
+                    at,
+                    format!(
+                        "node name {:?}: expected a non-empty name without spaces",
+                        n.name
+                    ),
+                ));
+            }
+            if !names.insert(n.name.as_str()) {
+                out.push((
+                    at,
+                    format!("node {:?} is defined twice: expected unique names", n.name),
+                ));
+            }
+            if n.id == 0 {
+                out.push((
+                    at,
+                    format!(
+                        "node {:?}: id 0 is not a corosync node id: expected 1 or more",
+                        n.name
+                    ),
+                ));
+            }
+            if !ids.insert(n.id) {
+                out.push((
+                    at,
+                    format!(
+                        "node {:?}: id {} is used twice: expected unique ids",
+                        n.name, n.id
+                    ),
+                ));
+            }
+            if n.address.is_empty() {
+                out.push((
+                    at,
+                    format!(
+                        "node {:?}: expected an address that secondaries can reach",
+                        n.name
+                    ),
+                ));
+            }
+        }
+        let by_name: BTreeMap<&str, &NodeConfig> = self
+            .nodes
+            .iter()
+            .map(|n| (n.get_ref().name.as_str(), n.get_ref()))
+            .collect();
+        for node in &self.nodes {
+            let n = node.get_ref();
+            if let Some(parent) = &n.relay_via {
+                match by_name.get(parent.as_str()) {
+                    None => out.push((
+                        node.span().start,
+                        format!("node {:?}: relay_via {parent:?} is not a configured node", n.name),
+                    )),
+                    Some(p) if p.name == n.name => out.push((
+                        node.span().start,
+                        format!("node {:?}: relay_via names the node itself", n.name),
+                    )),
+                    Some(p) if p.relay_via.is_some() => out.push((
+                        node.span().start,
+                        format!("node {:?}: relay {parent:?} attaches through a relay itself; only one level is supported", n.name),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        if !self.nodes.is_empty() && !self.nodes.iter().any(|n| n.get_ref().can_primary) {
+            out.push((
+                key_offset(text, "node", "can_primary"),
+                "no node has can_primary = true: expected at least one possible primary".into(),
+            ));
+        }
+        if let Some(me) = &self.cluster.node {
+            if !by_name.contains_key(me.as_str()) {
+                out.push((
+                    at("cluster", "node"),
+                    format!("[cluster] node = {me:?} is not one of the [[node]] names"),
+                ));
+            }
+        }
+        if self.ha.token.is_some() && self.ha.token_file.is_some() {
+            out.push((
+                at("ha", "token_file"),
+                "[ha] has both token and token_file: expected one of them".into(),
+            ));
+        }
+        if self.ha.access_check.is_some() != self.ha.access_secret_file.is_some() {
+            let key = if self.ha.access_check.is_some() {
+                "access_check"
+            } else {
+                "access_secret_file"
+            };
+            out.push((
+                at("ha", key),
+                "[ha] access_check and access_secret_file go together".into(),
+            ));
+        }
+        if let Err(e) = Endpoint::parse(&self.ha.ipc) {
+            out.push((at("ha", "ipc"), format!("[ha] ipc: {e}")));
+        }
+        if self.ha.timeout.as_ms() == 0 || self.ha.besecondary_timeout.as_ms() == 0 {
+            let key = if self.ha.timeout.as_ms() == 0 {
+                "timeout"
+            } else {
+                "besecondary_timeout"
+            };
+            out.push((
+                at("ha", key),
+                format!("[ha] {key} must be greater than zero"),
+            ));
+        }
+        if self.policy.on_quorum_loss == QuorumLossAction::Fence && self.hooks.fence.is_empty() {
+            out.push((
+                at("policy", "on_quorum_loss"),
+                "[policy] on_quorum_loss = \"fence\" needs [hooks] fence = [\"command\", ...]"
+                    .into(),
+            ));
+        }
+        if self.policy.fence_hung_primary && self.hooks.fence.is_empty() {
+            out.push((
+                at("policy", "fence_hung_primary"),
+                "[policy] fence_hung_primary = true needs [hooks] fence".into(),
+            ));
+        }
+        out
+    }
+
+    pub fn node_by_name(&self, name: &str) -> Option<&NodeConfig> {
+        self.nodes
+            .iter()
+            .map(|n| n.get_ref())
+            .find(|n| n.name == name)
+    }
+
+    pub fn node_by_id(&self, id: u32) -> Option<&NodeConfig> {
+        self.nodes.iter().map(|n| n.get_ref()).find(|n| n.id == id)
+    }
+
+    /// The effective configuration as TOML, defaults filled in, token redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// A stable digest of what must agree across nodes (node table and
+    /// policy), announced so that drifting configurations are noticed.
+    pub fn digest(&self) -> u64 {
+        let nodes: Vec<&NodeConfig> = self.nodes.iter().map(|n| n.get_ref()).collect();
+        let text = serde_json::to_string(&(&nodes, &self.policy)).unwrap_or_default();
+        fnv1a(text.as_bytes())
+    }
+}
+
+/// What a SIGHUP reload did: the configuration now in force, what changed,
+/// and what changed in the file but needs a restart (not applied).
+#[derive(Debug)]
+pub struct Reload {
+    pub config: Config,
+    pub applied: Vec<String>,
+    pub needs_restart: Vec<String>,
+}
+
+impl Config {
+    /// Apply a re-read file to a running daemon. Reloadable: `[policy]`,
+    /// `[hooks]`, `ha.status_interval`, and each node's `priority`,
+    /// `can_primary` and `relay_via`. Everything that names things (the
+    /// node table's names, ids and addresses, the CPG group, this node, the
+    /// state directory), how the HA socket is reached, and the listeners
+    /// keep their running values until a restart.
+    pub fn reload(&self, new: &Config) -> Reload {
+        let mut config = self.clone();
+        let mut applied = Vec::new();
+        let mut needs_restart = Vec::new();
+        if json(&self.policy) != json(&new.policy) {
+            config.policy = new.policy.clone();
+            applied.push("[policy]".to_string());
+        }
+        if json(&self.hooks) != json(&new.hooks) {
+            config.hooks = new.hooks.clone();
+            applied.push("[hooks]".to_string());
+        }
+        if self.ha.status_interval != new.ha.status_interval {
+            config.ha.status_interval = new.ha.status_interval;
+            applied.push("ha.status_interval".to_string());
+        }
+        let mut other_ha = new.ha.clone();
+        other_ha.status_interval = self.ha.status_interval;
+        if json(&self.ha) != json(&other_ha) || self.ha.token != new.ha.token {
+            needs_restart.push("[ha] (connection settings)".to_string());
+        }
+        for (table, old, changed) in [
+            ("[cluster]", json(&self.cluster), json(&new.cluster)),
+            ("[control]", json(&self.control), json(&new.control)),
+            ("[metrics]", json(&self.metrics), json(&new.metrics)),
+        ] {
+            if old != changed {
+                needs_restart.push(table.to_string());
+            }
+        }
+        let identity = |c: &Config| {
+            let mut v: Vec<(String, u32, String)> = c
+                .nodes
+                .iter()
+                .map(|n| {
+                    let n = n.get_ref();
+                    (n.name.clone(), n.id, n.address.clone())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        if identity(self) != identity(new) {
+            needs_restart.push("[[node]] names, ids or addresses".to_string());
+        } else {
+            for node in &mut config.nodes {
+                let node = node.get_mut();
+                if let Some(n) = new.node_by_name(&node.name) {
+                    if node != n {
+                        applied.push(format!("node {}", node.name));
+                        node.clone_from(n);
+                    }
+                }
+            }
+        }
+        Reload {
+            config,
+            applied,
+            needs_restart,
+        }
+    }
+}
+
+/// Tables compare through their serialized form (not all derive PartialEq,
+/// and the serialized form is what the operator wrote).
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// FNV-1a, 64 bit: a stable, dependency-free digest for short texts.
+impl Failback {
+    fn to_policy(self) -> coroha_policy::Failback {
+        match self {
+            Failback::Never => coroha_policy::Failback::Never,
+            Failback::Immediately => coroha_policy::Failback::Immediately,
+            Failback::After(d) => coroha_policy::Failback::After(d.as_ms()),
+        }
+    }
+}
+
+impl NodeConfig {
+    fn to_policy(&self) -> coroha_policy::Node {
+        coroha_policy::Node {
+            name: self.name.clone(),
+            id: self.id,
+            address: self.address.clone(),
+            priority: self.priority,
+            can_primary: self.can_primary,
+            relay_via: self.relay_via.clone(),
+        }
+    }
+}
+
+impl Config {
+    /// The policy's settings for node `me`.
+    pub fn settings(&self, me: u32) -> coroha_policy::Settings {
+        let p = &self.policy;
+        coroha_policy::Settings {
+            me,
+            nodes: self.nodes.iter().map(|n| n.get_ref().to_policy()).collect(),
+            failback: p.failback.to_policy(),
+            on_quorum_loss: p.on_quorum_loss,
+            startup_settle: p.startup_settle.as_ms(),
+            promotion_delay: p.promotion_delay.as_ms(),
+            orphan_grace: p.orphan_grace.as_ms(),
+            secondary_dead: p.secondary_dead,
+            fence_hung_primary: p.fence_hung_primary,
+            has_fence: !self.hooks.fence.is_empty(),
+            handover_timeout: p.handover_timeout.as_ms(),
+            max_order_failures: p.max_order_failures.max(1),
+            status_interval: self.ha.status_interval.as_ms().max(1),
+            retry_interval: 1000,
+            digest: self.digest(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[[node]]
+name = "n1"
+id = 1
+address = "10.0.0.1"
+"#;
+
+#[test]
+fn minimal_config_gets_safe_defaults() {
+    let c = Config::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(c.cluster.group, "coroha");
+    assert_eq!(c.ha.ipc, "127.0.0.1:4565");
+    assert_eq!(c.policy.failback, Failback::Never);
+    assert_eq!(c.policy.on_quorum_loss, QuorumLossAction::Benone);
+    assert!(c.policy.secondary_dead);
+    assert_eq!(c.nodes[0].get_ref().priority, 100);
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let text = format!("{MINIMAL}colour = \"red\"\n");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!((e[0].line, e[0].column), (6, 1), "{}", e[0]);
+    assert!(e[0].message.contains("unknown field `colour`"), "{}", e[0]);
+    assert!(e[0].to_string().starts_with("x.toml:6:1: "));
+}
+
+#[test]
+fn bad_duration_says_what_was_expected() {
+    let text = format!("[policy]\nstartup_settle = \"soon\"\n{MINIMAL}");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!(e[0].line, 2, "{}", e[0]);
+    assert!(
+        e[0].message.contains("expected a number and a unit"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn duplicate_ids_point_at_the_second_node() {
+    let text = format!("{MINIMAL}\n[[node]]\nname = \"n2\"\nid = 1\naddress = \"a\"\n");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, 7, "{}", e[0]);
+    assert!(e[0].message.contains("id 1 is used twice"));
+}
+
+#[test]
+fn relay_must_name_a_node() {
+    let text = format!("{MINIMAL}relay_via = \"n9\"\n");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert!(
+        e[0].message
+            .contains("relay_via \"n9\" is not a configured node"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn fence_action_needs_a_fence_hook() {
+    let text = format!("[policy]\non_quorum_loss = \"fence\"\n{MINIMAL}");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert!(e[0].message.contains("needs [hooks] fence"), "{}", e[0]);
+    assert_eq!(
+        (e[0].line, e[0].column),
+        (2, 1),
+        "points at the key: {}",
+        e[0]
+    );
+}
+
+#[test]
+fn token_and_token_file_together_point_at_token_file() {
+    let text = format!("[ha]\ntoken = \"a\"\n  token_file = \"/f\"\n{MINIMAL}");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!((e[0].line, e[0].column), (3, 3), "{}", e[0]);
+}
+
+#[test]
+fn failback_forms() {
+    for (text, want) in [
+        ("never", Failback::Never),
+        ("immediately", Failback::Immediately),
+        ("after 5m", Failback::After(Dur::ms(300_000))),
+    ] {
+        let c = Config::parse(&format!("[policy]\nfailback = \"{text}\"\n{MINIMAL}"), "t").unwrap();
+        assert_eq!(c.policy.failback, want);
+    }
+    let e = Config::parse(
+        &format!("[policy]\nfailback = \"sometimes\"\n{MINIMAL}"),
+        "t",
+    )
+    .unwrap_err();
+    assert!(e[0].message.contains("expected \"never\""));
+}
+
+#[test]
+fn access_check_needs_its_secret_file_and_ipc_is_checked() {
+    let text = format!("[ha]\naccess_check = \"sha256\"\nipc = \"localhost\"\n{MINIMAL}");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].message.contains("go together") && e[0].line == 2,
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].message.contains("expected host:port or unix:/path") && e[1].line == 3,
+        "{}",
+        e[1]
+    );
+    let ok = format!("[ha]\nipc = \"unix:/tmp/nso/nso-ipc\"\naccess_check = \"md5\"\naccess_secret_file = \"/etc/ipc\"\n{MINIMAL}");
+    assert!(Config::parse(&ok, "x.toml").is_ok());
+}
+
+#[test]
+fn token_is_never_rendered() {
+    let text = format!("[ha]\ntoken = \"hunter2\"\n{MINIMAL}");
+    let c = Config::parse(&text, "t").unwrap();
+    assert!(!c.to_toml().contains("hunter2"));
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn effective_config_round_trips() {
+    let c = Config::parse(MINIMAL, "t").unwrap();
+    let again = Config::parse(&c.to_toml(), "t").unwrap();
+    assert_eq!(again.to_toml(), c.to_toml());
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let e = Config::parse("[cluster\ngroup = 1\n", "s.toml").unwrap_err();
+    assert_eq!(e[0].line, 1);
+    assert!(e[0].column > 1);
+}
+
+#[test]
+fn reload_applies_policy_hooks_and_priorities_and_names_what_needs_a_restart() {
+    let old = Config::parse(MINIMAL, "t.toml").unwrap();
+    let text = "[cluster]\ngroup = \"other\"\n\n[policy]\nfailback = \"immediately\"\n\n[hooks]\non_primary = [\"/bin/true\"]\n\n[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1\"\npriority = 7\n";
+    let new = Config::parse(text, "t.toml").unwrap();
+    let r = old.reload(&new);
+    assert_eq!(r.applied, ["[policy]", "[hooks]", "node n1"]);
+    assert_eq!(r.needs_restart, ["[cluster]"]);
+    assert_eq!(r.config.policy.failback, Failback::Immediately);
+    assert_eq!(r.config.nodes[0].get_ref().priority, 7);
+    assert_eq!(r.config.cluster.group, "coroha", "the running group stays");
+    let moved = Config::parse(&MINIMAL.replace("10.0.0.1", "10.0.0.9"), "t.toml").unwrap();
+    let r = old.reload(&moved);
+    assert!(r.applied.is_empty());
+    assert_eq!(r.needs_restart, ["[[node]] names, ids or addresses"]);
+    assert_eq!(r.config.nodes[0].get_ref().address, "10.0.0.1");
+}

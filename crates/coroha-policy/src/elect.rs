@@ -1,0 +1,655 @@
+//! `elect()`: the deterministic decision every member computes from the same
+//! delivered state. It reads only what the members announced and the
+//! requests delivered in this view, never local observations, so all
+//! members of a configuration reach the same plan with no further messages.
+
+use super::message::{Fresh, Hold, KnownPrimary, NodeState};
+use crate::cluster::{Member, NodeId};
+use crate::Failback;
+use confd_ha::HaRole;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The replicated state of one CPG configuration: identical on every member
+/// once they have delivered the same messages.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    pub id: u64,
+    pub members: Vec<Member>,
+    /// Latest announcement from each member in this view.
+    pub states: BTreeMap<NodeId, NodeState>,
+    pub released: BTreeSet<Hold>,
+    /// An operator asked for a switchover to this node (resolved when the
+    /// request was delivered); it holds until that node is primary.
+    pub switchover: Option<NodeId>,
+    pub standby: BTreeMap<NodeId, bool>,
+    /// Orphaned primaries shown to be gone.
+    pub gone: BTreeSet<(NodeId, u64)>,
+}
+
+impl View {
+    pub fn complete(&self) -> bool {
+        !self.members.is_empty()
+            && self
+                .members
+                .iter()
+                .all(|m| self.states.contains_key(&m.node))
+    }
+
+    pub fn is_member(&self, node: NodeId) -> bool {
+        self.members.iter().any(|m| m.node == node)
+    }
+
+    /// The member that measures holds for everybody: the lowest node id.
+    pub fn coordinator(&self) -> Option<NodeId> {
+        self.members.iter().map(|m| m.node).min()
+    }
+
+    fn standby(&self, node: NodeId, s: &NodeState) -> bool {
+        self.standby.get(&node).copied().unwrap_or(s.standby)
+    }
+}
+
+/// Policy settings that shape the decision (identical on all nodes; the
+/// config digest in each announcement warns when they are not).
+#[derive(Clone, Copy, Debug)]
+pub struct ElectParams {
+    pub failback: Failback,
+    pub promotion_delay: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Member(NodeId),
+    /// A primary whose coroha is gone but whose NSO/ConfD may still serve.
+    Orphan(KnownPrimary),
+}
+
+impl Target {
+    pub fn node(&self) -> NodeId {
+        match self {
+            Target::Member(n) => *n,
+            Target::Orphan(k) => k.node,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub target: Option<Target>,
+    /// The epoch of the target's primary role.
+    pub epoch: u64,
+    pub cause: String,
+    /// A hold the coordinator must time before the plan may proceed.
+    pub wait: Option<Hold>,
+    /// Members that are primary but must not be.
+    pub demote: BTreeSet<NodeId>,
+    /// Whom each member attaches to.
+    pub parent: BTreeMap<NodeId, NodeId>,
+    pub relays: BTreeSet<NodeId>,
+    /// Freshness a candidate needs: the freshest anybody has seen.
+    pub need: Fresh,
+}
+
+impl Plan {
+    fn none(cause: String, need: Fresh) -> Plan {
+        Plan {
+            target: None,
+            epoch: 0,
+            cause,
+            wait: None,
+            demote: BTreeSet::new(),
+            parent: BTreeMap::new(),
+            relays: BTreeSet::new(),
+            need,
+        }
+    }
+}
+
+/// Ranking of candidates for a new primary: freshest data first, then
+/// staying in sync, then priority, then the lowest node id.
+fn rank(node: NodeId, s: &NodeState) -> (Fresh, u64, u32, std::cmp::Reverse<NodeId>) {
+    let in_sync = if s.sync_loss == 0 {
+        u64::MAX
+    } else {
+        s.sync_loss
+    };
+    (s.fresh, in_sync, s.priority, std::cmp::Reverse(node))
+}
+
+pub fn elect(view: &View, params: ElectParams) -> Plan {
+    let states = &view.states;
+    let need = states
+        .values()
+        .map(|s| s.fresh.max(s.known_fresh))
+        .max()
+        .unwrap_or_default();
+    let candidate =
+        |n: NodeId, s: &NodeState| s.eligible() && !view.standby(n, s) && s.fresh >= need;
+
+    // Members whose NSO/ConfD is primary, best claim (highest epoch) first.
+    let mut primaries: Vec<(NodeId, &NodeState)> = states
+        .iter()
+        .filter(|(_, s)| s.is_primary())
+        .map(|(n, s)| (*n, s))
+        .collect();
+    primaries.sort_by_key(|(n, s)| (std::cmp::Reverse(s.role_epoch), *n));
+    let current = primaries.first().copied();
+
+    // A primary known to some member, not in the group, not shown gone.
+    let orphan = states
+        .values()
+        .filter_map(|s| s.known_primary.as_ref())
+        .filter(|k| !view.is_member(k.node) && !view.gone.contains(&(k.node, k.epoch)))
+        .filter(|k| current.map_or(true, |(_, c)| k.epoch > c.role_epoch))
+        .max()
+        .cloned();
+    if let Some(k) = orphan {
+        let hold = Hold::OrphanGrace {
+            primary: k.node,
+            epoch: k.epoch,
+        };
+        let mut plan = Plan::none(
+            format!(
+                "primary {} (epoch {}) lost its coroha but its node is a member: keeping it",
+                k.name, k.epoch
+            ),
+            need,
+        );
+        plan.demote = primaries.iter().map(|(n, _)| *n).collect();
+        plan.parent = states.keys().map(|n| (*n, k.node)).collect();
+        plan.epoch = k.epoch;
+        plan.wait = (!view.released.contains(&hold)).then_some(hold);
+        plan.target = Some(Target::Orphan(k));
+        return plan;
+    }
+
+    let max_epoch = states
+        .values()
+        .map(|s| s.max_epoch.max(s.role_epoch))
+        .max()
+        .unwrap_or(0);
+    let mut wait = None;
+    let (target, cause): (Option<NodeId>, String) = match current {
+        Some((c, cs)) if cs.eligible() && !view.standby(c, cs) => {
+            let chosen = view
+                .switchover
+                .filter(|t| *t != c && states.get(t).is_some_and(|s| candidate(*t, s)))
+                .map(|t| {
+                    (
+                        t,
+                        format!(
+                            "operator switchover from {} to {}",
+                            cs.name, states[&t].name
+                        ),
+                    )
+                });
+            chosen
+                .or_else(|| failback(view, params, c, cs, need, &mut wait))
+                .map_or_else(
+                    || (Some(c), format!("{} stays primary", cs.name)),
+                    |(t, why)| (Some(t), why),
+                )
+        }
+        _ => {
+            let best = states
+                .iter()
+                .filter(|(n, s)| candidate(**n, s))
+                .max_by_key(|(n, s)| rank(**n, s));
+            let vanished = states.values().filter_map(|s| s.vanished).max();
+            let settling = states.values().all(|s| s.settling)
+                && (states.len() as u32) < states.values().map(|s| s.nodes).max().unwrap_or(0);
+            let switch_to = view
+                .switchover
+                .filter(|t| states.get(t).is_some_and(|s| candidate(*t, s)));
+            match best {
+                None => (None, no_candidate_reason(view, need)),
+                Some(_) if switch_to.is_some() => {
+                    let t = switch_to.unwrap_or_default();
+                    (
+                        Some(t),
+                        format!("operator switchover to {}", states[&t].name),
+                    )
+                }
+                Some(_) if current.is_none() && settling => (
+                    None,
+                    "waiting for the startup settle time: not every configured node has joined"
+                        .into(),
+                ),
+                Some((b, bs)) => {
+                    let why = match current {
+                        Some((_, cs)) => format!(
+                            "{} elected: primary {} is not eligible ({})",
+                            bs.name,
+                            cs.name,
+                            why_not(cs)
+                        ),
+                        None => format!(
+                            "{} elected: freshest data ({}), priority {}",
+                            bs.name, bs.fresh, bs.priority
+                        ),
+                    };
+                    if params.promotion_delay && current.is_none() {
+                        if let Some((primary, epoch)) = vanished {
+                            let hold = Hold::PromotionDelay { primary, epoch };
+                            if !view.released.contains(&hold) {
+                                wait = Some(hold);
+                            }
+                        }
+                    }
+                    (Some(*b), why)
+                }
+            }
+        }
+    };
+
+    let Some(t) = target else {
+        return Plan::none(cause, need);
+    };
+    let epoch = match current {
+        Some((c, cs)) if c == t => cs.role_epoch,
+        _ => states
+            .get(&t)
+            .and_then(|s| s.promoting)
+            .unwrap_or(max_epoch + 1),
+    };
+    // Primaries with an older claim than the current one diverged (a heal
+    // after a split); the current one, if replaced, hands over instead.
+    let demote = primaries
+        .iter()
+        .skip(1)
+        .map(|(n, _)| *n)
+        .filter(|n| *n != t)
+        .collect();
+    let relay_fit = |r: NodeId| {
+        states.get(&r).is_some_and(|rs| {
+            rs.health == super::message::Health::Ok && rs.relay_via.is_none() && !rs.leaving
+        })
+    };
+    let mut parent = BTreeMap::new();
+    let mut relays = BTreeSet::new();
+    for (n, s) in states {
+        if *n == t {
+            continue;
+        }
+        let p = match s.relay_via {
+            // A healthy relay is waited for rather than bypassed, so that a
+            // remote node is copied once, through its relay.
+            Some(r) if r != t && r != *n && view.is_member(r) && relay_fit(r) => {
+                relays.insert(r);
+                r
+            }
+            _ => t,
+        };
+        parent.insert(*n, p);
+    }
+    Plan {
+        target: Some(Target::Member(t)),
+        epoch,
+        cause,
+        wait,
+        demote,
+        parent,
+        relays,
+        need,
+    }
+}
+
+/// The best candidate other than `exclude`, for a switchover that names
+/// no target.
+pub fn best_other(view: &View, exclude: Option<NodeId>) -> Option<NodeId> {
+    let need = view
+        .states
+        .values()
+        .map(|s| s.fresh.max(s.known_fresh))
+        .max()
+        .unwrap_or_default();
+    view.states
+        .iter()
+        .filter(|(n, s)| {
+            Some(**n) != exclude && s.eligible() && !view.standby(**n, s) && s.fresh >= need
+        })
+        .max_by_key(|(n, s)| rank(**n, s))
+        .map(|(n, _)| *n)
+}
+
+/// Failback: a node of higher priority, in sync with the current primary,
+/// takes over immediately or after a stable period.
+fn failback(
+    view: &View,
+    params: ElectParams,
+    c: NodeId,
+    cs: &NodeState,
+    need: Fresh,
+    wait: &mut Option<Hold>,
+) -> Option<(NodeId, String)> {
+    if params.failback == Failback::Never {
+        return None;
+    }
+    let (b, bs) = view
+        .states
+        .iter()
+        .filter(|(n, s)| {
+            **n != c
+                && s.eligible()
+                && !view.standby(**n, s)
+                && s.fresh >= need
+                && s.priority > cs.priority
+                && s.role == Some(HaRole::Secondary)
+                && s.parent == Some(c)
+                && s.role_epoch == cs.role_epoch
+                && s.initialized
+        })
+        .max_by_key(|(n, s)| (s.priority, std::cmp::Reverse(**n)))?;
+    let why = format!(
+        "failback to {} (priority {} > {})",
+        bs.name, bs.priority, cs.priority
+    );
+    match params.failback {
+        Failback::Immediately => Some((*b, why)),
+        Failback::After(_) => {
+            let hold = Hold::Failback {
+                to: *b,
+                epoch: cs.role_epoch,
+            };
+            if view.released.contains(&hold) {
+                Some((*b, why))
+            } else {
+                *wait = Some(hold);
+                None
+            }
+        }
+        Failback::Never => None,
+    }
+}
+
+fn why_not(s: &NodeState) -> String {
+    if s.leaving {
+        "stopping".into()
+    } else if s.standby {
+        "standby".into()
+    } else if !s.can_primary {
+        "can_primary = false".into()
+    } else {
+        format!("NSO/ConfD {:?}", s.health).to_lowercase()
+    }
+}
+
+fn no_candidate_reason(view: &View, need: Fresh) -> String {
+    let mut parts: Vec<String> = view
+        .states
+        .values()
+        .filter(|s| s.can_primary)
+        .map(|s| {
+            if s.eligible() && s.fresh < need {
+                format!("{} is behind ({} < {})", s.name, s.fresh, need)
+            } else {
+                format!("{}: {}", s.name, why_not(s))
+            }
+        })
+        .collect();
+    parts.sort();
+    format!("no eligible up-to-date node: {}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Health;
+
+    fn node(id: NodeId) -> NodeState {
+        NodeState::sample(id)
+    }
+
+    fn primary(id: NodeId, epoch: u64) -> NodeState {
+        NodeState {
+            role: Some(HaRole::Primary),
+            role_epoch: epoch,
+            max_epoch: epoch,
+            fresh: Fresh { epoch, gen: 0 },
+            ..node(id)
+        }
+    }
+
+    fn secondary(id: NodeId, of: NodeId, epoch: u64) -> NodeState {
+        NodeState {
+            role: Some(HaRole::Secondary),
+            role_epoch: epoch,
+            parent: Some(of),
+            initialized: true,
+            max_epoch: epoch,
+            fresh: Fresh { epoch, gen: 0 },
+            ..node(id)
+        }
+    }
+
+    fn view(states: Vec<(NodeId, NodeState)>) -> View {
+        View {
+            id: 1,
+            members: states
+                .iter()
+                .map(|(n, _)| Member {
+                    node: *n,
+                    pid: 100 + n,
+                })
+                .collect(),
+            states: states.into_iter().collect(),
+            ..View::default()
+        }
+    }
+
+    const NEVER: ElectParams = ElectParams {
+        failback: Failback::Never,
+        promotion_delay: false,
+    };
+
+    fn target(plan: &Plan) -> Option<NodeId> {
+        plan.target.as_ref().map(Target::node)
+    }
+
+    #[test]
+    fn a_healthy_primary_stays_even_with_lower_priority() {
+        let mut s2 = secondary(2, 1, 3);
+        s2.priority = 500;
+        let plan = elect(
+            &view(vec![(1, primary(1, 3)), (2, s2), (3, secondary(3, 1, 3))]),
+            NEVER,
+        );
+        assert_eq!(target(&plan), Some(1));
+        assert_eq!(plan.epoch, 3);
+        assert_eq!(plan.parent[&2], 1);
+    }
+
+    #[test]
+    fn freshness_beats_priority() {
+        let mut stale = node(2);
+        stale.priority = 500;
+        stale.fresh = Fresh { epoch: 2, gen: 0 };
+        stale.max_epoch = 2;
+        let mut fresh = node(3);
+        fresh.fresh = Fresh { epoch: 2, gen: 1 };
+        fresh.max_epoch = 2;
+        let plan = elect(&view(vec![(2, stale), (3, fresh)]), NEVER);
+        assert_eq!(target(&plan), Some(3));
+        assert_eq!(plan.epoch, 3, "a new primary gets a new epoch");
+    }
+
+    #[test]
+    fn a_node_that_knows_it_is_behind_is_not_elected() {
+        let mut behind = node(2);
+        behind.fresh = Fresh { epoch: 1, gen: 0 };
+        behind.known_fresh = Fresh { epoch: 1, gen: 2 };
+        let plan = elect(&view(vec![(2, behind)]), NEVER);
+        assert_eq!(target(&plan), None);
+        assert!(plan.cause.contains("n2 is behind"), "{}", plan.cause);
+    }
+
+    #[test]
+    fn earlier_sync_loss_ranks_below_later() {
+        let mut early = node(2);
+        early.fresh = Fresh { epoch: 1, gen: 0 };
+        early.sync_loss = 1;
+        let mut late = node(3);
+        late.fresh = Fresh { epoch: 1, gen: 0 };
+        late.sync_loss = 2;
+        assert_eq!(
+            target(&elect(&view(vec![(2, early.clone()), (3, late)]), NEVER)),
+            Some(3)
+        );
+        let mut never = node(4);
+        never.fresh = Fresh { epoch: 1, gen: 0 };
+        assert_eq!(
+            target(&elect(&view(vec![(2, early), (4, never)]), NEVER)),
+            Some(4)
+        );
+    }
+
+    #[test]
+    fn the_older_of_two_primaries_is_demoted() {
+        let plan = elect(
+            &view(vec![
+                (1, primary(1, 2)),
+                (2, primary(2, 5)),
+                (3, secondary(3, 2, 5)),
+            ]),
+            NEVER,
+        );
+        assert_eq!(target(&plan), Some(2));
+        assert!(plan.demote.contains(&1) && !plan.demote.contains(&2));
+    }
+
+    #[test]
+    fn an_unhealthy_primary_is_replaced_but_not_called_diverged() {
+        let mut p = primary(1, 4);
+        p.health = Health::Hung;
+        let plan = elect(&view(vec![(1, p), (2, secondary(2, 1, 4))]), NEVER);
+        assert_eq!(target(&plan), Some(2));
+        assert!(
+            plan.demote.is_empty(),
+            "a replaced primary hands over, it is not diverged"
+        );
+        assert!(
+            plan.cause.contains("not eligible (nso/confd hung)"),
+            "{}",
+            plan.cause
+        );
+    }
+
+    #[test]
+    fn an_orphaned_primary_is_kept_until_shown_gone() {
+        let mut s2 = secondary(2, 1, 4);
+        s2.known_primary = Some(KnownPrimary {
+            node: 1,
+            epoch: 4,
+            name: "n1".into(),
+            address: "10.0.0.1".into(),
+        });
+        let mut v = view(vec![(2, s2), (3, secondary(3, 1, 4))]);
+        let plan = elect(&v, NEVER);
+        assert!(matches!(plan.target, Some(Target::Orphan(ref k)) if k.node == 1));
+        assert_eq!(
+            plan.wait,
+            Some(Hold::OrphanGrace {
+                primary: 1,
+                epoch: 4
+            })
+        );
+        v.gone.insert((1, 4));
+        assert_eq!(target(&elect(&v, NEVER)), Some(2));
+    }
+
+    #[test]
+    fn switchover_holds_until_its_target_is_primary() {
+        let mut v = view(vec![
+            (1, primary(1, 2)),
+            (2, secondary(2, 1, 2)),
+            (3, secondary(3, 1, 2)),
+        ]);
+        v.switchover = Some(3);
+        assert_eq!(target(&elect(&v, NEVER)), Some(3));
+        // The old primary has demoted: still n3, not the best by rank (n2).
+        v.states.insert(
+            1,
+            NodeState {
+                fresh: Fresh { epoch: 2, gen: 0 },
+                ..node(1)
+            },
+        );
+        assert_eq!(target(&elect(&v, NEVER)), Some(3));
+    }
+
+    #[test]
+    fn failback_immediately_and_after_a_stable_period() {
+        let mut s2 = secondary(2, 1, 2);
+        s2.priority = 200;
+        let mut v = view(vec![(1, primary(1, 2)), (2, s2)]);
+        let now = ElectParams {
+            failback: Failback::Immediately,
+            promotion_delay: false,
+        };
+        assert_eq!(target(&elect(&v, now)), Some(2));
+        let later = ElectParams {
+            failback: Failback::After(60_000),
+            promotion_delay: false,
+        };
+        let plan = elect(&v, later);
+        assert_eq!(target(&plan), Some(1));
+        assert_eq!(plan.wait, Some(Hold::Failback { to: 2, epoch: 2 }));
+        v.released.insert(Hold::Failback { to: 2, epoch: 2 });
+        assert_eq!(target(&elect(&v, later)), Some(2));
+        assert_eq!(target(&elect(&v, NEVER)), Some(1));
+    }
+
+    #[test]
+    fn standby_and_never_primary_nodes_are_not_elected() {
+        let mut n1 = node(1);
+        n1.can_primary = false;
+        let n2 = node(2);
+        let mut v = view(vec![(1, n1), (2, n2), (3, node(3))]);
+        v.standby.insert(2, true);
+        let plan = elect(&v, NEVER);
+        assert_eq!(target(&plan), Some(3));
+        assert_eq!(plan.parent[&1], 3);
+    }
+
+    #[test]
+    fn cold_start_waits_while_everybody_settles_and_a_node_is_missing() {
+        let mut a = node(1);
+        a.settling = true;
+        let mut b = node(2);
+        b.settling = true;
+        let plan = elect(&view(vec![(1, a.clone()), (2, b.clone())]), NEVER);
+        assert_eq!(target(&plan), None);
+        b.settling = false;
+        assert_eq!(target(&elect(&view(vec![(1, a), (2, b)]), NEVER)), Some(1));
+    }
+
+    #[test]
+    fn remote_nodes_attach_through_a_healthy_relay() {
+        let mut n4 = node(4);
+        n4.relay_via = Some(3);
+        let plan = elect(
+            &view(vec![(1, primary(1, 1)), (3, secondary(3, 1, 1)), (4, n4)]),
+            NEVER,
+        );
+        assert_eq!(plan.parent[&4], 3);
+        assert!(plan.relays.contains(&3));
+        let mut sick = secondary(3, 1, 1);
+        sick.health = Health::Down;
+        let mut n4 = node(4);
+        n4.relay_via = Some(3);
+        let plan = elect(&view(vec![(1, primary(1, 1)), (3, sick), (4, n4)]), NEVER);
+        assert_eq!(
+            plan.parent[&4], 1,
+            "no healthy relay: attach to the primary"
+        );
+    }
+
+    #[test]
+    fn a_promotion_intent_pins_the_epoch() {
+        let mut n2 = node(2);
+        n2.promoting = Some(7);
+        n2.fresh = Fresh { epoch: 3, gen: 0 };
+        let plan = elect(&view(vec![(2, n2)]), NEVER);
+        assert_eq!((target(&plan), plan.epoch), (Some(2), 7));
+    }
+}

@@ -1,0 +1,465 @@
+//! The election policy: a pure state machine. `step(now, input)` consumes a
+//! corosync event, an HA reply or event, a timer or an operator request, and
+//! returns what to do (multicast, HA order, persist, hook, log). No I/O, no
+//! clock, no async: `now` is milliseconds on any monotonic clock.
+//!
+//! Each daemon announces its state after every CPG configuration change and
+//! after every change of its own state. Once a member has delivered an
+//! announcement from every member of the current configuration it runs
+//! [`elect::elect`]; everybody computes the same plan and acts only on its
+//! own NSO/ConfD, gated on a quorate, stable view.
+
+mod act;
+pub mod cluster;
+pub mod elect;
+mod membership;
+pub mod message;
+mod operator;
+mod server;
+mod settings;
+
+pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
+
+use cluster::{ClusterEvent, Member, NodeId, RingId};
+use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
+use elect::{Plan, Target, View};
+use message::{Fresh, Health, Hold, KnownPrimary, NodeState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// What survives a restart of the daemon (written and fsynced by the I/O
+/// edge before the order that follows it is sent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Persisted {
+    pub max_epoch: u64,
+    pub role_epoch: u64,
+    pub fresh: Fresh,
+    pub known_fresh: Fresh,
+    pub standby: bool,
+    /// Primary: the secondaries attached and the sync generation, so that a
+    /// restarted daemon notices a secondary that dropped out meanwhile.
+    #[serde(default)]
+    pub attached: Vec<NodeId>,
+    #[serde(default)]
+    pub gen: u64,
+    /// 0 while in sync; otherwise the order in which this node lost sync
+    /// with its primary among nodes of equal freshness (later is fresher).
+    #[serde(default)]
+    pub sync_loss: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operator {
+    Switchover {
+        to: Option<String>,
+    },
+    Standby {
+        node: String,
+        on: bool,
+    },
+    /// SIGTERM (`handover`: move the primary role away first) or a
+    /// maintenance stop that leaves every role as it is.
+    Stop {
+        handover: bool,
+    },
+    /// The operator vouches that the orphaned primary's NSO/ConfD is down
+    /// (like Pacemaker's manual fencing confirmation).
+    ConfirmDown {
+        node: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    Cluster(ClusterEvent),
+    HaReply {
+        id: u64,
+        result: Result<HaReply, HaFailure>,
+    },
+    HaEvent(HaEvent),
+    FenceDone {
+        ok: bool,
+    },
+    Operator(Operator),
+    /// A deadline from [`Policy::next_deadline`] has passed.
+    Timer,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    Multicast(Vec<u8>),
+    Order {
+        id: u64,
+        order: HaOrder,
+    },
+    Persist(Persisted),
+    /// Run the fence hook; answer with `Input::FenceDone`.
+    Fence,
+    /// The local NSO/ConfD changed role (run the role hook). Every role
+    /// change carries its cause (invariant I4).
+    RoleChanged {
+        from: Option<HaRole>,
+        to: HaRole,
+        cause: String,
+    },
+    Log {
+        level: Level,
+        text: String,
+    },
+    /// Orderly stop finished: leave the CPG group and exit.
+    Leave,
+}
+
+/// See [`Policy::brief`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Brief {
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub quorate: bool,
+    /// The plan's primary.
+    pub primary: Option<NodeId>,
+}
+
+/// A snapshot of the policy for operators (`coroha status`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub node: String,
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub max_epoch: u64,
+    pub health: Health,
+    pub parent: Option<String>,
+    pub standby: bool,
+    /// The view is stable and quorate: this node may act.
+    pub quorate: bool,
+    pub ring: Option<RingId>,
+    /// The plan's primary.
+    pub primary: Option<String>,
+    /// Why the plan is what it is.
+    pub plan: Option<String>,
+    /// The HA order in flight.
+    pub pending: Option<String>,
+    pub stopping: bool,
+    pub members: Vec<MemberStatus>,
+}
+
+/// One coroha daemon of the view, as it announced itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub name: String,
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub parent: Option<String>,
+    pub health: Health,
+    pub standby: bool,
+    pub leaving: bool,
+}
+
+/// What the local NSO/ConfD is doing, as far as this daemon knows.
+#[derive(Clone, Debug)]
+struct Local {
+    role: Option<HaRole>,
+    promoting: Option<u64>,
+    role_epoch: u64,
+    parent: Option<NodeId>,
+    initialized: bool,
+    health: Health,
+    attached: BTreeSet<NodeId>,
+    gen: u64,
+    failures: u32,
+}
+
+/// The order in flight (one at a time, like the server processes them).
+#[derive(Clone, Debug)]
+struct Pending {
+    id: u64,
+    /// max_epoch before this order: announced until a promotion completes,
+    /// so the plan's epoch does not move under an order in flight.
+    prev_max_epoch: u64,
+    order: HaOrder,
+    epoch: u64,
+    parent: Option<NodeId>,
+    cause: String,
+}
+
+/// What the corosync connection has told us in this session.
+#[derive(Clone, Debug, Default)]
+struct Quorum {
+    connected: bool,
+    /// The connection was lost (not merely not yet made).
+    lost_connection: bool,
+    local: Option<Member>,
+    vq_ring: Option<RingId>,
+    ring_members: Vec<NodeId>,
+    /// The quorum flag and the node-list ring it belongs to.
+    quorate: Option<(RingId, bool)>,
+    /// Votes quorum needs (one per node).
+    needed: u32,
+    totem: Option<RingId>,
+}
+
+impl Quorum {
+    /// Safety rule 1: quorate, for the current ring, on both fds.
+    fn stable(&self) -> bool {
+        match (self.connected, self.vq_ring, self.quorate) {
+            (true, Some(ring), Some((qring, true))) => {
+                qring == ring && self.totem.map_or(true, |t| t == ring)
+            }
+            _ => false,
+        }
+    }
+
+    /// Explicitly not quorate (not merely waiting for a notification).
+    fn lost(&self) -> bool {
+        self.lost_connection
+            || matches!((self.vq_ring, self.quorate), (Some(r), Some((q, false))) if q == r)
+    }
+}
+
+/// Safety rules switched off on purpose, only to prove that the simulator's
+/// invariant checks can fail. Never set outside tests.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sabotage {
+    skip_quorum_gate: bool,
+    skip_demote_first: bool,
+}
+
+pub struct Policy {
+    cfg: Settings,
+    persisted: Persisted,
+    /// What the I/O edge last wrote to disk.
+    written: Persisted,
+    local: Local,
+    quorum: Quorum,
+    view: View,
+    plan: Option<Plan>,
+    known_primary: Option<KnownPrimary>,
+    vanished: Option<(NodeId, u64)>,
+    last_announced: Option<NodeState>,
+    pending: Option<Pending>,
+    next_id: u64,
+    started_at: Option<u64>,
+    status_at: u64,
+    retry_at: u64,
+    /// The order that failed last: it is not repeated before `retry_at`.
+    failed_order: Option<HaOrder>,
+    hold_timer: Option<(Hold, u64)>,
+    leaving: Option<(bool, u64)>,
+    fence_running: bool,
+    last_step_at: u64,
+    sabotage: Sabotage,
+    /// Lost this primary (node, epoch): do not attach to it again until its
+    /// coroha shows it is alive, so a dead primary does not hold up the
+    /// order pipeline while corosync has not yet noticed.
+    reattach_block: Option<(NodeId, u64)>,
+    secondary_dead_sent: BTreeSet<NodeId>,
+    gone_reported: BTreeSet<(NodeId, u64)>,
+    out: Vec<Output>,
+}
+
+impl Policy {
+    pub fn new(cfg: Settings, persisted: Persisted) -> Policy {
+        let local = Local {
+            role: None,
+            promoting: None,
+            role_epoch: persisted.role_epoch,
+            parent: None,
+            initialized: false,
+            health: Health::Starting,
+            attached: BTreeSet::new(),
+            gen: 0,
+            failures: 0,
+        };
+        Policy {
+            cfg,
+            written: persisted.clone(),
+            persisted,
+            local,
+            quorum: Quorum::default(),
+            view: View::default(),
+            plan: None,
+            known_primary: None,
+            vanished: None,
+            last_announced: None,
+            pending: None,
+            next_id: 1,
+            started_at: None,
+            status_at: 0,
+            retry_at: 0,
+            failed_order: None,
+            hold_timer: None,
+            leaving: None,
+            fence_running: false,
+            last_step_at: 0,
+            sabotage: Sabotage::default(),
+            reattach_block: None,
+            secondary_dead_sent: BTreeSet::new(),
+            gone_reported: BTreeSet::new(),
+            out: Vec::new(),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn sabotage_skip_quorum_gate(&mut self) {
+        self.sabotage.skip_quorum_gate = true;
+    }
+
+    #[doc(hidden)]
+    pub fn sabotage_skip_demote_first(&mut self) {
+        self.sabotage.skip_demote_first = true;
+    }
+
+    pub fn role(&self) -> Option<HaRole> {
+        self.local.role
+    }
+
+    /// The epoch this node announced it will promote itself at, if any.
+    pub fn promoting(&self) -> Option<u64> {
+        self.local.promoting
+    }
+
+    pub fn persisted(&self) -> &Persisted {
+        &self.persisted
+    }
+
+    pub fn plan(&self) -> Option<&Plan> {
+        self.plan.as_ref()
+    }
+
+    /// Take new settings (a SIGHUP reload). The caller keeps what cannot
+    /// change without a restart (this node, the node names, ids and
+    /// addresses); changed priorities and flags are announced at the next
+    /// step.
+    pub fn reload(&mut self, cfg: Settings) {
+        debug_assert_eq!(cfg.me, self.cfg.me);
+        self.cfg = cfg;
+    }
+
+    /// The few facts the daemon reports after every step (systemd
+    /// STATUS, hook environment); cheap, unlike [`Policy::status`].
+    pub fn brief(&self) -> Brief {
+        Brief {
+            role: self.local.role,
+            epoch: self.local.role_epoch,
+            quorate: self.quorum.stable(),
+            primary: self
+                .plan
+                .as_ref()
+                .and_then(|p| p.target.as_ref())
+                .map(Target::node),
+        }
+    }
+
+    /// What this node knows, for `coroha status` and the metrics.
+    pub fn status(&self) -> Status {
+        let brief = self.brief();
+        let members = self
+            .view
+            .states
+            .iter()
+            .map(|(id, s)| MemberStatus {
+                id: *id,
+                name: s.name.clone(),
+                role: s.role,
+                epoch: s.role_epoch,
+                parent: s.parent.map(|p| self.name(p)),
+                health: s.health,
+                standby: s.standby,
+                leaving: s.leaving,
+            })
+            .collect();
+        Status {
+            node: self.name(self.cfg.me),
+            role: brief.role,
+            epoch: brief.epoch,
+            max_epoch: self.persisted.max_epoch,
+            health: self.local.health,
+            parent: self.local.parent.map(|p| self.name(p)),
+            standby: self.persisted.standby,
+            quorate: brief.quorate,
+            ring: self.quorum.vq_ring,
+            primary: brief.primary.map(|n| self.name(n)),
+            plan: self.plan.as_ref().map(|p| p.cause.clone()),
+            pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
+            stopping: self.leaving.is_some(),
+            members,
+        }
+    }
+
+    /// An orderly stop is in progress.
+    pub fn stopping(&self) -> bool {
+        self.leaving.is_some()
+    }
+
+    /// The earliest time at which `step(_, Input::Timer)` has work to do.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let mut deadlines = vec![];
+        if self.pending.is_none() {
+            deadlines.push(self.status_at);
+            if self.retry_at > 0 {
+                deadlines.push(self.retry_at);
+            }
+        }
+        if let Some((_, at)) = self.hold_timer.as_ref().filter(|(_, at)| *at != u64::MAX) {
+            deadlines.push(*at);
+        }
+        if let (Some(start), true) = (self.started_at, self.settling_flag()) {
+            deadlines.push(start + self.cfg.startup_settle);
+        }
+        if let Some((true, at)) = self.leaving.filter(|(_, at)| *at != u64::MAX) {
+            deadlines.push(at);
+        }
+        // A deadline already past was not acted on because something else
+        // blocks it; the next input re-evaluates it.
+        deadlines
+            .into_iter()
+            .filter(|d| *d > self.last_step_at)
+            .min()
+    }
+
+    pub fn step(&mut self, now: u64, input: Input) -> Vec<Output> {
+        if self.started_at.is_none() {
+            self.started_at = Some(now);
+        }
+        match input {
+            Input::Cluster(ev) => self.on_cluster(ev),
+            Input::HaReply { id, result } => self.on_reply(now, id, result),
+            Input::HaEvent(ev) => self.on_ha_event(ev),
+            Input::FenceDone { ok } => self.on_fence_done(ok),
+            Input::Operator(op) => self.on_operator(now, op),
+            Input::Timer => self.on_timer(now),
+        }
+        self.claim_fresh();
+        self.announce_if_changed();
+        let promoting = self.local.promoting;
+        self.act(now);
+        // Acting may have changed what we announce (an intent to promote).
+        if self.local.promoting != promoting {
+            self.announce_if_changed();
+        }
+        self.flush_persisted();
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- logging helpers -------------------------------------------------
+
+    pub(crate) fn log(&mut self, level: Level, text: impl Into<String>) {
+        self.out.push(Output::Log {
+            level,
+            text: text.into(),
+        });
+    }
+
+    pub(crate) fn name(&self, id: NodeId) -> String {
+        self.cfg.name(id)
+    }
+}

@@ -1,0 +1,370 @@
+//! What corosync tells this daemon: sessions, configuration changes, the
+//! ring, quorum, and the announcements and requests delivered in a view;
+//! then the plan every member computes from the same delivered state.
+
+use crate::cluster::{ClusterEvent, Member, NodeId, Reason};
+use crate::elect::{self, elect, ElectParams, Target, View};
+use crate::message::{Body, Envelope, Fresh, KnownPrimary, NodeState, Request};
+use crate::{fnv1a, Level, Policy, Quorum};
+
+impl Policy {
+    // ----- corosync --------------------------------------------------------
+
+    pub(crate) fn on_cluster(&mut self, ev: ClusterEvent) {
+        match ev {
+            ClusterEvent::Connected { local } => {
+                self.quorum = Quorum {
+                    connected: true,
+                    local: Some(local),
+                    ..Quorum::default()
+                };
+                self.view = View::default();
+                self.plan = None;
+                self.log(
+                    Level::Info,
+                    format!("connected to corosync as {}/{}", local.node, local.pid),
+                );
+            }
+            ClusterEvent::Disconnected => {
+                let text = if self.quorum.connected {
+                    "corosync connection lost: not quorate until it is back"
+                } else {
+                    "corosync is not reachable: not quorate until it is"
+                };
+                self.quorum = Quorum {
+                    lost_connection: true,
+                    ..Quorum::default()
+                };
+                self.view = View::default();
+                self.plan = None;
+                self.hold_timer = None;
+                self.log(Level::Warn, text);
+            }
+            ClusterEvent::CpgConfChg {
+                members,
+                left,
+                joined,
+            } => self.on_confchg(members, left, joined),
+            ClusterEvent::CpgTotem { ring, members } => {
+                self.quorum.totem = Some(ring);
+                self.quorum.ring_members = members.clone();
+                self.on_ring_left(&members);
+            }
+            ClusterEvent::Deliver { sender, data } => self.on_deliver(sender, &data),
+            ClusterEvent::QuorumNodes { ring, members } => {
+                self.quorum.vq_ring = Some(ring);
+                self.quorum.ring_members = members;
+            }
+            ClusterEvent::Quorum { quorate, needed } => {
+                self.quorum.needed = needed;
+                if let Some(ring) = self.quorum.vq_ring {
+                    let was = self.quorum.quorate.map(|(_, q)| q);
+                    self.quorum.quorate = Some((ring, quorate));
+                    if was != Some(quorate) {
+                        let text = if quorate { "quorate" } else { "not quorate" };
+                        self.log(Level::Info, format!("ring {ring}: {text}"));
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_confchg(
+        &mut self,
+        members: Vec<Member>,
+        left: Vec<(Member, Reason)>,
+        joined: Vec<(Member, Reason)>,
+    ) {
+        // A node that went down is out of the ring already; the totem
+        // callback that says so follows on the same fd.
+        for (m, reason) in &left {
+            if *reason == Reason::NodeDown {
+                self.quorum.ring_members.retain(|n| *n != m.node);
+            }
+        }
+        for (m, reason) in &left {
+            if self
+                .known_primary
+                .as_ref()
+                .is_some_and(|k| k.node == m.node)
+            {
+                match reason {
+                    Reason::NodeDown => self.forget_primary_unless(|n| n != m.node, "its node left the membership"),
+                    _ => self.log(
+                        Level::Warn,
+                        format!("coroha on primary {} left ({reason:?}); its NSO/ConfD may still be primary", self.name(m.node)),
+                    ),
+                }
+            }
+        }
+        let describe = |list: &[(Member, Reason)]| {
+            list.iter()
+                .map(|(m, r)| format!("{}:{r:?}", self.cfg.name(m.node)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let text = format!(
+            "configuration: {} members{}{}",
+            members.len(),
+            if left.is_empty() {
+                String::new()
+            } else {
+                format!(", left {}", describe(&left))
+            },
+            if joined.is_empty() {
+                String::new()
+            } else {
+                format!(", joined {}", describe(&joined))
+            },
+        );
+        self.log(Level::Debug, text);
+        let digest = members.iter().fold(fnv1a(b"view"), |h, m| {
+            fnv1a(
+                &[
+                    h.to_le_bytes(),
+                    u64::from(m.node).to_le_bytes(),
+                    u64::from(m.pid).to_le_bytes(),
+                ]
+                .concat(),
+            )
+        });
+        self.view = View {
+            id: digest,
+            members,
+            ..View::default()
+        };
+        self.plan = None;
+        self.hold_timer = None;
+        // Announce in every new view, even when nothing changed locally.
+        self.last_announced = None;
+    }
+
+    /// The known primary's node is not in the new ring. If its coroha was in
+    /// the group until now, that coroha stops it on quorum loss, so it is
+    /// gone. If its coroha had already left (an orphan), nothing tells
+    /// whether its NSO/ConfD still serves: keep waiting for evidence.
+    pub(crate) fn on_ring_left(&mut self, members: &[NodeId]) {
+        let Some(k) = self.known_primary.clone() else {
+            return;
+        };
+        if members.contains(&k.node) {
+            return;
+        }
+        if self.view.is_member(k.node) {
+            self.forget_primary_unless(|n| n != k.node, "its node left the ring");
+        } else {
+            self.log(
+                Level::Warn,
+                format!(
+                    "orphaned primary {}: its node left the ring too; cannot tell whether its NSO/ConfD still serves: not promoting (start coroha there, or confirm it down)",
+                    k.name
+                ),
+            );
+        }
+    }
+
+    /// Clear the known primary when its node is gone from the ring: a
+    /// partitioned or crashed primary is not an orphan to wait for.
+    pub(crate) fn forget_primary_unless(&mut self, keep: impl Fn(NodeId) -> bool, why: &str) {
+        if let Some(k) = self.known_primary.clone() {
+            if !keep(k.node) {
+                self.log(
+                    Level::Info,
+                    format!("primary {} (epoch {}) is gone: {why}", k.name, k.epoch),
+                );
+                self.vanished = Some((k.node, k.epoch));
+                self.known_primary = None;
+            }
+        }
+    }
+
+    pub(crate) fn on_deliver(&mut self, sender: Member, data: &[u8]) {
+        let envelope = match Envelope::decode(data) {
+            Ok(e) => e,
+            Err(e) => {
+                self.log(
+                    Level::Warn,
+                    format!("ignored message from node {}: {e}", sender.node),
+                );
+                return;
+            }
+        };
+        if envelope.view != self.view.id || !self.view.members.contains(&sender) {
+            self.log(
+                Level::Debug,
+                format!(
+                    "ignored message from {} for another view",
+                    self.name(sender.node)
+                ),
+            );
+            return;
+        }
+        match envelope.body {
+            Body::Announce(state) => self.on_announce(sender.node, *state),
+            Body::Request(r) => self.on_request(sender.node, r),
+        }
+        if self.view.complete() {
+            self.replan();
+        }
+    }
+
+    pub(crate) fn on_announce(&mut self, from: NodeId, state: NodeState) {
+        if state.config_digest != self.cfg.digest && from != self.cfg.me {
+            self.log(
+                Level::Warn,
+                format!(
+                    "{} runs a different node table or policy (digest {:x})",
+                    state.name, state.config_digest
+                ),
+            );
+        }
+        self.persisted.known_fresh = self
+            .persisted
+            .known_fresh
+            .max(state.fresh)
+            .max(state.known_fresh);
+        if state.is_primary() {
+            let newer = self
+                .known_primary
+                .as_ref()
+                .map_or(true, |k| state.role_epoch >= k.epoch);
+            if newer {
+                self.known_primary = Some(KnownPrimary {
+                    node: from,
+                    epoch: state.role_epoch,
+                    name: state.name.clone(),
+                    address: state.address.clone(),
+                });
+                self.vanished = None;
+            }
+        } else if state.role.is_some()
+            && self.known_primary.as_ref().is_some_and(|k| k.node == from)
+        {
+            self.known_primary = None;
+        }
+        // A primary listing us as attached confirms our copy is in sync.
+        let me = self.cfg.me;
+        if self.reattach_block.is_some_and(|(n, e)| {
+            n == from && (state.role_epoch != e || !state.attached.contains(&me))
+        }) {
+            self.reattach_block = None;
+        }
+        if state.is_primary()
+            && state.attached.contains(&me)
+            && self.local.parent == Some(from)
+            && self.local.role_epoch == state.role_epoch
+            && self.local.initialized
+        {
+            self.persisted.fresh = self.persisted.fresh.max(Fresh {
+                epoch: state.role_epoch,
+                gen: state.gen,
+            });
+            self.persisted.sync_loss = 0;
+        }
+        self.view.states.insert(from, state);
+    }
+
+    pub(crate) fn on_request(&mut self, from: NodeId, request: Request) {
+        let who = self.name(from);
+        match request {
+            Request::Switchover { to } => {
+                // Resolve "the best other node" now, while the primary that
+                // is to be replaced is known, so everybody holds one target.
+                let current = self
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.target.as_ref())
+                    .map(Target::node);
+                let target = to.or_else(|| elect::best_other(&self.view, current));
+                match target {
+                    Some(t) => {
+                        let text = format!("switchover to {} requested by {who}", self.name(t));
+                        self.log(Level::Info, text);
+                        self.view.switchover = Some(t);
+                    }
+                    None => self.log(
+                        Level::Warn,
+                        format!("switchover requested by {who}: no other node can take over"),
+                    ),
+                }
+            }
+            Request::Standby { node, on } => {
+                self.log(
+                    Level::Info,
+                    format!(
+                        "standby {} for {} requested by {who}",
+                        if on { "on" } else { "off" },
+                        self.name(node)
+                    ),
+                );
+                self.view.standby.insert(node, on);
+                if node == self.cfg.me {
+                    self.persisted.standby = on;
+                }
+            }
+            Request::Release(hold) => {
+                self.log(Level::Info, format!("{hold:?} elapsed"));
+                if self.hold_timer.as_ref().is_some_and(|(h, _)| *h == hold) {
+                    self.hold_timer = None;
+                }
+                self.view.released.insert(hold);
+            }
+            Request::PrimaryGone { node, epoch } => {
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "{who} shows primary {} (epoch {epoch}) no longer serves",
+                        self.name(node)
+                    ),
+                );
+                self.view.gone.insert((node, epoch));
+                if self
+                    .known_primary
+                    .as_ref()
+                    .is_some_and(|k| k.node == node && k.epoch == epoch)
+                {
+                    self.known_primary = None;
+                    self.vanished = Some((node, epoch));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn replan(&mut self) {
+        let params = ElectParams {
+            failback: self.cfg.failback,
+            promotion_delay: self.cfg.promotion_delay > 0,
+        };
+        let plan = elect(&self.view, params);
+        let changed = self.plan.as_ref().map_or(true, |p| {
+            p.target != plan.target || p.epoch != plan.epoch || p.cause != plan.cause
+        });
+        if changed {
+            let who = match &plan.target {
+                Some(t) => format!("{} (epoch {})", self.name(t.node()), plan.epoch),
+                None => "none".into(),
+            };
+            self.log(
+                Level::Info,
+                format!("decision: primary {who}: {}", plan.cause),
+            );
+        }
+        if let Some(Target::Member(t)) = &plan.target {
+            if self.view.switchover.is_some()
+                && self
+                    .view
+                    .states
+                    .get(t)
+                    .is_some_and(|s| s.is_primary() && s.role_epoch == plan.epoch)
+            {
+                // The switchover is done once its target is primary.
+                if self.plan.as_ref().is_some_and(|p| p.target == plan.target)
+                    && plan.cause.ends_with("stays primary")
+                {
+                    self.view.switchover = None;
+                }
+            }
+        }
+        self.plan = Some(plan);
+    }
+}

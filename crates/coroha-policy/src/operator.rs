@@ -1,0 +1,83 @@
+//! Operator requests (`coroha switchover`, `standby`, `stop`,
+//! `confirm-down`) and the policy's timers.
+
+use crate::message::{Body, Request};
+use crate::{Level, Operator, Output, Policy};
+use confd_ha::HaRole;
+
+impl Policy {
+    // ----- operator --------------------------------------------------------
+
+    pub(crate) fn on_operator(&mut self, now: u64, op: Operator) {
+        match op {
+            Operator::Switchover { to } => {
+                let to = match to {
+                    Some(name) => match self.cfg.id_of(&name) {
+                        Some(id) => Some(id),
+                        None => {
+                            self.log(Level::Error, format!("switchover: no node named {name}"));
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                self.multicast(Body::Request(Request::Switchover { to }));
+            }
+            Operator::Standby { node, on } => match self.cfg.id_of(&node) {
+                Some(id) => self.multicast(Body::Request(Request::Standby { node: id, on })),
+                None => self.log(Level::Error, format!("standby: no node named {node}")),
+            },
+            Operator::ConfirmDown { node } => {
+                let known = self.known_primary.clone().filter(|k| k.name == node);
+                match known {
+                    Some(k) => self.multicast(Body::Request(Request::PrimaryGone {
+                        node: k.node,
+                        epoch: k.epoch,
+                    })),
+                    None => self.log(
+                        Level::Error,
+                        format!("confirm-down: {node} is not an orphaned primary"),
+                    ),
+                }
+            }
+            Operator::Stop { handover } => {
+                let primary = self.local.role == Some(HaRole::Primary);
+                if handover && primary {
+                    self.log(Level::Info, "orderly stop: handing the primary role over");
+                    self.leaving = Some((true, now + self.cfg.handover_timeout));
+                } else {
+                    let what = if handover {
+                        "orderly stop"
+                    } else {
+                        "maintenance stop: roles stay as they are"
+                    };
+                    self.log(Level::Info, what);
+                    self.leaving = Some((handover, now));
+                    self.out.push(Output::Leave);
+                }
+            }
+        }
+    }
+
+    // ----- timers ----------------------------------------------------------
+
+    pub(crate) fn on_timer(&mut self, now: u64) {
+        if let Some((hold, at)) = self.hold_timer.clone() {
+            if now >= at {
+                self.multicast(Body::Request(Request::Release(hold.clone())));
+                // Sent; the hold ends for everybody when it is delivered.
+                self.hold_timer = Some((hold, u64::MAX));
+            }
+        }
+        if let Some((true, at)) = self.leaving {
+            if now >= at && !self.out.contains(&Output::Leave) {
+                self.log(
+                    Level::Warn,
+                    "handover did not finish in time: leaving anyway",
+                );
+                self.leaving = Some((true, u64::MAX));
+                self.out.push(Output::Leave);
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The local NSO/ConfD: replies to orders, HA notifications, the fence
+//! hook's result, and the role, health and freshness they imply.
+
+use crate::cluster::NodeId;
+use crate::elect::{Plan, Target};
+use crate::message::{Body, Fresh, Health, Request};
+use crate::{Level, Output, Pending, Policy};
+use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
+use std::collections::BTreeSet;
+
+impl Policy {
+    // ----- NSO/ConfD -------------------------------------------------------
+
+    pub(crate) fn set_role(&mut self, role: HaRole, cause: &str) {
+        let from = self.local.role;
+        if from != Some(role) {
+            self.out.push(Output::RoleChanged {
+                from,
+                to: role,
+                cause: cause.to_string(),
+            });
+        }
+        self.local.role = Some(role);
+        if role != HaRole::Primary {
+            self.local.attached.clear();
+        }
+        if !matches!(role, HaRole::Secondary | HaRole::Relay) {
+            self.local.parent = None;
+            self.local.initialized = false;
+        }
+    }
+
+    pub(crate) fn set_health(&mut self, health: Health, why: &str) {
+        if self.local.health != health {
+            let level = match (self.local.health, health) {
+                (Health::Starting, Health::Ok) => Level::Debug,
+                (_, Health::Ok) => Level::Info,
+                _ => Level::Warn,
+            };
+            self.log(
+                level,
+                format!(
+                    "local NSO/ConfD health {:?} -> {health:?}: {why}",
+                    self.local.health
+                ),
+            );
+            self.local.health = health;
+        }
+    }
+
+    pub(crate) fn on_reply(&mut self, now: u64, id: u64, result: Result<HaReply, HaFailure>) {
+        let Some(p) = self.pending.take().filter(|p| p.id == id) else {
+            self.log(Level::Warn, format!("reply to unknown order {id} ignored"));
+            return;
+        };
+        match result {
+            Ok(reply) => {
+                if !matches!(p.order, HaOrder::GetStatus) {
+                    self.local.failures = 0;
+                    self.retry_at = 0;
+                    self.failed_order = None;
+                }
+                if self.local.health != Health::Fenced || matches!(p.order, HaOrder::GetStatus) {
+                    self.set_health(Health::Ok, "answered");
+                }
+                self.on_success(now, p, reply);
+            }
+            Err(failure) => self.on_failure(now, p, failure),
+        }
+    }
+
+    pub(crate) fn on_success(&mut self, now: u64, p: Pending, reply: HaReply) {
+        match (&p.order, reply) {
+            (HaOrder::GetStatus, HaReply::Status { role, nodes }) => self.on_status(role, nodes),
+            (HaOrder::BePrimary { .. }, _) => {
+                self.local.promoting = None;
+                self.local.role_epoch = p.epoch;
+                self.local.gen = 0;
+                self.local.attached.clear();
+                self.persisted.sync_loss = 0;
+                self.persisted.role_epoch = p.epoch;
+                self.persisted.fresh = self.persisted.fresh.max(Fresh {
+                    epoch: p.epoch,
+                    gen: 0,
+                });
+                self.set_role(HaRole::Primary, &p.cause);
+            }
+            (HaOrder::BeSecondary { .. }, _) => {
+                self.set_role(HaRole::Secondary, &p.cause);
+                self.local.parent = p.parent;
+                self.local.role_epoch = p.epoch;
+                self.local.initialized = true;
+                self.persisted.role_epoch = p.epoch;
+                self.persisted.sync_loss = 0;
+                self.adopt_fresh_from_parent();
+            }
+            (HaOrder::BeNone, _) => {
+                self.set_role(HaRole::None, &p.cause);
+                if self.leaving.is_some() {
+                    self.log(Level::Info, "demoted for the handover");
+                }
+            }
+            (HaOrder::BeRelay, _) => self.set_role(HaRole::Relay, &p.cause),
+            (HaOrder::SecondaryDead { node }, _) => {
+                // The server raises no SECONDARY_DIED for it: count it here.
+                let node = node.clone();
+                if let Some(id) = self.cfg.id_of(&node) {
+                    if self.local.attached.remove(&id) {
+                        self.bump_gen();
+                    }
+                }
+                self.log(
+                    Level::Info,
+                    format!(
+                        "told NSO/ConfD that secondary {node} is dead (sync generation {})",
+                        self.local.gen
+                    ),
+                );
+            }
+            (HaOrder::GetStatus, HaReply::Ok) => {}
+        }
+        self.status_at = self.status_at.max(now + self.cfg.status_interval);
+    }
+
+    /// A secondary dropped out: from now on only the primary and the
+    /// secondaries still attached have every write.
+    pub(crate) fn bump_gen(&mut self) {
+        self.local.gen += 1;
+        self.persist_attachment();
+    }
+
+    /// The primary's claim to the freshest data follows its sync generation
+    /// only while it is quorate: only then can it acknowledge a write that
+    /// invariant I2 protects, and outside quorum it is about to step down.
+    pub(crate) fn claim_fresh(&mut self) {
+        if self.local.role == Some(HaRole::Primary)
+            && self.quorum.stable()
+            && !self.coroha_minority()
+        {
+            let fresh = Fresh {
+                epoch: self.local.role_epoch,
+                gen: self.local.gen,
+            };
+            self.persisted.fresh = self.persisted.fresh.max(fresh);
+        }
+    }
+
+    pub(crate) fn persist_attachment(&mut self) {
+        let attached: Vec<NodeId> = self.local.attached.iter().copied().collect();
+        if self.persisted.attached != attached || self.persisted.gen != self.local.gen {
+            self.persisted.attached = attached;
+            self.persisted.gen = self.local.gen;
+        }
+    }
+
+    /// The local copy stopped following a primary that, as far as the
+    /// delivered state shows, still serves: it may fall behind.
+    pub(crate) fn note_sync_lost(&mut self, why: &str) {
+        let (Some(parent), true) = (
+            self.local.parent,
+            matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)),
+        ) else {
+            return;
+        };
+        let epoch = self.local.role_epoch;
+        let member_serving =
+            self.view.is_member(parent)
+                && self.view.states.get(&parent).is_some_and(|s| {
+                    s.is_primary() && s.health == Health::Ok && s.role_epoch == epoch
+                });
+        // An orphaned primary (its coroha gone) may serve the others still.
+        let orphan_serving = !self.view.is_member(parent)
+            && self.plan.as_ref().is_some_and(|p| matches!(&p.target, Some(Target::Orphan(k)) if k.node == parent && k.epoch == epoch));
+        // A primary that the plan replaces steps down on purpose: no loss.
+        let replaced = self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.target.as_ref().map(Target::node) != Some(parent));
+        let serving = (member_serving || orphan_serving) && !replaced;
+        if serving && self.persisted.sync_loss == 0 {
+            let fresh = self.persisted.fresh;
+            let seen = self
+                .view
+                .states
+                .values()
+                .filter(|s| s.fresh == fresh)
+                .map(|s| s.sync_loss)
+                .max()
+                .unwrap_or(0);
+            self.persisted.sync_loss = seen + 1;
+            let text = format!(
+                "no longer in sync with primary {} ({why}; loss #{})",
+                self.name(parent),
+                seen + 1
+            );
+            self.log(Level::Info, text);
+        }
+    }
+
+    /// A freshly attached secondary may already be listed by its primary.
+    pub(crate) fn adopt_fresh_from_parent(&mut self) {
+        if let Some(parent) = self.local.parent {
+            if let Some(ps) = self.view.states.get(&parent) {
+                if ps.is_primary()
+                    && ps.role_epoch == self.local.role_epoch
+                    && ps.attached.contains(&self.cfg.me)
+                {
+                    self.persisted.fresh = self.persisted.fresh.max(Fresh {
+                        epoch: ps.role_epoch,
+                        gen: ps.gen,
+                    });
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_status(&mut self, role: HaRole, nodes: Vec<String>) {
+        let ids: Vec<NodeId> = nodes.iter().filter_map(|n| self.cfg.id_of(n)).collect();
+        match (self.local.role, role) {
+            (None, _) => {
+                // Restart adoption (rule 8): take over the role the server has.
+                let text = format!(
+                    "adopting existing role {} (epoch {})",
+                    role.name(),
+                    self.persisted.role_epoch
+                );
+                let level = if role == HaRole::None {
+                    Level::Debug
+                } else {
+                    Level::Info
+                };
+                self.log(level, text);
+                self.set_role(role, "adopted at start");
+                if role == HaRole::Primary {
+                    self.local.attached = self.persisted.attached.iter().copied().collect();
+                    self.local.gen = self.persisted.gen;
+                }
+                if matches!(role, HaRole::Secondary | HaRole::Relay) {
+                    self.local.parent = ids.first().copied();
+                    self.local.initialized = true;
+                }
+            }
+            (Some(old), new) if old != new => {
+                self.set_role(new, &format!("observed: NSO/ConfD reports {}", new.name()));
+                if matches!(new, HaRole::Secondary | HaRole::Relay) {
+                    self.local.parent = ids.first().copied();
+                }
+            }
+            _ => {}
+        }
+        if role == HaRole::Primary {
+            let now_attached: BTreeSet<NodeId> = ids.into_iter().collect();
+            let lost = self
+                .local
+                .attached
+                .iter()
+                .any(|n| !now_attached.contains(n));
+            self.local.attached = now_attached;
+            if lost {
+                self.bump_gen();
+            } else {
+                self.persist_attachment();
+            }
+        }
+    }
+
+    pub(crate) fn on_failure(&mut self, now: u64, p: Pending, failure: HaFailure) {
+        let verb = p.order.verb();
+        if matches!(p.order, HaOrder::BePrimary { .. }) && failure != HaFailure::Timeout {
+            // It did not become primary (a timeout leaves that open).
+            self.local.promoting = None;
+        }
+        match failure {
+            HaFailure::Timeout => {
+                self.set_health(Health::Hung, &format!("{verb} timed out"));
+                if self.maybe_primary() && self.cfg.fence_hung_primary && !self.fence_running {
+                    self.log(
+                        Level::Warn,
+                        "fencing the hung primary so that another node can take over",
+                    );
+                    self.fence_running = true;
+                    self.out.push(Output::Fence);
+                }
+            }
+            HaFailure::Unreachable => {
+                self.note_sync_lost("NSO/ConfD is not running");
+                self.set_health(Health::Down, &format!("{verb}: nothing listening"));
+                if self.local.role != Some(HaRole::None) {
+                    self.set_role(HaRole::None, "NSO/ConfD is not running");
+                }
+            }
+            HaFailure::Error(code) => {
+                self.local.failures += 1;
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "{verb} failed: {failure} ({} in a row)",
+                        self.local.failures
+                    ),
+                );
+                if matches!(p.order, HaOrder::BeSecondary { .. }) {
+                    self.on_attach_failed(p.parent, code);
+                }
+                let refused = self.local.failures >= self.cfg.max_order_failures;
+                if refused && matches!(p.order, HaOrder::BePrimary { .. }) {
+                    self.set_health(
+                        Health::Refusing,
+                        &format!("{verb} refused {} times", self.local.failures),
+                    );
+                }
+                if refused && p.order == HaOrder::BeNone && self.local.role == Some(HaRole::Primary)
+                {
+                    // It will not stop being primary: escalate.
+                    if self.cfg.has_fence && !self.fence_running {
+                        self.log(
+                            Level::Error,
+                            "NSO/ConfD refuses to stop being primary: fencing it",
+                        );
+                        self.fence_running = true;
+                        self.out.push(Output::Fence);
+                    } else if !self.cfg.has_fence {
+                        self.log(Level::Error, "NSO/ConfD refuses to stop being primary and no fence hook is configured");
+                    }
+                }
+                // The server told us what it is now: ask.
+                self.status_at = now;
+            }
+        }
+        if !matches!(p.order, HaOrder::GetStatus) {
+            self.retry_at = now + self.cfg.retry_interval;
+            self.failed_order = Some(p.order);
+        }
+        self.status_at = self.status_at.min(now + self.cfg.status_interval);
+    }
+
+    /// A failed attach to an orphaned primary, once its grace is over, is
+    /// evidence that it no longer serves.
+    pub(crate) fn on_attach_failed(&mut self, parent: Option<NodeId>, code: i32) {
+        let Some(Plan {
+            target: Some(Target::Orphan(k)),
+            wait: None,
+            ..
+        }) = &self.plan
+        else {
+            return;
+        };
+        if parent != Some(k.node) || code == confd_ha::code::HA_BADTOKEN {
+            return;
+        }
+        if !self.quorum.ring_members.contains(&k.node) {
+            // Unreachable is no evidence when its node is not with us.
+            return;
+        }
+        let gone = (k.node, k.epoch);
+        if self.gone_reported.insert(gone) {
+            self.multicast(Body::Request(Request::PrimaryGone {
+                node: gone.0,
+                epoch: gone.1,
+            }));
+        }
+    }
+
+    pub(crate) fn on_ha_event(&mut self, ev: HaEvent) {
+        match ev {
+            HaEvent::NoPrimary(code) => {
+                self.note_sync_lost(&format!("NOPRIMARY {}", confd_ha::code::name(code)));
+                if let (Some(parent), true) = (
+                    self.local.parent,
+                    matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)),
+                ) {
+                    let me = self.cfg.me;
+                    let epoch = self.local.role_epoch;
+                    let still_listed = self
+                        .view
+                        .states
+                        .get(&parent)
+                        .map_or(true, |s| s.attached.contains(&me));
+                    if still_listed {
+                        self.reattach_block = Some((parent, epoch));
+                    }
+                }
+                let why = format!("lost its primary ({})", confd_ha::code::name(code));
+                self.set_role(HaRole::None, &why);
+            }
+            HaEvent::IsNone => {
+                if self.local.role.is_some() {
+                    self.set_role(HaRole::None, "NSO/ConfD reports none");
+                }
+            }
+            HaEvent::IsPrimary => {}
+            HaEvent::SecondaryDied(name) => {
+                if let Some(id) = self.cfg.id_of(&name) {
+                    if self.local.attached.remove(&id) {
+                        self.bump_gen();
+                        self.log(
+                            Level::Info,
+                            format!(
+                                "secondary {name} detached (sync generation {})",
+                                self.local.gen
+                            ),
+                        );
+                    }
+                }
+            }
+            HaEvent::SecondaryArrived(name) => {
+                if let Some(id) = self.cfg.id_of(&name) {
+                    if self.local.role == Some(HaRole::Primary) {
+                        self.local.attached.insert(id);
+                        self.persist_attachment();
+                    }
+                }
+            }
+            HaEvent::SecondaryInitialized => {
+                self.local.initialized = true;
+            }
+            HaEvent::BeSecondaryResult(_) => {}
+        }
+    }
+
+    pub(crate) fn on_fence_done(&mut self, ok: bool) {
+        self.fence_running = false;
+        if ok {
+            self.set_health(Health::Fenced, "fence hook succeeded");
+            self.set_role(HaRole::None, "fenced");
+        } else {
+            self.log(
+                Level::Error,
+                "fence hook failed; the local NSO/ConfD may still be primary",
+            );
+        }
+    }
+}

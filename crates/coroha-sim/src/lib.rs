@@ -1,0 +1,650 @@
+//! A deterministic discrete-event simulation of a corosync cluster whose
+//! nodes each run the real policy, a simulated NSO/ConfD and a client
+//! workload. It models what was measured on corosync 3.1.7 (see
+//! docs/reference/corosync-3.1.7-client.md): membership changes after token + consensus,
+//! rings named (representative, seq) with the same seq on both sides of a
+//! split, callbacks in the order CPG confchg → totem → votequorum node list →
+//! quorum on two fds read in random order, AGREED delivery in one total order
+//! per configuration, and messages sent during a membership change held and
+//! delivered in the next configuration only to the members that moved on.
+//! The same seed gives the same run, byte for byte.
+
+mod check;
+pub mod confd;
+mod coroha;
+mod corosync;
+mod fault;
+pub mod rng;
+pub mod scenario;
+mod server;
+pub mod votequorum;
+
+pub use fault::Fault;
+
+/// The built-in story `coroha simulate` tells without a scenario file.
+pub const DEMO: &str = include_str!("demo.toml");
+
+use confd::{Confd, Idx};
+use confd_ha::{HaFailure, HaOrder, HaRole};
+use coroha_config::Config;
+use coroha_policy::cluster::{Member, NodeId, Reason, RingId};
+use coroha_policy::{Input, Operator, Persisted, Policy};
+use rng::Rng;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+/// Corosync timings (ms), as measured with token 1000 on three nodes.
+pub mod timing {
+    /// Token timeout + consensus: a lost node or a split is noticed.
+    pub const DETECT_LOSS: u64 = 3500;
+    /// knet link-up plus one membership round: a heal is noticed.
+    pub const DETECT_MERGE: u64 = 1900;
+    /// A restarted corosync first forms a lone ring...
+    pub const LONE_RING: u64 = 750;
+    /// ...and merges this much later.
+    pub const MERGE_AFTER_START: u64 = 1400;
+    /// Others see a killed coroha's ProcDown.
+    pub const PROC_DOWN: u64 = 10;
+    /// Multicast to delivery.
+    pub const MCAST: u64 = 1;
+}
+
+/// Ways to break the policy on purpose, to prove the checker can fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Sabotage {
+    /// Act on elections without a quorate, stable view.
+    SkipQuorumGate,
+    /// Promote without waiting for the old primary to demote.
+    SkipDemoteFirst,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    pub seed: u64,
+    pub config: Config,
+    pub two_node: bool,
+    pub wait_for_all: bool,
+    /// Client writes to the primary this often (ms).
+    pub write_interval: u64,
+    /// NSO/ConfD HA tick timeout: a silent peer is dropped after 3 ticks.
+    pub tick: u64,
+    /// A primary in a partition without quorum must stop within this (ms).
+    pub quorum_loss_bound: u64,
+    pub sabotage: Option<Sabotage>,
+    /// Record debug lines in the timeline too.
+    pub verbose: bool,
+    /// Invariants whose violations are recorded but do not stop the run.
+    pub allowed: Vec<String>,
+}
+
+impl SimOptions {
+    pub fn new(config: Config, seed: u64) -> SimOptions {
+        SimOptions {
+            seed,
+            config,
+            two_node: false,
+            wait_for_all: false,
+            write_interval: 100,
+            // PT2S, as on the captured server: 3 ticks (6 s) outlast corosync's
+            // detection, so a primary blocks commits until coroha decides.
+            tick: 2000,
+            quorum_loss_bound: timing::DETECT_LOSS + 1500,
+            sabotage: None,
+            verbose: false,
+            allowed: vec![],
+        }
+    }
+}
+
+/// A cluster configuration with nodes n1..nN for simulations: the
+/// recommended production settings, with a fence hook that restarts
+/// NSO/ConfD (it comes back in NONE).
+pub fn default_config(nodes: usize) -> Config {
+    let mut text = String::from(
+        "[cluster]\nstate_dir = \"/var/lib/coroha\"\n[policy]\nstartup_settle = \"5s\"\nfence_hung_primary = true\n\
+         [hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n",
+    );
+    for i in 1..=nodes {
+        text.push_str(&format!(
+            "[[node]]\nname = \"n{i}\"\nid = {i}\naddress = \"10.0.0.{i}\"\n"
+        ));
+    }
+    Config::parse(&text, "<default>").expect("the default config is valid")
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Entry {
+    pub t: u64,
+    pub node: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub t: u64,
+    pub step: u64,
+    pub seed: u64,
+    pub text: String,
+    pub trail: Vec<Entry>,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "VIOLATION {} at {} (seed {}, step {}): {}",
+            self.invariant,
+            secs(self.t),
+            self.seed,
+            self.step,
+            self.text
+        )?;
+        writeln!(f, "events that led to it:")?;
+        for e in &self.trail {
+            writeln!(f, "  {}", line(e))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn secs(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+pub fn line(e: &Entry) -> String {
+    format!("{:>9}  {:<4} {}", secs(e.t), e.node, e.text)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fd {
+    Cpg,
+    Vq,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Fault(Fault),
+    Reconfigure,
+    CorosyncReady(Idx),
+    CorosyncStart(Idx),
+    Dispatch {
+        node: Idx,
+        pid: u32,
+        ev: Box<Input>,
+    },
+    Sequence {
+        sender: Member,
+        data: Vec<u8>,
+    },
+    ProcLeave {
+        member: Member,
+        reason: Reason,
+    },
+    ProcJoin {
+        member: Member,
+    },
+    Timer {
+        node: Idx,
+        pid: u32,
+        gen: u64,
+    },
+    OrderTimeout {
+        node: Idx,
+        pid: u32,
+        id: u64,
+    },
+    OrderApply {
+        node: Idx,
+        pid: u32,
+        id: u64,
+        order: HaOrder,
+    },
+    LinkCheck,
+    Write,
+    FenceDone {
+        node: Idx,
+        pid: u32,
+    },
+}
+
+struct Coroha {
+    pid: u32,
+    policy: Policy,
+    /// In a corosync session and joined to the CPG group.
+    session: bool,
+    joined: bool,
+    cpg_view: Vec<Member>,
+    timer: Option<(u64, u64)>,
+    timer_gen: u64,
+    pending_order: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Corosync {
+    up: bool,
+    ready: bool,
+    ring: Option<RingId>,
+    ring_members: Vec<Idx>,
+    wfa_ok: bool,
+    fd_last: [u64; 2],
+}
+
+pub struct Sim {
+    pub opts: SimOptions,
+    names: Vec<String>,
+    rng: Rng,
+    now: u64,
+    step: u64,
+    same_instant: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: Vec<Option<Ev>>,
+    free: Vec<usize>,
+    powered: Vec<bool>,
+    group: Vec<u32>,
+    /// A node whose corosync crashed stays out of everybody's ring until
+    /// the others have declared it dead (NodeDown before NodeUp).
+    merge_after: Vec<u64>,
+    /// Per pair of nodes: reachable now, and since when.
+    link: Vec<Vec<(bool, u64)>>,
+    cs: Vec<Corosync>,
+    ring_seq: u64,
+    frozen: BTreeMap<RingId, bool>,
+    held: Vec<(Member, Vec<u8>)>,
+    coroha: Vec<Option<Coroha>>,
+    disk: Vec<Persisted>,
+    next_pid: u32,
+    pub confd: Vec<Confd>,
+    next_write: u64,
+    pub acked: Vec<u64>,
+    pub writes_acked: u64,
+    pub writes_failed: u64,
+    nonquorate_primary_since: Vec<Option<u64>>,
+    /// I2 was checked for this node since it became primary in its ring.
+    i2_checked: Vec<bool>,
+    pub timeline: Vec<Entry>,
+    pub violation: Option<Violation>,
+    pub role_changes: Vec<(u64, Idx, HaRole)>,
+    pub last_fault: u64,
+}
+
+impl Sim {
+    pub fn new(opts: SimOptions) -> Sim {
+        let names: Vec<String> = opts
+            .config
+            .nodes
+            .iter()
+            .map(|n| n.get_ref().name.clone())
+            .collect();
+        let n = names.len();
+        let mut sim = Sim {
+            rng: Rng::new(opts.seed),
+            opts,
+            names,
+            now: 0,
+            step: 0,
+            same_instant: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: vec![],
+            free: vec![],
+            powered: vec![false; n],
+            group: vec![0; n],
+            merge_after: vec![0; n],
+            link: vec![vec![(false, 0); n]; n],
+            cs: vec![Corosync::default(); n],
+            ring_seq: 0,
+            frozen: BTreeMap::new(),
+            held: vec![],
+            coroha: (0..n).map(|_| None).collect(),
+            disk: vec![Persisted::default(); n],
+            next_pid: 1000,
+            confd: vec![
+                Confd {
+                    running: false,
+                    ..Confd::new()
+                };
+                n
+            ],
+            next_write: 1,
+            acked: vec![],
+            writes_acked: 0,
+            writes_failed: 0,
+            nonquorate_primary_since: vec![None; n],
+            i2_checked: vec![false; n],
+            timeline: vec![],
+            violation: None,
+            role_changes: vec![],
+            last_fault: 0,
+        };
+        for i in 0..n {
+            sim.schedule(0, Ev::Fault(Fault::Boot(i)));
+        }
+        let first_write = sim.opts.write_interval;
+        sim.schedule(first_write, Ev::Write);
+        sim
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn id(i: Idx) -> NodeId {
+        i as NodeId + 1
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.events[s] = Some(ev);
+                s
+            }
+            None => {
+                self.events.push(Some(ev));
+                self.events.len() - 1
+            }
+        };
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, slot)));
+    }
+
+    pub fn add_fault(&mut self, at: u64, fault: Fault) {
+        self.last_fault = self.last_fault.max(at);
+        self.schedule(at, Ev::Fault(fault));
+    }
+
+    fn record(&mut self, node: Option<Idx>, text: String) {
+        let node = node.map_or_else(|| "--".to_string(), |i| self.names[i].clone());
+        self.timeline.push(Entry {
+            t: self.now,
+            node,
+            text,
+        });
+    }
+
+    fn violate(&mut self, invariant: &str, text: String) {
+        if self.violation.is_some() {
+            return;
+        }
+        if self.opts.allowed.iter().any(|a| a == invariant) {
+            if self.timeline.last().map(|e| &e.text)
+                != Some(&format!("ALLOWED {invariant}: {text}"))
+            {
+                self.record(None, format!("ALLOWED {invariant}: {text}"));
+            }
+            return;
+        }
+        self.record(None, format!("VIOLATION {invariant}: {text}"));
+        let start = self.timeline.len().saturating_sub(40);
+        self.violation = Some(Violation {
+            invariant: invariant.into(),
+            t: self.now,
+            step: self.step,
+            seed: self.opts.seed,
+            text,
+            trail: self.timeline[start..].to_vec(),
+        });
+    }
+
+    /// Run until `until` (ms) or the first violation.
+    pub fn run_until(&mut self, until: u64) {
+        while self.violation.is_none() {
+            let Some(Reverse((at, _, slot))) = self.queue.peek().copied() else {
+                break;
+            };
+            if at > until {
+                break;
+            }
+            self.queue.pop();
+            let ev = self.events[slot].take().expect("scheduled event");
+            self.free.push(slot);
+            if at == self.now {
+                self.same_instant += 1;
+                if self.same_instant > 50_000 {
+                    self.violate(
+                        "livelock",
+                        format!(
+                            "more than 50000 events at {} without time passing",
+                            secs(at)
+                        ),
+                    );
+                    break;
+                }
+            } else {
+                self.same_instant = 0;
+            }
+            self.now = at;
+            self.step += 1;
+            let fault = matches!(ev, Ev::Fault(_) | Ev::Reconfigure);
+            if matches!(ev, Ev::Fault(_)) {
+                self.handle(ev);
+                self.update_links();
+            } else {
+                self.handle(ev);
+            }
+            if fault {
+                // Start or stop the tick clocks of the HA links.
+                self.link_check();
+            }
+            self.check_safety();
+        }
+        if self.violation.is_none() {
+            self.now = self.now.max(until);
+        }
+    }
+
+    // ----- event handling --------------------------------------------------
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Fault(f) => self.fault(f),
+            Ev::Reconfigure => self.reconfigure(),
+            Ev::CorosyncStart(i) => self.corosync_start(i),
+            Ev::CorosyncReady(i) => {
+                if self.cs[i].up && !self.cs[i].ready {
+                    self.cs[i].ready = true;
+                    self.reconfigure_nodes(&[i]);
+                    self.schedule(self.now + timing::MERGE_AFTER_START, Ev::Reconfigure);
+                    self.start_session(i);
+                }
+            }
+            Ev::Dispatch { node, pid, ev } => self.deliver(node, pid, *ev),
+            Ev::Sequence { sender, data } => self.sequence(sender, data),
+            Ev::ProcLeave { member, reason } => self.proc_change(member, Some(reason)),
+            Ev::ProcJoin { member } => self.proc_change(member, None),
+            Ev::Timer { node, pid, gen } => {
+                let current = self.coroha[node]
+                    .as_ref()
+                    .is_some_and(|c| c.pid == pid && c.timer_gen == gen);
+                if current {
+                    if let Some(c) = self.coroha[node].as_mut() {
+                        c.timer = None;
+                    }
+                    self.step_policy(node, Input::Timer);
+                }
+            }
+            Ev::OrderTimeout { node, pid, id } => {
+                let waiting = self.coroha[node]
+                    .as_ref()
+                    .is_some_and(|c| c.pid == pid && c.pending_order == Some(id));
+                if waiting {
+                    self.step_policy(
+                        node,
+                        Input::HaReply {
+                            id,
+                            result: Err(HaFailure::Timeout),
+                        },
+                    );
+                }
+            }
+            Ev::OrderApply {
+                node,
+                pid,
+                id,
+                order,
+            } => self.apply_order(node, pid, id, order),
+            Ev::LinkCheck => self.link_check(),
+            Ev::Write => {
+                self.write();
+                let next = self.now + self.opts.write_interval;
+                self.schedule(next, Ev::Write);
+            }
+            Ev::FenceDone { node, pid } => {
+                // The fence hook restarts NSO/ConfD: it comes back in NONE
+                // with its data, no longer primary.
+                self.confd_stop(node, "fenced (restart)");
+                self.schedule(self.now + 2000, Ev::Fault(Fault::ConfdStart(node)));
+                if self.coroha[node].as_ref().is_some_and(|c| c.pid == pid) {
+                    self.step_policy(node, Input::FenceDone { ok: true });
+                }
+            }
+        }
+    }
+
+    fn fault(&mut self, f: Fault) {
+        if !matches!(f, Fault::Boot(_)) || self.now > 0 {
+            let text = f.describe(&self.names);
+            self.record(None, text);
+        }
+        match f {
+            Fault::Crash(i) => {
+                if !self.powered[i] {
+                    return;
+                }
+                self.powered[i] = false;
+                self.cs[i] = Corosync::default();
+                self.coroha[i] = None;
+                self.crashed(i, timing::DETECT_LOSS);
+                // The process vanishes with the machine: no TCP close, so
+                // peers notice only after their ticks.
+                self.confd[i].running = false;
+                self.confd[i].hung = false;
+                self.confd[i].owed.clear();
+                self.confd[i].stalled.clear();
+                self.topology_changed(timing::DETECT_LOSS);
+            }
+            Fault::Boot(i) => {
+                if self.powered[i] {
+                    return;
+                }
+                self.powered[i] = true;
+                let data = std::mem::take(&mut self.confd[i].data);
+                let history = std::mem::take(&mut self.confd[i].history);
+                self.confd[i] = Confd {
+                    data,
+                    history,
+                    ..Confd::new()
+                };
+                self.confd[i].set_role(self.now, HaRole::None);
+                // Peers' connections to the old process are reset on their
+                // next tick.
+                let tick = self.now + self.opts.tick;
+                self.schedule(tick, Ev::LinkCheck);
+                self.schedule(self.now, Ev::CorosyncStart(i));
+                self.start_coroha(i);
+            }
+            Fault::Partition(groups) => {
+                for g in self.group.iter_mut() {
+                    *g = 0;
+                }
+                for (k, g) in groups.iter().enumerate() {
+                    for i in g {
+                        self.group[*i] = k as u32 + 1;
+                    }
+                }
+                self.topology_changed(timing::DETECT_LOSS);
+            }
+            Fault::Heal => {
+                for g in self.group.iter_mut() {
+                    *g = 0;
+                }
+                self.schedule(self.now + timing::DETECT_MERGE, Ev::Reconfigure);
+                // Held messages flow as soon as the ring is whole again.
+                self.schedule(self.now + 1, Ev::Reconfigure);
+            }
+            Fault::KillCoroha(i) => self.kill_coroha(i, Reason::ProcDown, timing::PROC_DOWN),
+            Fault::StartCoroha(i) => {
+                let stopping = self.coroha[i].as_ref().is_some_and(|c| c.policy.stopping());
+                if stopping {
+                    // Like systemd: start again once the stop has finished.
+                    self.schedule(self.now + 1000, Ev::Fault(Fault::StartCoroha(i)));
+                } else if self.powered[i] && self.coroha[i].is_none() {
+                    self.start_coroha(i);
+                }
+            }
+            Fault::StopCoroha(i) => self.operator(i, Operator::Stop { handover: true }),
+            Fault::MaintenanceStop(i) => self.operator(i, Operator::Stop { handover: false }),
+            Fault::ConfdStop(i) => self.confd_stop(i, "process died"),
+            Fault::ConfdStart(i) => {
+                if self.powered[i] && !self.confd[i].running {
+                    self.confd[i].running = true;
+                    self.confd[i].hung = false;
+                    self.confd[i].refusing = false;
+                    self.confd[i].busy_until = self.now;
+                    self.confd[i].set_role(self.now, HaRole::None);
+                }
+            }
+            Fault::ConfdHang(i) => {
+                if self.confd[i].running {
+                    self.confd[i].hung = true;
+                    self.schedule(self.now + 3 * self.opts.tick, Ev::LinkCheck);
+                }
+            }
+            Fault::ConfdResume(i) => {
+                if !(self.confd[i].running && self.confd[i].hung) {
+                    return;
+                }
+                self.confd[i].hung = false;
+                for ev in std::mem::take(&mut self.confd[i].owed) {
+                    self.send_event(i, ev);
+                }
+                for (pid, id, order) in std::mem::take(&mut self.confd[i].stalled) {
+                    self.submit_order(i, pid, id, order);
+                }
+                self.confd[i].busy_until = self.confd[i].busy_until.max(self.now);
+            }
+            Fault::ConfdRefuse(i, on) => self.confd[i].refusing = on,
+            Fault::CorosyncRestart(i) => {
+                if self.cs[i].up {
+                    self.corosync_stop(i, true);
+                    self.schedule(self.now + 1000, Ev::CorosyncStart(i));
+                }
+            }
+            Fault::CorosyncKill(i, after) => {
+                if self.cs[i].up {
+                    self.corosync_stop(i, false);
+                    self.schedule(self.now + after, Ev::CorosyncStart(i));
+                }
+            }
+            Fault::Switchover { at, to } => {
+                let to = to.map(|t| self.names[t].clone());
+                self.operator(at, Operator::Switchover { to });
+            }
+            Fault::Standby { at, node, on } => {
+                let node = self.names[node].clone();
+                self.operator(at, Operator::Standby { node, on });
+            }
+            Fault::ConfirmDown { at, node } => {
+                let node = self.names[node].clone();
+                self.operator(at, Operator::ConfirmDown { node });
+            }
+        }
+    }
+
+    fn operator(&mut self, i: Idx, op: Operator) {
+        if self.coroha[i].is_some() {
+            self.step_policy(i, Input::Operator(op));
+        } else {
+            self.record(
+                Some(i),
+                "operator request ignored: coroha is not running".into(),
+            );
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The simulated NSO/ConfD's HA behaviour as the cluster sees it: orders
+//! served one at a time, attaching, links and ticks, stopping.
+
+use crate::{Ev, Idx, Sim};
+use confd_ha::{code, HaEvent, HaFailure, HaOrder, HaReply, HaRole};
+use coroha_policy::Input;
+
+impl Sim {
+    // ----- NSO/ConfD -------------------------------------------------------
+
+    pub(crate) fn send_event(&mut self, i: Idx, ev: HaEvent) {
+        if self.confd[i].hung {
+            self.confd[i].owed.push(ev);
+            return;
+        }
+        if let Some(pid) = self.coroha[i].as_ref().map(|c| c.pid) {
+            self.schedule(
+                self.now + 1,
+                Ev::Dispatch {
+                    node: i,
+                    pid,
+                    ev: Box::new(Input::HaEvent(ev)),
+                },
+            );
+        }
+    }
+
+    pub(crate) fn reply(
+        &mut self,
+        i: Idx,
+        pid: u32,
+        id: u64,
+        result: Result<HaReply, HaFailure>,
+        delay: u64,
+    ) {
+        self.schedule(
+            self.now + delay,
+            Ev::Dispatch {
+                node: i,
+                pid,
+                ev: Box::new(Input::HaReply { id, result }),
+            },
+        );
+    }
+
+    pub(crate) fn submit_order(&mut self, i: Idx, pid: u32, id: u64, order: HaOrder) {
+        let c = &self.confd[i];
+        if !c.running {
+            self.reply(i, pid, id, Err(HaFailure::Unreachable), 1);
+            return;
+        }
+        if c.hung {
+            // Served after the resume, if ever; the coroha side times out.
+            self.confd[i].stalled.push((pid, id, order));
+            return;
+        }
+        let latency = match &order {
+            HaOrder::GetStatus => 1,
+            HaOrder::BePrimary { .. } => 10,
+            HaOrder::BeNone | HaOrder::BeRelay => 5,
+            HaOrder::SecondaryDead { .. } => 2,
+            HaOrder::BeSecondary { primary, .. } => {
+                match self.names.iter().position(|n| n == primary) {
+                    Some(p) if self.confd[p].hung && self.reachable(i, p) => 10_000,
+                    Some(p) if !self.reachable(i, p) => 1000,
+                    _ => 60,
+                }
+            }
+        };
+        let at = self.now.max(c.busy_until) + latency;
+        self.confd[i].busy_until = at;
+        self.schedule(
+            at,
+            Ev::OrderApply {
+                node: i,
+                pid,
+                id,
+                order,
+            },
+        );
+    }
+
+    pub(crate) fn set_confd_role(&mut self, i: Idx, role: HaRole) {
+        let before = self.confd[i].role;
+        self.confd[i].set_role(self.now, role);
+        if before != role {
+            self.role_changes.push((self.now, i, role));
+            self.i2_checked[i] = false;
+        }
+    }
+
+    pub(crate) fn apply_order(&mut self, i: Idx, pid: u32, id: u64, order: HaOrder) {
+        if !self.confd[i].serving() {
+            // Died or froze while the order was queued.
+            if !self.confd[i].running {
+                self.reply(i, pid, id, Err(HaFailure::Unreachable), 0);
+            }
+            return;
+        }
+        let refused = self.confd[i].refusing && order != HaOrder::GetStatus;
+        if refused {
+            self.reply(i, pid, id, Err(HaFailure::Error(code::BADSTATE)), 0);
+            return;
+        }
+        let result = match order {
+            HaOrder::GetStatus => {
+                let c = &self.confd[i];
+                let mut nodes: Vec<String> =
+                    c.parent.iter().map(|p| self.names[*p].clone()).collect();
+                nodes.extend(c.children.iter().rev().map(|k| self.names[*k].clone()));
+                Ok(HaReply::Status {
+                    role: c.role,
+                    nodes,
+                })
+            }
+            HaOrder::BePrimary { .. } => {
+                if self.confd[i].role != HaRole::Primary {
+                    self.detach_from_parent(i);
+                    self.set_confd_role(i, HaRole::Primary);
+                    self.send_event(i, HaEvent::IsPrimary);
+                }
+                Ok(HaReply::Ok)
+            }
+            HaOrder::BeNone => {
+                self.drop_children(i, code::HA_CLOSED);
+                self.detach_from_parent(i);
+                self.set_confd_role(i, HaRole::None);
+                self.send_event(i, HaEvent::IsNone);
+                Ok(HaReply::Ok)
+            }
+            HaOrder::BeRelay => {
+                if self.confd[i].role == HaRole::Secondary {
+                    self.set_confd_role(i, HaRole::Relay);
+                    Ok(HaReply::Ok)
+                } else {
+                    Err(HaFailure::Error(code::BADSTATE))
+                }
+            }
+            HaOrder::SecondaryDead { node } => {
+                if let Some(k) = self.names.iter().position(|n| *n == node) {
+                    if self.confd[i].children.contains(&k) {
+                        self.break_link(i, k, code::HA_CLOSED, false);
+                    }
+                }
+                Ok(HaReply::Ok)
+            }
+            HaOrder::BeSecondary { primary, .. } => self.be_secondary(i, &primary),
+        };
+        self.reply(i, pid, id, result, 0);
+    }
+
+    pub(crate) fn be_secondary(&mut self, i: Idx, primary: &str) -> Result<HaReply, HaFailure> {
+        let Some(p) = self.names.iter().position(|n| n == primary) else {
+            return Err(HaFailure::Error(code::HA_BADNAME));
+        };
+        if self.confd[i].parent == Some(p)
+            && matches!(self.confd[i].role, HaRole::Secondary | HaRole::Relay)
+        {
+            return Ok(HaReply::Ok);
+        }
+        let failure = if p == i || !self.confd[p].running || !self.reachable(i, p) {
+            Some(code::HA_CONNECT)
+        } else if self.confd[p].hung
+            || !matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay)
+        {
+            Some(code::HA_CLOSED)
+        } else {
+            None
+        };
+        self.drop_children(i, code::HA_CLOSED);
+        self.detach_from_parent(i);
+        if let Some(c) = failure {
+            self.set_confd_role(i, HaRole::None);
+            self.send_event(i, HaEvent::IsNone);
+            return Err(HaFailure::Error(c));
+        }
+        self.confd[i].data = self.confd[p].data.clone();
+        self.confd[i].silent_since = None;
+        self.confd[i].parent = Some(p);
+        self.confd[p].children.push(i);
+        self.set_confd_role(i, HaRole::Secondary);
+        let top = self.top_primary(p);
+        self.send_event(top, HaEvent::SecondaryArrived(self.names[i].clone()));
+        self.send_event(i, HaEvent::SecondaryInitialized);
+        Ok(HaReply::Ok)
+    }
+
+    pub(crate) fn top_primary(&self, mut p: Idx) -> Idx {
+        while let Some(up) = self.confd[p].parent {
+            p = up;
+        }
+        p
+    }
+
+    pub(crate) fn detach_from_parent(&mut self, i: Idx) {
+        if let Some(p) = self.confd[i].parent {
+            self.confd[p].children.retain(|k| *k != i);
+            let top = self.top_primary(p);
+            self.send_event(top, HaEvent::SecondaryDied(self.names[i].clone()));
+            self.confd[i].parent = None;
+        }
+    }
+
+    /// Children of `i` lose their primary (NOPRIMARY `code`, then NONE).
+    pub(crate) fn drop_children(&mut self, i: Idx, code: i32) {
+        for k in self.confd[i].children.clone() {
+            self.break_link(i, k, code, true);
+        }
+    }
+
+    /// The HA link between parent `p` and child `k` is gone.
+    pub(crate) fn break_link(&mut self, p: Idx, k: Idx, code: i32, tell_parent: bool) {
+        self.confd[p].children.retain(|x| *x != k);
+        if tell_parent && self.confd[p].running {
+            let top = self.top_primary(p);
+            self.send_event(top, HaEvent::SecondaryDied(self.names[k].clone()));
+        }
+        if self.confd[k].parent == Some(p) {
+            self.confd[k].parent = None;
+            self.confd[k].silent_since = None;
+            if self.confd[k].running {
+                self.drop_children(k, code);
+                self.set_confd_role(k, HaRole::None);
+                self.send_event(k, HaEvent::NoPrimary(code));
+                self.send_event(k, HaEvent::IsNone);
+            }
+        }
+    }
+
+    pub(crate) fn confd_stop(&mut self, i: Idx, why: &str) {
+        if !self.confd[i].running {
+            return;
+        }
+        self.record(Some(i), format!("NSO/ConfD stops: {why}"));
+        // The process is gone: TCP connections close at once, and it says
+        // nothing more itself.
+        self.confd[i].running = false;
+        self.drop_children(i, code::HA_CLOSED);
+        self.detach_from_parent(i);
+        self.confd[i].hung = false;
+        self.confd[i].owed.clear();
+        // Calls in progress see the connection close.
+        for (pid, id, _) in std::mem::take(&mut self.confd[i].stalled) {
+            self.reply(i, pid, id, Err(HaFailure::Unreachable), 0);
+        }
+        self.set_confd_role(i, HaRole::None);
+    }
+
+    /// Ticks: links whose peer is unreachable, dead without a close, or
+    /// frozen are dropped after three tick timeouts.
+    pub(crate) fn link_check(&mut self) {
+        for k in 0..self.names.len() {
+            let Some(p) = self.confd[k].parent else {
+                continue;
+            };
+            if !self.confd[p].children.contains(&k) {
+                // A rebooted primary no longer knows the connection: reset.
+                self.break_link(p, k, code::HA_CLOSED, true);
+                continue;
+            }
+            let silent = !self.reachable(p, k)
+                || !self.confd[p].running
+                || !self.confd[k].running
+                || self.confd[p].hung
+                || self.confd[k].hung;
+            if !silent {
+                self.confd[k].silent_since = None;
+                continue;
+            }
+            let since = *self.confd[k].silent_since.get_or_insert(self.now);
+            let limit = since + 3 * self.opts.tick;
+            if self.now >= limit {
+                self.break_link(p, k, code::HA_NOTICK, true);
+            } else {
+                self.schedule(limit, Ev::LinkCheck);
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The policy step by step, through its public interface only: one node's
+//! `Policy` fed by hand-made corosync events and HA replies.
+
+use confd_ha::{HaOrder, HaReply, HaRole};
+use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
+use coroha_policy::elect::Target;
+use coroha_policy::message::{Body, Envelope, NodeState};
+use coroha_policy::{Input, Level, Output, Persisted, Policy};
+use coroha_sim::default_config;
+use coroha_sim::rng::Rng;
+
+const RING: RingId = RingId { rep: 1, seq: 8 };
+
+fn member(node: NodeId) -> Member {
+    Member {
+        node,
+        pid: 100 + node,
+    }
+}
+
+/// Node 1 of a 3-node cluster, NSO/ConfD in NONE, in a view of `members`.
+fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
+    let config = default_config(3);
+    let mut p = Policy::new(config.settings(1), Persisted::default());
+    let out = p.step(0, Input::Timer);
+    let id = out.iter().find_map(|o| match o {
+        Output::Order {
+            id,
+            order: HaOrder::GetStatus,
+        } => Some(*id),
+        _ => None,
+    });
+    p.step(
+        1,
+        Input::HaReply {
+            id: id.expect("status first"),
+            result: Ok(HaReply::Status {
+                role: HaRole::None,
+                nodes: vec![],
+            }),
+        },
+    );
+    p.step(
+        2,
+        Input::Cluster(ClusterEvent::Connected { local: member(1) }),
+    );
+    p.step(
+        3,
+        Input::Cluster(ClusterEvent::QuorumNodes {
+            ring: RING,
+            members: vec![1, 2, 3],
+        }),
+    );
+    p.step(
+        4,
+        Input::Cluster(ClusterEvent::Quorum { quorate, needed: 2 }),
+    );
+    let out = p.step(
+        5,
+        Input::Cluster(ClusterEvent::CpgConfChg {
+            members: members.iter().map(|n| member(*n)).collect(),
+            left: vec![],
+            joined: vec![(member(1), Reason::Join)],
+        }),
+    );
+    let view = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Multicast(data) => Envelope::decode(data).ok().map(|e| e.view),
+            _ => None,
+        })
+        .expect("an announcement after the configuration change");
+    (p, view)
+}
+
+fn own_announcement(out: &[Output]) -> Option<Vec<u8>> {
+    out.iter().rev().find_map(|o| match o {
+        Output::Multicast(d)
+            if matches!(Envelope::decode(d).map(|e| e.body), Ok(Body::Announce(_))) =>
+        {
+            Some(d.clone())
+        }
+        _ => None,
+    })
+}
+
+fn deliver(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Vec<Output> {
+    p.step(
+        now,
+        Input::Cluster(ClusterEvent::Deliver {
+            sender: member(from),
+            data,
+        }),
+    )
+}
+
+fn peer(view: u64, id: NodeId) -> Vec<u8> {
+    Envelope::new(view, Body::Announce(Box::new(NodeState::sample(id)))).encode()
+}
+
+fn orders(out: &[Output]) -> Vec<&HaOrder> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Order { order, .. } if *order != HaOrder::GetStatus => Some(order),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Deliver everybody's announcements; return what node 1 does next.
+fn elect_me(p: &mut Policy, view: u64, mine: Vec<u8>) -> Vec<Output> {
+    deliver(p, 10, 2, peer(view, 2));
+    deliver(p, 11, 3, peer(view, 3));
+    deliver(p, 12, 1, mine)
+}
+
+#[test]
+fn promotion_is_announced_first_then_persisted_then_ordered() {
+    let (mut p, view) = started(&[1, 2, 3], true);
+    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
+    let out = elect_me(&mut p, view, mine);
+    assert!(
+        orders(&out).is_empty(),
+        "no beprimary before the intent is delivered: {out:?}"
+    );
+    let intent = own_announcement(&out).expect("intent announced");
+    match Envelope::decode(&intent).unwrap().body {
+        Body::Announce(s) => assert_eq!(s.promoting, Some(1)),
+        other => panic!("{other:?}"),
+    }
+    let out = deliver(&mut p, 13, 1, intent);
+    let persist = out
+        .iter()
+        .position(|o| matches!(o, Output::Persist(s) if s.max_epoch == 1));
+    let order = out.iter().position(|o| {
+        matches!(
+            o,
+            Output::Order {
+                order: HaOrder::BePrimary { .. },
+                ..
+            }
+        )
+    });
+    assert!(persist.is_some() && order.is_some(), "{out:?}");
+    assert!(
+        persist < order,
+        "the epoch is persisted before beprimary is sent"
+    );
+}
+
+#[test]
+fn without_quorum_nobody_is_promoted() {
+    let (mut p, view) = started(&[1, 2, 3], false);
+    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
+    let out = elect_me(&mut p, view, mine);
+    assert!(
+        p.plan()
+            .is_some_and(|plan| plan.target == Some(Target::Member(1))),
+        "elected"
+    );
+    assert!(
+        orders(&out).is_empty()
+            && own_announcement(&out).map_or(true, |d| !String::from_utf8_lossy(&d)
+                .contains("\"promoting\":1"))
+    );
+}
+
+#[test]
+fn a_minority_of_coroha_daemons_does_not_promote() {
+    // corosync is quorate (3 nodes), but only one coroha runs.
+    let (mut p, view) = started(&[1], true);
+    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
+    let out = deliver(&mut p, 12, 1, mine);
+    assert!(orders(&out).is_empty(), "{out:?}");
+    assert!(p.promoting().is_none());
+}
+
+#[test]
+fn messages_for_another_view_are_ignored_with_a_log_line() {
+    let (mut p, view) = started(&[1, 2, 3], true);
+    let out = deliver(&mut p, 10, 2, peer(view + 1, 2));
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Log { text, .. } if text.contains("for another view"))));
+    assert!(!p.status().members.iter().any(|m| m.id == 2));
+}
+
+#[test]
+fn garbage_on_the_group_is_logged_and_survived() {
+    let (mut p, view) = started(&[1, 2, 3], true);
+    let mut rng = Rng::new(7);
+    for k in 0..5000u64 {
+        let len = rng.range(0, 300) as usize;
+        let mut data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+        if k % 3 == 0 {
+            // Mostly valid JSON with a damaged tail.
+            data = peer(view, 2);
+            let cut = rng.range(0, data.len() as u64 - 1) as usize;
+            data.truncate(cut);
+            data.push(rng.next_u64() as u8);
+        }
+        let out = deliver(&mut p, 10 + k, 2, data);
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Log {
+                level: Level::Warn,
+                ..
+            } | Output::Log {
+                level: Level::Debug,
+                ..
+            }
+        )));
+    }
+    // Still working: a valid announcement is taken.
+    deliver(&mut p, 9000, 2, peer(view, 2));
+    assert!(p.status().members.iter().any(|m| m.id == 2));
+}
+
+#[test]
+fn a_restarted_daemon_adopts_the_primary_role_it_finds() {
+    let config = default_config(3);
+    let persisted = Persisted {
+        max_epoch: 4,
+        role_epoch: 4,
+        ..Persisted::default()
+    };
+    let mut p = Policy::new(config.settings(1), persisted);
+    let out = p.step(0, Input::Timer);
+    let id = out.iter().find_map(|o| match o {
+        Output::Order { id, .. } => Some(*id),
+        _ => None,
+    });
+    let status = HaReply::Status {
+        role: HaRole::Primary,
+        nodes: vec!["n2".into()],
+    };
+    let out = p.step(
+        1,
+        Input::HaReply {
+            id: id.unwrap(),
+            result: Ok(status),
+        },
+    );
+    assert_eq!(p.role(), Some(HaRole::Primary));
+    assert!(
+        orders(&out).is_empty(),
+        "no order: the role is adopted, not changed"
+    );
+    assert_eq!(p.my_state().role_epoch, 4);
+}

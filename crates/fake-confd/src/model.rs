@@ -1,0 +1,530 @@
+//! The HA behaviour of one NSO/ConfD node as observed on ConfD 8.2.5, for
+//! `fake-confd`. A pure state machine: an order, a link event or a join
+//! attempt goes in; the replies, events and link actions come out in the
+//! order the real server produced them (`beprimary` replies, then raises
+//! IS_PRIMARY; `benone` raises IS_NONE first). The I/O (sockets, the links
+//! between fake nodes, timers) lives in the `fake-confd` binary.
+//!
+//! Node ids and addresses are kept as the terms the orders gave: the real
+//! server stores any term and echoes it verbatim (atoms, Erlang strings).
+
+use confd_ha::code;
+use confd_ha::wire::{as_int, as_tuple, decode_term, Event, Reply};
+use eetf::Term;
+
+pub const NONE: i32 = 1;
+pub const SECONDARY: i32 = 2;
+pub const PRIMARY: i32 = 3;
+pub const RELAY: i32 = 4;
+
+pub use confd_ha::wire::state_name;
+
+/// A `besecondary` that needs a link to the primary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Join {
+    pub me: Term,
+    pub primary: Term,
+    /// As the order gave it: a 4- or 8-tuple, or a name to resolve.
+    pub address: Term,
+    pub wait: bool,
+}
+
+/// What the server does, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    Reply(Reply),
+    Event(Event),
+    /// Close the HA control socket without a reply (the node's HA
+    /// component restarts).
+    CloseHaSocket,
+    /// Connect to a primary and join it; the outcome goes to
+    /// [`FakeNode::join_done`].
+    Join(Join),
+    /// Close the link to our primary (it sees SECONDARY_DIED).
+    DropUplink,
+    /// Close every link to our secondaries (each sees NOPRIMARY 26).
+    DropDownlinks,
+    /// Close the link to one secondary.
+    DropDownlink(Term),
+}
+
+/// How the node answers a secondary asking to join it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Admission {
+    Welcome,
+    Refuse(i32),
+    /// An integer node id knocks a real primary's HA over: it drops to
+    /// NONE and closes its own HA socket; the joiner sees the link close.
+    KnockedOver(Vec<Effect>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attached {
+    pub id: Term,
+    /// The source address of the secondary's link.
+    pub addr: Term,
+    /// The relay it joined through, if any.
+    pub via: Option<Term>,
+}
+
+/// An order as the server reads it: ids and addresses may be any term.
+#[derive(Clone, Debug, PartialEq)]
+enum RawOrder {
+    BePrimary(Term),
+    BeSecondary(Join),
+    BeNone,
+    GetStatus,
+    SecondaryDead(Term),
+    BeRelay,
+}
+
+/// Why an order could not be read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Malformed {
+    /// `{error, 21}`; the socket stays usable.
+    Usage,
+    /// WaitReply other than 0/1, or an address tuple of the wrong size:
+    /// the real server closes the socket and its HA falls to NONE.
+    KnocksOver,
+}
+
+fn read_order(payload: &[u8]) -> Result<RawOrder, Malformed> {
+    let term = decode_term(payload).map_err(|_| Malformed::Usage)?;
+    let items = as_tuple(&term).ok_or(Malformed::Usage)?;
+    let kind = items.first().and_then(as_int).ok_or(Malformed::Usage)?;
+    Ok(match (kind, items.len()) {
+        (1, 2) => RawOrder::BePrimary(items[1].clone()),
+        (2, 4) => {
+            let Some([primary, address]) = as_tuple(&items[2]) else {
+                return Err(Malformed::Usage);
+            };
+            let wait = match as_int(&items[3]) {
+                Some(0) => false,
+                Some(1) => true,
+                _ => return Err(Malformed::KnocksOver),
+            };
+            match address {
+                Term::Tuple(t) if t.elements.len() != 4 && t.elements.len() != 8 => {
+                    return Err(Malformed::KnocksOver)
+                }
+                Term::Tuple(_) | Term::Binary(_) | Term::Atom(_) | Term::ByteList(_) => {}
+                _ => return Err(Malformed::Usage),
+            }
+            RawOrder::BeSecondary(Join {
+                me: items[1].clone(),
+                primary: primary.clone(),
+                address: address.clone(),
+                wait,
+            })
+        }
+        (3, 1) => RawOrder::BeNone,
+        (4, 1) => RawOrder::GetStatus,
+        (5, 2) => RawOrder::SecondaryDead(items[1].clone()),
+        (6, 1) => RawOrder::BeRelay,
+        _ => return Err(Malformed::Usage),
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct FakeNode {
+    /// Start phase 0: only get_status works.
+    pub phase0: bool,
+    pub state: i32,
+    /// The node id it was last given (a primary is not renamed by a second
+    /// beprimary).
+    pub id: Option<Term>,
+    /// Our primary's id and address, as the besecondary order gave them.
+    pub primary: Option<(Term, Term)>,
+    /// Attached secondaries, newest first, including those behind a relay.
+    pub secondaries: Vec<Attached>,
+    /// The replicated write counter (the "CDB transaction id").
+    pub txid: u64,
+    /// Every state it had, in order.
+    pub history: Vec<i32>,
+}
+
+impl FakeNode {
+    pub fn new(phase0: bool, txid: u64) -> FakeNode {
+        FakeNode {
+            phase0,
+            state: NONE,
+            id: None,
+            primary: None,
+            secondaries: vec![],
+            txid,
+            history: vec![NONE],
+        }
+    }
+
+    fn set_state(&mut self, state: i32) {
+        self.state = state;
+        if self.history.last() != Some(&state) {
+            self.history.push(state);
+        }
+        if state != SECONDARY && state != RELAY {
+            self.primary = None;
+        }
+        if state != PRIMARY && state != RELAY {
+            self.secondaries.clear();
+        }
+    }
+
+    /// The link actions that leave the current role.
+    fn leave_role(&self) -> Vec<Effect> {
+        let mut out = vec![];
+        if matches!(self.state, SECONDARY | RELAY) {
+            out.push(Effect::DropUplink);
+        }
+        if matches!(self.state, PRIMARY | RELAY) {
+            out.push(Effect::DropDownlinks);
+        }
+        out
+    }
+
+    fn status(&self) -> Reply {
+        let attached = self
+            .secondaries
+            .iter()
+            .map(|s| (s.id.clone(), s.addr.clone()));
+        let nodes = match self.state {
+            PRIMARY => attached.collect(),
+            SECONDARY => self.primary.iter().cloned().collect(),
+            RELAY => self.primary.iter().cloned().chain(attached).collect(),
+            _ => vec![],
+        };
+        Reply::Status {
+            state: self.state,
+            nodes,
+        }
+    }
+
+    /// Serve one frame of the HA socket.
+    pub fn frame(&mut self, payload: &[u8]) -> Vec<Effect> {
+        match read_order(payload) {
+            Ok(order) => self.order(order),
+            Err(Malformed::KnocksOver) => {
+                let mut out = self.leave_role();
+                self.set_state(NONE);
+                out.push(Effect::CloseHaSocket);
+                out
+            }
+            Err(Malformed::Usage) => vec![Effect::Reply(Reply::Error(code::PROTOUSAGE))],
+        }
+    }
+
+    fn order(&mut self, order: RawOrder) -> Vec<Effect> {
+        if self.phase0 && order != RawOrder::GetStatus {
+            return match order {
+                RawOrder::BeSecondary(Join { wait: false, .. }) => {
+                    vec![Effect::Event(Event::BeSecondaryResult(code::BADSTATE))]
+                }
+                _ => vec![Effect::Reply(Reply::Error(code::BADSTATE))],
+            };
+        }
+        let ok = Effect::Reply(Reply::Ok);
+        match order {
+            RawOrder::GetStatus => vec![Effect::Reply(self.status())],
+            RawOrder::BePrimary(me) => {
+                if self.state == PRIMARY {
+                    return vec![ok];
+                }
+                let mut out = self.leave_role();
+                self.id = Some(me);
+                self.set_state(PRIMARY);
+                out.extend([ok, Effect::Event(Event::IsPrimary(0))]);
+                out
+            }
+            RawOrder::BeNone => {
+                let mut out = self.leave_role();
+                self.set_state(NONE);
+                out.extend([Effect::Event(Event::IsNone(0)), ok]);
+                out
+            }
+            RawOrder::SecondaryDead(id) => {
+                let known = self.state == PRIMARY && self.secondaries.iter().any(|s| s.id == id);
+                if !known {
+                    return vec![ok];
+                }
+                // No SECONDARY_DIED here: the secondary sees its link close.
+                self.secondaries.retain(|s| s.id != id);
+                vec![Effect::DropDownlink(id), ok]
+            }
+            RawOrder::BeRelay => match self.state {
+                SECONDARY | RELAY => {
+                    self.set_state(RELAY);
+                    vec![ok]
+                }
+                _ => vec![Effect::Reply(Reply::Error(code::BADSTATE))],
+            },
+            RawOrder::BeSecondary(join) => self.be_secondary(join),
+        }
+    }
+
+    fn be_secondary(&mut self, join: Join) -> Vec<Effect> {
+        let current = Some((join.primary.clone(), join.address.clone()));
+        let same = matches!(self.state, SECONDARY | RELAY)
+            && self.primary == current
+            && self.id.as_ref() == Some(&join.me);
+        if same {
+            // Already there: answered at once. On a relay it stops relaying.
+            let mut out = vec![];
+            if self.state == RELAY {
+                out.push(Effect::DropDownlinks);
+                self.set_state(SECONDARY);
+            }
+            out.push(if join.wait {
+                Effect::Reply(Reply::Ok)
+            } else {
+                Effect::Event(Event::BeSecondaryResult(0))
+            });
+            return out;
+        }
+        // Leave the current role first; this is also why besecondary to
+        // itself fails with HA_CONNECT: it no longer accepts secondaries.
+        let mut out = self.leave_role();
+        self.set_state_quietly_none();
+        out.push(Effect::Join(join));
+        out
+    }
+
+    /// NONE while a join is under way, without the IS_NONE a real node
+    /// only raises if the join fails.
+    fn set_state_quietly_none(&mut self) {
+        self.state = NONE;
+        self.primary = None;
+        self.secondaries.clear();
+    }
+
+    /// The outcome of a join: the primary's write counter, or an error code.
+    pub fn join_done(&mut self, join: &Join, outcome: Result<u64, i32>) -> Vec<Effect> {
+        match outcome {
+            Ok(txid) => {
+                self.id = Some(join.me.clone());
+                self.txid = txid;
+                self.set_state(SECONDARY);
+                self.primary = Some((join.primary.clone(), join.address.clone()));
+                let done = if join.wait {
+                    Effect::Reply(Reply::Ok)
+                } else {
+                    Effect::Event(Event::BeSecondaryResult(0))
+                };
+                vec![done, Effect::Event(Event::SecondaryInitialized(1))]
+            }
+            Err(c) => {
+                self.set_state(NONE);
+                let failed = if join.wait {
+                    Effect::Reply(Reply::Error(c))
+                } else {
+                    Effect::Event(Event::BeSecondaryResult(c))
+                };
+                vec![failed, Effect::Event(Event::IsNone(0))]
+            }
+        }
+    }
+
+    /// Our link to the primary closed (26) or stopped ticking (31).
+    pub fn primary_lost(&mut self, code: i32) -> Vec<Effect> {
+        if !matches!(self.state, SECONDARY | RELAY) {
+            return vec![];
+        }
+        let mut out = vec![];
+        if self.state == RELAY {
+            out.push(Effect::DropDownlinks);
+        }
+        self.set_state(NONE);
+        out.extend([
+            Effect::Event(Event::NoPrimary(code)),
+            Effect::Event(Event::IsNone(0)),
+        ]);
+        out
+    }
+
+    /// A secondary asks to join us: token first, then the names.
+    pub fn admit(&mut self, token_matches: bool, primary: &Term, me: &Term) -> Admission {
+        if !matches!(self.state, PRIMARY | RELAY) {
+            return Admission::Refuse(code::HA_CONNECT);
+        }
+        if !token_matches {
+            return Admission::Refuse(code::HA_BADTOKEN);
+        }
+        if self.id.as_ref() != Some(primary) || self.secondaries.iter().any(|s| &s.id == me) {
+            return Admission::Refuse(code::HA_BADNAME);
+        }
+        if matches!(me, Term::FixInteger(_) | Term::BigInteger(_)) {
+            let mut out = self.leave_role();
+            self.set_state(NONE);
+            out.extend([Effect::CloseHaSocket, Effect::Event(Event::IsNone(0))]);
+            return Admission::KnockedOver(out);
+        }
+        Admission::Welcome
+    }
+
+    /// A secondary joined (directly, or behind the relay `via`). Only the
+    /// top primary raises SECONDARY_ARRIVED; a relay passes it up.
+    pub fn secondary_arrived(&mut self, id: Term, addr: Term, via: Option<Term>) -> Vec<Effect> {
+        self.secondaries.insert(
+            0,
+            Attached {
+                id: id.clone(),
+                addr: addr.clone(),
+                via,
+            },
+        );
+        if self.state == PRIMARY {
+            vec![Effect::Event(Event::SecondaryArrived { id, addr })]
+        } else {
+            vec![]
+        }
+    }
+
+    /// A secondary's link closed or stopped ticking; those that came
+    /// through it (if it was a relay) are gone with it.
+    pub fn secondary_gone(&mut self, id: &Term) -> Vec<Effect> {
+        let (gone, kept): (Vec<_>, Vec<_>) = self
+            .secondaries
+            .drain(..)
+            .partition(|s| &s.id == id || s.via.as_ref() == Some(id));
+        self.secondaries = kept;
+        if self.state != PRIMARY {
+            return vec![];
+        }
+        gone.into_iter()
+            .map(|s| {
+                Effect::Event(Event::SecondaryDied {
+                    id: s.id,
+                    addr: s.addr,
+                })
+            })
+            .collect()
+    }
+
+    /// Leave start phase 0.
+    pub fn start_phase1(&mut self) {
+        self.phase0 = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confd_ha::wire::{bin, encode_term, int, tuple, Address, Order};
+
+    fn order(node: &mut FakeNode, o: Order) -> Vec<Effect> {
+        node.frame(&encode_term(&o.to_term()))
+    }
+
+    fn join(primary: &str, wait: bool) -> Order {
+        Order::BeSecondary {
+            me: "n4".into(),
+            primary: primary.into(),
+            address: Address::V4([127, 0, 0, 3]),
+            wait,
+        }
+    }
+
+    #[test]
+    fn a_join_leaves_the_old_role_then_reports_its_outcome() {
+        let mut n = FakeNode::new(false, 0);
+        order(&mut n, Order::BePrimary { me: "n4".into() });
+        let out = order(&mut n, join("n3", true));
+        assert_eq!(out[0], Effect::DropDownlinks);
+        let Effect::Join(j) = out[1].clone() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(n.state, NONE);
+        let done = n.join_done(&j, Ok(7));
+        assert_eq!(
+            done,
+            vec![
+                Effect::Reply(Reply::Ok),
+                Effect::Event(Event::SecondaryInitialized(1))
+            ]
+        );
+        assert_eq!((n.state, n.txid), (SECONDARY, 7));
+        assert_eq!(n.history, vec![NONE, PRIMARY, SECONDARY]);
+        // The same order again is answered at once, with no link work.
+        assert_eq!(
+            order(&mut n, join("n3", true)),
+            vec![Effect::Reply(Reply::Ok)]
+        );
+    }
+
+    #[test]
+    fn a_failed_join_raises_is_none_after_its_result() {
+        let mut n = FakeNode::new(false, 0);
+        let out = order(&mut n, join("n3", false));
+        let Effect::Join(j) = out[0].clone() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            n.join_done(&j, Err(code::HA_BADTOKEN)),
+            vec![
+                Effect::Event(Event::BeSecondaryResult(code::HA_BADTOKEN)),
+                Effect::Event(Event::IsNone(0))
+            ]
+        );
+    }
+
+    #[test]
+    fn admission_checks_the_token_before_the_names() {
+        let mut n = FakeNode::new(false, 0);
+        let me = bin("n4");
+        assert_eq!(
+            n.admit(true, &bin("n3"), &me),
+            Admission::Refuse(code::HA_CONNECT)
+        );
+        order(&mut n, Order::BePrimary { me: "n3".into() });
+        assert_eq!(
+            n.admit(false, &bin("wrong"), &me),
+            Admission::Refuse(code::HA_BADTOKEN)
+        );
+        assert_eq!(
+            n.admit(true, &bin("wrong"), &me),
+            Admission::Refuse(code::HA_BADNAME)
+        );
+        assert_eq!(n.admit(true, &bin("n3"), &me), Admission::Welcome);
+        n.secondary_arrived(
+            me.clone(),
+            tuple(vec![int(127), int(0), int(0), int(1)]),
+            None,
+        );
+        // A second node claiming the same id is refused by name.
+        assert_eq!(
+            n.admit(true, &bin("n3"), &me),
+            Admission::Refuse(code::HA_BADNAME)
+        );
+        // An integer id knocks the primary over.
+        let Admission::KnockedOver(out) = n.admit(true, &bin("n3"), &int(5)) else {
+            panic!()
+        };
+        assert!(out.contains(&Effect::CloseHaSocket));
+        assert_eq!(n.state, NONE);
+    }
+
+    #[test]
+    fn a_relay_passes_arrivals_up_and_loses_them_with_its_link() {
+        let mut top = FakeNode::new(false, 0);
+        order(&mut top, Order::BePrimary { me: "n3".into() });
+        let local = tuple(vec![int(127), int(0), int(0), int(1)]);
+        top.secondary_arrived(bin("n4"), local.clone(), None);
+        let ev = top.secondary_arrived(bin("n5"), local.clone(), Some(bin("n4")));
+        assert_eq!(ev.len(), 1);
+        let Reply::Status { nodes, .. } = top.status() else {
+            panic!()
+        };
+        assert_eq!(nodes[0].0, bin("n5"), "newest first");
+        assert_eq!(top.secondary_gone(&bin("n4")).len(), 2);
+        assert!(top.secondaries.is_empty());
+    }
+
+    #[test]
+    fn secondary_dead_drops_the_link_without_an_event() {
+        let mut n = FakeNode::new(false, 0);
+        order(&mut n, Order::BePrimary { me: "n3".into() });
+        n.secondary_arrived(bin("n5"), bin("x"), None);
+        assert_eq!(
+            order(&mut n, Order::SecondaryDead { node: "n5".into() }),
+            vec![Effect::DropDownlink(bin("n5")), Effect::Reply(Reply::Ok)]
+        );
+    }
+}

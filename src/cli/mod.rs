@@ -1,0 +1,7 @@
+//! The operator's commands that talk to something running: `coroha ha`
+//! (the local NSO/ConfD's HA socket, by hand) and the control-socket
+//! commands (`coroha status`, `switchover`, `standby`, `stop`,
+//! `confirm-down`).
+
+pub mod control;
+pub mod ha;

@@ -1,0 +1,151 @@
+//! Carrying out one policy step: persist, multicast, order, hooks, in the
+//! order the policy gave them; signals and SIGHUP reload.
+
+use super::*;
+
+impl Daemon {
+    pub(super) fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// One policy step and its outputs, in order. True when the daemon
+    /// should leave. A state that cannot be made durable stops the daemon
+    /// before the order that relies on it is sent.
+    pub(super) fn step(&mut self, input: Input) -> Result<bool, String> {
+        let connected = matches!(input, Input::Cluster(ClusterEvent::Connected { .. }));
+        if let Input::Cluster(ev) = &input {
+            log_membership(ev);
+        }
+        let outputs = self.policy.step(self.now(), input);
+        let mut leave = false;
+        for out in outputs {
+            match out {
+                Output::Multicast(data) => self.corosync.multicast(data),
+                Output::Order { id, order } => {
+                    tracing::debug!(target: "coroha::ha", "order {id}: {}", order.verb());
+                    self.in_flight.insert(id, order.verb());
+                    let _ = self.orders.send((id, order));
+                }
+                Output::Persist(p) => {
+                    let started = Instant::now();
+                    self.state.store(&p).map_err(|e| {
+                        format!(
+                            "cannot persist the election state to {}: {e}; stopping before acting on it",
+                            self.state.path().display()
+                        )
+                    })?;
+                    let took = started.elapsed();
+                    if took > SLOW_ORDER {
+                        tracing::warn!(
+                            "persisting the election state took {} ms (the disk delays failover)",
+                            took.as_millis()
+                        );
+                    } else {
+                        tracing::debug!("election state persisted in {} us", took.as_micros());
+                    }
+                }
+                Output::Fence => self.fence(),
+                Output::RoleChanged { from, to, cause } => self.role_changed(from, to, cause),
+                Output::Log { level, text } => match level {
+                    Level::Debug => tracing::debug!(target: "coroha::policy", "{text}"),
+                    Level::Info => tracing::info!(target: "coroha::policy", "{text}"),
+                    Level::Warn => tracing::warn!(target: "coroha::policy", "{text}"),
+                    Level::Error => tracing::error!(target: "coroha::policy", "{text}"),
+                },
+                Output::Leave => leave = true,
+            }
+        }
+        if connected && !self.ready {
+            self.ready = true;
+            notify(&[sd_notify::NotifyState::Ready]);
+        }
+        self.update_systemd_status();
+        Ok(leave)
+    }
+
+    pub(super) fn count_reply(&mut self, id: u64, result: &Result<HaReply, HaFailure>) {
+        let verb = self.in_flight.remove(&id).unwrap_or("unknown");
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(HaFailure::Error(_)) => "error",
+            Err(HaFailure::Timeout) => "timeout",
+            Err(HaFailure::Unreachable) => "unreachable",
+        };
+        *self.counters.orders.entry((verb, outcome)).or_default() += 1;
+    }
+
+    pub(super) fn role_changed(&mut self, from: Option<HaRole>, to: HaRole, cause: String) {
+        self.counters.role_changes += 1;
+        let before = from.map_or("unknown", HaRole::name);
+        let epoch = self.policy.brief().epoch;
+        tracing::info!(
+            target: "coroha::role",
+            node = %self.name,
+            from = before,
+            to = to.name(),
+            epoch,
+            cause = %cause,
+            "role {before} -> {}: {cause}",
+            to.name()
+        );
+        let change = hooks::RoleChange {
+            node: self.name.clone(),
+            from,
+            to,
+            cause,
+            epoch,
+        };
+        let _ = self.role_hooks.send((change, self.config.hooks.clone()));
+    }
+
+    pub(super) fn fence(&mut self) {
+        self.counters.fences += 1;
+        let hooks = self.config.hooks.clone();
+        let done = self.fence_done.clone();
+        let env = vec![("COROHA_NODE", self.name.clone())];
+        tracing::warn!("running the fence hook");
+        tokio::spawn(async move {
+            let ok = if hooks.fence.is_empty() {
+                tracing::error!("fence requested but [hooks] fence is empty");
+                false
+            } else {
+                hooks::run("fence", &hooks.fence, &env, hooks.timeout.0).await
+            };
+            let _ = done.send(ok);
+        });
+    }
+
+    pub(super) fn stop_signal(&mut self, which: &str) -> Option<Input> {
+        if self.policy.stopping() {
+            tracing::info!("{which}: already stopping (bounded by policy.handover_timeout)");
+            return None;
+        }
+        tracing::info!("{which}: orderly stop");
+        notify(&[sd_notify::NotifyState::Stopping]);
+        Some(Input::Operator(Operator::Stop { handover: true }))
+    }
+
+    pub(super) fn reload(&mut self) {
+        tracing::info!("SIGHUP: reloading {}", self.config_path.display());
+        let new = match Config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("reload refused, the running configuration stays: {e}");
+                }
+                return;
+            }
+        };
+        let r = self.config.reload(&new);
+        for what in &r.needs_restart {
+            tracing::warn!("reload: {what} changed; not applied until coroha restarts");
+        }
+        if r.applied.is_empty() {
+            tracing::info!("reload: nothing to apply");
+            return;
+        }
+        tracing::info!("reload: applied {}", r.applied.join(", "));
+        self.config = r.config;
+        self.policy.reload(self.config.settings(self.me));
+    }
+}

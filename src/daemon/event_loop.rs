@@ -1,0 +1,179 @@
+//! The select loop: every input (corosync, HA replies and notifications,
+//! fence results, operator requests, signals, the policy's deadline) becomes
+//! one policy step; leaving the group and exiting once it says so.
+
+use super::*;
+
+pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
+    let (text, file) = coroha_config::read_located(&opts.config).map_err(|e| e[0].to_string())?;
+    let (local, corosync_nodes) = corosync_nodes(opts.wait_corosync).await?;
+    let me = check_nodes(&config, &text, &file, local, &corosync_nodes)
+        .map_err(|errors| error_lines(&errors))?;
+    for c in &corosync_nodes {
+        if config.node_by_id(c.id).is_none() {
+            tracing::warn!(
+                "corosync node {} ({}) is not in the configuration: its vote counts, but it can hold no HA role",
+                c.id,
+                c.name.as_deref().unwrap_or("unnamed")
+            );
+        }
+    }
+    let name = config
+        .node_by_id(me)
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
+    let mut state = state::StateDir::open(&config.cluster.state_dir)?;
+    let persisted = state.load()?;
+    let ha_opts = crate::ha::client_options(&config.ha)?;
+    let control = control::bind(&config.control.socket).await?;
+    let metrics = match &config.metrics.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("[metrics] listen {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    tracing::info!(
+        "coroha {} starting as node {name} (corosync node {me}); epoch {} from {}",
+        env!("CARGO_PKG_VERSION"),
+        persisted.max_epoch,
+        state.path().display()
+    );
+
+    let (asks_tx, mut asks) = mpsc::channel::<Ask>(16);
+    control::serve_control(control, asks_tx.clone());
+    if let Some(listener) = metrics {
+        control::serve_metrics(listener, asks_tx.clone());
+    }
+    let (replies_tx, mut replies) = mpsc::unbounded_channel();
+    let orders = spawn_ha_orders(ha_opts.clone(), replies_tx);
+    let (events_tx, mut ha_events) = mpsc::unbounded_channel();
+    spawn_ha_notices(ha_opts, events_tx);
+    let (fence_done, mut fences) = mpsc::unbounded_channel();
+    let ids = config.nodes.iter().map(|n| n.get_ref().id).collect();
+    let (corosync, mut cluster_events) = Corosync::start(config.cluster.group.clone(), ids)
+        .map_err(|e| format!("cannot start the corosync thread: {e}"))?;
+
+    let settings = config.settings(me);
+    let mut d = Daemon {
+        policy: Policy::new(settings, persisted),
+        config,
+        config_path: opts.config.clone(),
+        me,
+        name,
+        state,
+        corosync,
+        start: Instant::now(),
+        orders,
+        in_flight: BTreeMap::new(),
+        role_hooks: hooks::spawn_role_runner(),
+        fence_done,
+        counters: Counters::default(),
+        ready: false,
+        systemd_status: None,
+    };
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut usec = 0;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut usec).then(|| {
+        let mut t = tokio::time::interval(Duration::from_micros(usec / 2));
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut watchdog = watchdog;
+
+    loop {
+        let deadline = d
+            .policy
+            .next_deadline()
+            .map(|ms| d.start + Duration::from_millis(ms));
+        let input = tokio::select! {
+            ev = cluster_events.recv() => match ev {
+                Some(ev) => Some(Input::Cluster(ev)),
+                None => return Err("the corosync thread ended".into()),
+            },
+            Some((id, result)) = replies.recv() => {
+                d.count_reply(id, &result);
+                Some(Input::HaReply { id, result })
+            }
+            Some(ev) = ha_events.recv() => {
+                d.counters.ha_events += 1;
+                tracing::info!(target: "coroha::ha", "HA event: {ev:?}");
+                Some(Input::HaEvent(ev))
+            }
+            Some(ok) = fences.recv() => Some(Input::FenceDone { ok }),
+            Some((req, answer)) = asks.recv() => {
+                let (input, reply) = d.request(req);
+                let _ = answer.send(reply);
+                input
+            }
+            _ = sigterm.recv() => d.stop_signal("SIGTERM"),
+            _ = sigint.recv() => d.stop_signal("SIGINT"),
+            _ = sighup.recv() => { d.reload(); Some(Input::Timer) }
+            _ = sleep_until(deadline) => Some(Input::Timer),
+            _ = tick(&mut watchdog) => { notify(&[sd_notify::NotifyState::Watchdog]); None }
+        };
+        let Some(input) = input else { continue };
+        if d.step(input)? {
+            break;
+        }
+    }
+    notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("leaving the CPG group");
+    d.corosync.leave();
+    // Let the answer to a `coroha stop` request reach the operator.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = std::fs::remove_file(&d.config.control.socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// corosync's membership as this daemon receives it: one line per change
+/// (the lab measures failover from these lines).
+pub(super) fn log_membership(ev: &ClusterEvent) {
+    let pids = |l: &[(
+        coroha_policy::cluster::Member,
+        coroha_policy::cluster::Reason,
+    )]| {
+        l.iter()
+            .map(|(m, r)| format!("{}/{} {r:?}", m.node, m.pid))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match ev {
+        ClusterEvent::CpgConfChg {
+            members,
+            left,
+            joined,
+        } => tracing::info!(
+            target: "coroha::corosync",
+            "CPG group: {} daemons; left [{}]; joined [{}]",
+            members.len(),
+            pids(left),
+            pids(joined)
+        ),
+        ClusterEvent::QuorumNodes { ring, members } => {
+            tracing::info!(target: "coroha::corosync", "ring {ring}: nodes {members:?}")
+        }
+        ClusterEvent::Quorum { quorate, needed } => tracing::info!(
+            target: "coroha::corosync",
+            "quorum: {} ({needed} votes needed)",
+            if *quorate { "quorate" } else { "NOT quorate" }
+        ),
+        ClusterEvent::CpgTotem { ring, members } => {
+            tracing::debug!(target: "coroha::corosync", "totem ring {ring}: {members:?}")
+        }
+        _ => {}
+    }
+}
+
+async fn tick(t: &mut Option<tokio::time::Interval>) {
+    match t {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

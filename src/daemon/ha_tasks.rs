@@ -1,0 +1,79 @@
+//! The two HA sockets to the local NSO/ConfD, each on a task of its own:
+//! orders one at a time, and the notification stream.
+
+use super::*;
+
+/// An HA order slower than this is logged: every order, the periodic
+/// status probe included, holds up the next one (the server serves one HA
+/// socket, in order), so a slow server slows failover.
+pub(super) const SLOW_ORDER: Duration = Duration::from_millis(50);
+
+/// The HA control socket: orders run one at a time, in the order given,
+/// like the server runs them.
+pub(super) fn spawn_ha_orders(
+    opts: ClientOptions,
+    replies: mpsc::UnboundedSender<(u64, Result<HaReply, HaFailure>)>,
+) -> mpsc::UnboundedSender<(u64, HaOrder)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, HaOrder)>();
+    tokio::spawn(async move {
+        let mut session = HaSession::new(opts, Backoff::default());
+        let mut unreachable = false;
+        while let Some((id, order)) = rx.recv().await {
+            let sent = Instant::now();
+            let answer = session.call(&order).await;
+            let took = sent.elapsed();
+            if took > SLOW_ORDER {
+                tracing::warn!(target: "coroha::ha", "order {id} ({}) took {} ms", order.verb(), took.as_millis());
+            } else {
+                tracing::trace!(target: "coroha::ha", "order {id} ({}) took {} us", order.verb(), took.as_micros());
+            }
+            let result = match answer {
+                Ok(reply) => {
+                    if unreachable {
+                        tracing::info!(target: "coroha::ha", "NSO/ConfD answers again");
+                        unreachable = false;
+                    }
+                    HaReply::from_wire(reply.as_ref())
+                }
+                Err(e) => {
+                    let failure = e.failure();
+                    if failure != HaFailure::Unreachable || !unreachable {
+                        tracing::warn!(target: "coroha::ha", "{}: {e}", order.verb());
+                    }
+                    unreachable = failure == HaFailure::Unreachable;
+                    Err(failure)
+                }
+            };
+            if replies.send((id, result)).is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
+pub(super) fn spawn_ha_notices(opts: ClientOptions, events: mpsc::UnboundedSender<HaEvent>) {
+    tokio::spawn(async move {
+        let mut notices = HaNotices::new(opts, false, Backoff::default());
+        let mut lost = false;
+        loop {
+            match notices.next().await {
+                Notice::Event(e) => {
+                    if events.send(HaEvent::from_wire(&e)).is_err() {
+                        return;
+                    }
+                }
+                Notice::Subscribed => {
+                    tracing::info!(target: "coroha::ha", "subscribed to HA notifications");
+                    lost = false;
+                }
+                Notice::Lost(e) => {
+                    if !lost {
+                        tracing::warn!(target: "coroha::ha", "HA notifications: {e}; resubscribing");
+                    }
+                    lost = true;
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,83 @@
+//! Operator requests from the control socket, and what the daemon tells
+//! systemd.
+
+use super::*;
+
+impl Daemon {
+    pub(super) fn known_node(&self, name: &str) -> Result<(), serde_json::Value> {
+        match self.config.node_by_name(name) {
+            Some(_) => Ok(()),
+            None => Err(
+                json!({"ok": false, "error": format!("no node named {name:?} in the configuration")}),
+            ),
+        }
+    }
+
+    /// Answer an operator request; some become policy inputs.
+    pub(super) fn request(&mut self, req: Request) -> (Option<Input>, serde_json::Value) {
+        let ok = json!({"ok": true});
+        let op = |o: Operator| Some(Input::Operator(o));
+        match req {
+            Request::Status => (None, json!({"ok": true, "status": self.status_json()})),
+            Request::Metrics => (None, serde_json::Value::String(self.metrics())),
+            Request::Switchover { to } => {
+                if let Some(Err(e)) = to.as_deref().map(|n| self.known_node(n)) {
+                    return (None, e);
+                }
+                tracing::info!(
+                    "operator: switchover to {}",
+                    to.as_deref().unwrap_or("the best other node")
+                );
+                (op(Operator::Switchover { to }), ok)
+            }
+            Request::Standby { node, on } => match self.known_node(&node) {
+                Err(e) => (None, e),
+                Ok(()) => {
+                    tracing::info!("operator: standby {node} {}", if on { "on" } else { "off" });
+                    (op(Operator::Standby { node, on }), ok)
+                }
+            },
+            Request::ConfirmDown { node } => match self.known_node(&node) {
+                Err(e) => (None, e),
+                Ok(()) => {
+                    tracing::warn!("operator confirms that {node}'s NSO/ConfD is down");
+                    (op(Operator::ConfirmDown { node }), ok)
+                }
+            },
+            Request::Stop { keep_roles } => {
+                if keep_roles {
+                    tracing::info!("operator: maintenance stop, every role stays as it is");
+                    (op(Operator::Stop { handover: false }), ok)
+                } else {
+                    (self.stop_signal("operator stop"), ok)
+                }
+            }
+        }
+    }
+
+    pub(super) fn status_json(&self) -> serde_json::Value {
+        json!({
+            "policy": self.policy.status(),
+            "corosync": *self.corosync.view.borrow(),
+        })
+    }
+
+    /// systemd STATUS, sent when what it says changes (checked after every
+    /// step, so only the cheap brief is compared).
+    pub(super) fn update_systemd_status(&mut self) {
+        let b = self.policy.brief();
+        if self.systemd_status == Some(b) {
+            return;
+        }
+        self.systemd_status = Some(b);
+        let primary = b.primary.and_then(|id| self.config.node_by_id(id));
+        let text = format!(
+            "{} (epoch {}), {}, primary {}",
+            b.role.map_or("unknown", HaRole::name),
+            b.epoch,
+            if b.quorate { "quorate" } else { "not quorate" },
+            primary.map_or("none", |n| n.name.as_str())
+        );
+        notify(&[sd_notify::NotifyState::Status(&text)]);
+    }
+}
