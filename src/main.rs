@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use coroha::daemon::control::Request;
+use coroha::control::Request;
 use coroha_config::Config;
 use coroha_sim::scenario::{run_random, RandomRun, Scenario};
 use std::path::PathBuf;

@@ -1,119 +1,120 @@
 //! The operator's commands against a running daemon: `coroha status`,
 //! `switchover`, `standby`, `stop`, `confirm-down`.
 
-use crate::daemon::control::{request, Request};
-use serde_json::Value;
+use crate::control::{request, Reply, Request, StatusReport};
+use confd_ha::HaRole;
+use coroha_policy::cluster::RingId;
+use coroha_policy::message::Health;
 use std::fmt::Write;
 use std::path::Path;
 
-/// Send one request; print the answer (JSON or text). Exit code 0 on
-/// success, 1 when the daemon refused, 2 when it could not be asked.
+/// Send one request; print the answer (JSON or text). Exit code 0 when the
+/// daemon did what was asked, 1 when it refused, 2 when it could not be
+/// asked.
 pub async fn run(socket: &Path, req: Request, json: bool) -> u8 {
-    let answer = match request(socket, &req).await {
-        Ok(a) => a,
+    let reply = match request(socket, &req).await {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("coroha: {e}");
             return 2;
         }
     };
     if json {
-        println!("{answer}");
-    } else if let Some(error) = answer.get("error").and_then(Value::as_str) {
-        eprintln!("coroha: {error}");
-    } else if let Some(status) = answer.get("status") {
-        print!("{}", render_status(status));
-    } else {
-        println!("ok");
+        print!("{}", String::from_utf8_lossy(&reply.to_line()));
     }
-    if answer.get("ok") == Some(&Value::Bool(true)) {
-        0
-    } else {
-        1
+    match reply {
+        Reply::Refused(error) => {
+            if !json {
+                eprintln!("coroha: {error}");
+            }
+            1
+        }
+        Reply::Status(status) if !json => {
+            print!("{}", render_status(&status));
+            0
+        }
+        Reply::Metrics(text) if !json => {
+            print!("{text}");
+            0
+        }
+        Reply::Taken if !json => {
+            println!("ok");
+            0
+        }
+        _ => 0,
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.to_lowercase(),
-        other => other.to_string(),
-    }
+fn role(r: Option<HaRole>) -> &'static str {
+    r.map_or("-", HaRole::name)
 }
 
-fn ring(v: &Value) -> String {
-    match (v.get("rep"), v.get("seq").and_then(Value::as_u64)) {
-        (Some(rep), Some(seq)) => format!("{rep}.{seq:x}"),
-        _ => "-".into(),
-    }
+fn health(h: Health) -> String {
+    format!("{h:?}").to_lowercase()
+}
+
+fn or_dash(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("-")
+}
+
+fn ring(r: Option<RingId>) -> String {
+    r.map_or_else(|| "-".into(), |r| format!("{}.{:x}", r.rep, r.seq))
 }
 
 /// The status as an operator reads it at 3 a.m.
-pub fn render_status(s: &Value) -> String {
-    let p = &s["policy"];
-    let c = &s["corosync"];
+pub fn render_status(s: &StatusReport) -> String {
+    let (p, c) = (&s.policy, &s.corosync);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "node {}: {} (epoch {}), NSO/ConfD {}{}{}",
-        text(&p["node"]),
-        text(&p["role"]),
-        p["epoch"],
-        text(&p["health"]),
-        if p["standby"] == Value::Bool(true) {
-            ", standby"
-        } else {
-            ""
-        },
-        if p["stopping"] == Value::Bool(true) {
-            ", stopping"
-        } else {
-            ""
-        },
+        p.node,
+        role(p.role),
+        p.epoch,
+        health(p.health),
+        if p.standby { ", standby" } else { "" },
+        if p.stopping { ", stopping" } else { "" },
     );
     let _ = writeln!(
         out,
         "primary: {}   plan: {}",
-        text(&p["primary"]),
-        p["plan"].as_str().unwrap_or("-")
+        or_dash(&p.primary),
+        or_dash(&p.plan)
     );
+    let members: Vec<String> = c.ring_members.iter().map(u32::to_string).collect();
     let _ = writeln!(
         out,
         "corosync: {}, ring {} [{}], {} of {} expected votes needed, {} coroha daemons",
-        if c["connected"] != Value::Bool(true) {
-            "NOT CONNECTED"
-        } else if p["quorate"] == Value::Bool(true) {
-            "quorate"
-        } else {
-            "NOT QUORATE"
+        match (c.connected, p.quorate) {
+            (false, _) => "NOT CONNECTED",
+            (true, true) => "quorate",
+            (true, false) => "NOT QUORATE",
         },
-        ring(&c["ring"]),
-        c["ring_members"]
-            .as_array()
-            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default(),
-        c["quorum"],
-        c["expected_votes"],
-        c["group"].as_array().map_or(0, Vec::len),
+        ring(c.ring),
+        members.join(", "),
+        c.quorum,
+        c.expected_votes,
+        c.group.len(),
     );
-    if let Some(pending) = p["pending"].as_str() {
+    if let Some(pending) = &p.pending {
         let _ = writeln!(out, "order in flight: {pending}");
     }
     let _ = writeln!(out, "NODE         ROLE        EPOCH  PARENT     HEALTH");
-    for m in p["members"].as_array().into_iter().flatten() {
+    for m in &p.members {
         let mut flags = String::new();
-        if m["standby"] == Value::Bool(true) {
+        if m.standby {
             flags.push_str(" standby");
         }
-        if m["leaving"] == Value::Bool(true) {
+        if m.leaving {
             flags.push_str(" leaving");
         }
         let line = format!(
             "{:<12} {:<10} {:>6}  {:<10} {:<10}{flags}",
-            text(&m["name"]),
-            text(&m["role"]),
-            m["epoch"].to_string(),
-            text(&m["parent"]),
-            text(&m["health"]),
+            m.name,
+            role(m.role),
+            m.epoch,
+            or_dash(&m.parent),
+            health(m.health),
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
@@ -123,30 +124,87 @@ pub fn render_status(s: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::corosync::CorosyncView;
+    use coroha_policy::cluster::Member;
+    use coroha_policy::{MemberStatus, Status};
+
+    fn member(name: &str, role: HaRole, parent: Option<&str>, standby: bool) -> MemberStatus {
+        MemberStatus {
+            id: name[1..].parse().unwrap(),
+            name: name.into(),
+            role: Some(role),
+            epoch: 3,
+            parent: parent.map(Into::into),
+            health: Health::Ok,
+            standby,
+            leaving: false,
+        }
+    }
+
+    fn report() -> StatusReport {
+        let ring = RingId { rep: 1, seq: 30 };
+        StatusReport {
+            policy: Status {
+                node: "n1".into(),
+                role: Some(HaRole::Primary),
+                epoch: 3,
+                max_epoch: 3,
+                health: Health::Ok,
+                parent: None,
+                standby: false,
+                quorate: true,
+                ring: Some(ring),
+                primary: Some("n1".into()),
+                plan: Some("n1 stays primary".into()),
+                pending: None,
+                stopping: false,
+                members: vec![
+                    member("n1", HaRole::Primary, None, false),
+                    member("n2", HaRole::Secondary, Some("n1"), true),
+                ],
+            },
+            corosync: CorosyncView {
+                connected: true,
+                ring: Some(ring),
+                ring_members: vec![1, 2],
+                quorate: true,
+                expected_votes: 3,
+                quorum: 2,
+                group: vec![Member { node: 1, pid: 5 }, Member { node: 2, pid: 6 }],
+                ..CorosyncView::default()
+            },
+        }
+    }
 
     #[test]
     fn status_renders_for_an_operator() {
-        let status = json!({
-            "policy": {"node": "n1", "role": "Primary", "epoch": 3, "health": "Ok", "standby": false,
-                       "stopping": false, "primary": "n1", "plan": "n1 stays primary", "quorate": true,
-                       "pending": null,
-                       "members": [{"name": "n1", "role": "Primary", "epoch": 3, "parent": null, "health": "Ok",
-                                    "standby": false, "leaving": false},
-                                   {"name": "n2", "role": "Secondary", "epoch": 3, "parent": "n1", "health": "Ok",
-                                    "standby": true, "leaving": false}]},
-            "corosync": {"connected": true, "ring": {"rep": 1, "seq": 30}, "ring_members": [1, 2],
-                         "quorum": 2, "expected_votes": 3, "group": [{"node": 1, "pid": 5}, {"node": 2, "pid": 6}]}
-        });
-        let text = render_status(&status);
-        assert!(
-            text.starts_with("node n1: primary (epoch 3), NSO/ConfD ok\n"),
-            "{text}"
+        let lines: Vec<String> = render_status(&report())
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "node n1: primary (epoch 3), NSO/ConfD ok",
+                "primary: n1   plan: n1 stays primary",
+                "corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons",
+                "NODE         ROLE        EPOCH  PARENT     HEALTH",
+                "n1           primary         3  -          ok",
+                "n2           secondary       3  n1         ok         standby",
+            ]
         );
-        assert!(text.contains("corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons"), "{text}");
-        assert!(
-            text.contains("n2           secondary       3  n1         ok         standby"),
-            "{text}"
-        );
+    }
+
+    #[test]
+    fn a_status_reply_comes_back_as_it_was_sent() {
+        let line = Reply::Status(Box::new(report())).to_line();
+        let back: Reply = serde_json::from_slice(&line).unwrap();
+        match back {
+            Reply::Status(s) => {
+                assert_eq!(s.policy, report().policy);
+                assert_eq!(s.corosync, report().corosync);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -16,7 +16,7 @@
 use crate::retry::{sleep_until, Backoff};
 use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use rust_corosync::{cmap, cpg, votequorum, CsError, DispatchFlags, TrackFlags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::{AsRawFd, RawFd};
@@ -36,7 +36,7 @@ pub enum Command {
 }
 
 /// votequorum's view of one node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeState {
     Member,
@@ -48,7 +48,7 @@ pub enum NodeState {
 
 /// What corosync currently says, for `coroha status` and the metrics. The
 /// policy does not read it: it gets the events.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CorosyncView {
     pub connected: bool,
     pub local: Option<Member>,

@@ -1,7 +1,14 @@
 //! Carrying out one policy step: persist, multicast, order, hooks, in the
 //! order the policy gave them; signals and SIGHUP reload.
 
-use super::*;
+use super::event_loop::log_membership;
+use super::ha_tasks::SLOW_ORDER;
+use super::{hooks, notify, Daemon};
+use confd_ha::{HaFailure, HaReply, HaRole};
+use coroha_config::Config;
+use coroha_policy::cluster::ClusterEvent;
+use coroha_policy::{Input, Level, Operator, Output, Persisted};
+use tokio::time::Instant;
 
 impl Daemon {
     pub(super) fn now(&self) -> u64 {
@@ -16,7 +23,8 @@ impl Daemon {
         if let Input::Cluster(ev) = &input {
             log_membership(ev);
         }
-        let outputs = self.policy.step(self.now(), input);
+        let ready = self.policy.step(self.now(), input);
+        let outputs = ready.persist_then(|state| self.persist(state))?;
         let mut leave = false;
         for out in outputs {
             match out {
@@ -25,24 +33,6 @@ impl Daemon {
                     tracing::debug!(target: "coroha::ha", "order {id}: {}", order.verb());
                     self.in_flight.insert(id, order.verb());
                     let _ = self.orders.send((id, order));
-                }
-                Output::Persist(p) => {
-                    let started = Instant::now();
-                    self.state.store(&p).map_err(|e| {
-                        format!(
-                            "cannot persist the election state to {}: {e}; stopping before acting on it",
-                            self.state.path().display()
-                        )
-                    })?;
-                    let took = started.elapsed();
-                    if took > SLOW_ORDER {
-                        tracing::warn!(
-                            "persisting the election state took {} ms (the disk delays failover)",
-                            took.as_millis()
-                        );
-                    } else {
-                        tracing::debug!("election state persisted in {} us", took.as_micros());
-                    }
                 }
                 Output::Fence => self.fence(),
                 Output::RoleChanged { from, to, cause } => self.role_changed(from, to, cause),
@@ -61,6 +51,27 @@ impl Daemon {
         }
         self.update_systemd_status();
         Ok(leave)
+    }
+
+    /// Write and fsync the election state; the step's outputs wait for it.
+    fn persist(&mut self, state: &Persisted) -> Result<(), String> {
+        let started = Instant::now();
+        self.state.store(state).map_err(|e| {
+            format!(
+                "cannot persist the election state to {}: {e}; stopping before acting on it",
+                self.state.path().display()
+            )
+        })?;
+        let took = started.elapsed();
+        if took > SLOW_ORDER {
+            tracing::warn!(
+                "persisting the election state took {} ms (the disk delays failover)",
+                took.as_millis()
+            );
+        } else {
+            tracing::debug!("election state persisted in {} us", took.as_micros());
+        }
+        Ok(())
     }
 
     pub(super) fn count_reply(&mut self, id: u64, result: &Result<HaReply, HaFailure>) {

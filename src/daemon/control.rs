@@ -3,10 +3,9 @@
 //! main loop, which answers from the policy's own state, so an answer is
 //! never older than the last event.
 //!
-//! Protocol: one JSON object per line each way, e.g.
-//! `{"cmd":"status"}` → `{"ok":true,"status":{…}}`.
+//! The protocol itself is [`crate::control`].
 
-use serde::{Deserialize, Serialize};
+use crate::control::{Reply, Request};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -14,35 +13,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case")]
-pub enum Request {
-    Status,
-    /// Move the primary role (to the best other node when `to` is unset).
-    Switchover {
-        #[serde(default)]
-        to: Option<String>,
-    },
-    Standby {
-        node: String,
-        on: bool,
-    },
-    /// Stop the daemon: hand the primary role over first, or (keep_roles)
-    /// leave every role as it is, for upgrading coroha itself.
-    Stop {
-        #[serde(default)]
-        keep_roles: bool,
-    },
-    /// The operator vouches that this node's NSO/ConfD is down.
-    ConfirmDown {
-        node: String,
-    },
-    /// Prometheus text (the metrics listener).
-    Metrics,
-}
-
 /// A request and where its answer goes.
-pub type Ask = (Request, oneshot::Sender<serde_json::Value>);
+pub type Ask = (Request, oneshot::Sender<Reply>);
 
 /// Bind the control socket: refuse when a daemon already answers there,
 /// replace a stale socket file otherwise.
@@ -83,13 +55,9 @@ pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>) {
                 while let Ok(Some(line)) = lines.next_line().await {
                     let answer = match serde_json::from_str::<Request>(&line) {
                         Ok(req) => ask(&asks, req).await,
-                        Err(e) => {
-                            serde_json::json!({"ok": false, "error": format!("bad request: {e}")})
-                        }
+                        Err(e) => Reply::Refused(format!("bad request: {e}")),
                     };
-                    let mut out = answer.to_string().into_bytes();
-                    out.push(b'\n');
-                    if write.write_all(&out).await.is_err() {
+                    if write.write_all(&answer.to_line()).await.is_err() {
                         break;
                     }
                 }
@@ -98,13 +66,13 @@ pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>) {
     });
 }
 
-async fn ask(asks: &mpsc::Sender<Ask>, req: Request) -> serde_json::Value {
+async fn ask(asks: &mpsc::Sender<Ask>, req: Request) -> Reply {
+    let stopping = || Reply::Refused("the daemon is stopping".into());
     let (tx, rx) = oneshot::channel();
     if asks.send((req, tx)).await.is_err() {
-        return serde_json::json!({"ok": false, "error": "the daemon is stopping"});
+        return stopping();
     }
-    rx.await
-        .unwrap_or_else(|_| serde_json::json!({"ok": false, "error": "the daemon is stopping"}))
+    rx.await.unwrap_or_else(|_| stopping())
 }
 
 /// A minimal HTTP/1.1 responder for Prometheus: every GET gets the metrics.
@@ -127,8 +95,8 @@ pub fn serve_metrics(listener: TcpListener, asks: mpsc::Sender<Ask>) {
                     }
                 }
                 let body = match ask(&asks, Request::Metrics).await {
-                    serde_json::Value::String(text) => text,
-                    other => format!("# {other}\n"),
+                    Reply::Metrics(text) => text,
+                    other => format!("# {other:?}\n"),
                 };
                 let response = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -138,26 +106,6 @@ pub fn serve_metrics(listener: TcpListener, asks: mpsc::Sender<Ask>) {
             });
         }
     });
-}
-
-/// Client side: one request, one answer.
-pub async fn request(path: &Path, req: &Request) -> Result<serde_json::Value, String> {
-    let stream = UnixStream::connect(path)
-        .await
-        .map_err(|e| format!("{}: {e} (is coroha running?)", path.display()))?;
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
-    line.push('\n');
-    write
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut lines = BufReader::new(read).lines();
-    match lines.next_line().await {
-        Ok(Some(answer)) => serde_json::from_str(&answer).map_err(|e| e.to_string()),
-        Ok(None) => Err("the daemon closed the connection".into()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 #[cfg(test)]
@@ -181,19 +129,5 @@ mod tests {
         // A stale socket file (nobody listening) is replaced.
         assert!(bind(&path).await.is_ok());
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn requests_are_one_json_object_each() {
-        let r: Request = serde_json::from_str(r#"{"cmd":"switchover","to":"n2"}"#).unwrap();
-        assert_eq!(
-            r,
-            Request::Switchover {
-                to: Some("n2".into())
-            }
-        );
-        let r: Request = serde_json::from_str(r#"{"cmd":"stop"}"#).unwrap();
-        assert_eq!(r, Request::Stop { keep_roles: false });
-        assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
     }
 }

@@ -2,7 +2,20 @@
 //! fence results, operator requests, signals, the policy's deadline) becomes
 //! one policy step; leaving the group and exiting once it says so.
 
-use super::*;
+use super::control::Ask;
+use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders};
+use super::setup::{check_nodes, corosync_nodes};
+use super::{control, hooks, notify, state, Counters, Daemon, RunOptions};
+use crate::corosync::Corosync;
+use crate::retry::sleep_until;
+use coroha_config::{error_lines, Config};
+use coroha_policy::cluster::ClusterEvent;
+use coroha_policy::{Input, Policy};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
     let (text, file) = coroha_config::read_located(&opts.config).map_err(|e| e[0].to_string())?;

@@ -1,7 +1,13 @@
 //! The two HA sockets to the local NSO/ConfD, each on a task of its own:
 //! orders one at a time, and the notification stream.
 
-use super::*;
+use crate::ha::session::{HaNotices, HaSession, Notice};
+use crate::retry::Backoff;
+use confd_ha::client::ClientOptions;
+use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// An HA order slower than this is logged: every order, the periodic
 /// status probe included, holds up the next one (the server serves one HA

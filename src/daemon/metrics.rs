@@ -1,6 +1,7 @@
 //! The Prometheus text exposition of the daemon's state.
 
-use super::*;
+use super::Daemon;
+use confd_ha::HaRole;
 
 impl Daemon {
     /// Prometheus text exposition.

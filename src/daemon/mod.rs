@@ -13,26 +13,18 @@ mod requests;
 mod setup;
 pub mod state;
 
-use event_loop::{log_membership, run};
-use ha_tasks::{spawn_ha_notices, spawn_ha_orders, SLOW_ORDER};
-use setup::corosync_nodes;
+use event_loop::run;
 pub use setup::{check_nodes, control_socket};
 
-use crate::corosync::{self, Corosync, CorosyncNode};
-use crate::ha::session::{HaNotices, HaSession, Notice};
-use crate::retry::{sleep_until, Backoff};
-use confd_ha::client::ClientOptions;
-use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
-use control::{Ask, Request};
-use coroha_config::{error_lines, key_offset, Config, ConfigError};
-use coroha_policy::cluster::{ClusterEvent, NodeId};
-use coroha_policy::{Brief, Input, Level, Operator, Output, Policy};
-use serde_json::json;
+use crate::corosync::Corosync;
+use confd_ha::HaOrder;
+use coroha_config::Config;
+use coroha_policy::cluster::NodeId;
+use coroha_policy::{Brief, Policy};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 

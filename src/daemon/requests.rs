@@ -1,25 +1,28 @@
 //! Operator requests from the control socket, and what the daemon tells
 //! systemd.
 
-use super::*;
+use super::{notify, Daemon};
+use crate::control::{Reply, Request, StatusReport};
+use confd_ha::HaRole;
+use coroha_policy::{Input, Operator};
 
 impl Daemon {
-    pub(super) fn known_node(&self, name: &str) -> Result<(), serde_json::Value> {
+    pub(super) fn known_node(&self, name: &str) -> Result<(), Reply> {
         match self.config.node_by_name(name) {
             Some(_) => Ok(()),
-            None => Err(
-                json!({"ok": false, "error": format!("no node named {name:?} in the configuration")}),
-            ),
+            None => Err(Reply::Refused(format!(
+                "no node named {name:?} in the configuration"
+            ))),
         }
     }
 
     /// Answer an operator request; some become policy inputs.
-    pub(super) fn request(&mut self, req: Request) -> (Option<Input>, serde_json::Value) {
-        let ok = json!({"ok": true});
+    pub(super) fn request(&mut self, req: Request) -> (Option<Input>, Reply) {
+        let ok = Reply::Taken;
         let op = |o: Operator| Some(Input::Operator(o));
         match req {
-            Request::Status => (None, json!({"ok": true, "status": self.status_json()})),
-            Request::Metrics => (None, serde_json::Value::String(self.metrics())),
+            Request::Status => (None, Reply::Status(Box::new(self.status_report()))),
+            Request::Metrics => (None, Reply::Metrics(self.metrics())),
             Request::Switchover { to } => {
                 if let Some(Err(e)) = to.as_deref().map(|n| self.known_node(n)) {
                     return (None, e);
@@ -55,11 +58,11 @@ impl Daemon {
         }
     }
 
-    pub(super) fn status_json(&self) -> serde_json::Value {
-        json!({
-            "policy": self.policy.status(),
-            "corosync": *self.corosync.view.borrow(),
-        })
+    pub(super) fn status_report(&self) -> StatusReport {
+        StatusReport {
+            policy: self.policy.status(),
+            corosync: self.corosync.view.borrow().clone(),
+        }
     }
 
     /// systemd STATUS, sent when what it says changes (checked after every

@@ -1,7 +1,12 @@
 //! Before the loop starts: which configured node this is, checked
 //! against corosync's own nodelist; where the control socket is.
 
-use super::*;
+use crate::corosync::{self, CorosyncNode};
+use coroha_config::{error_lines, key_offset, Config, ConfigError};
+use coroha_policy::cluster::NodeId;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Which configured node this is; refuses config nodes corosync does not
 /// know, with the position of the offending table.

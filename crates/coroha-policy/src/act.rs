@@ -4,6 +4,7 @@
 use crate::cluster::NodeId;
 use crate::elect::Target;
 use crate::message::{Body, Envelope, Health, Hold, KnownPrimary, NodeState};
+use crate::timers::{HoldTimer, Stopping};
 use crate::{Failback, Level, Output, Pending, Policy, QuorumLossAction};
 use confd_ha::{HaOrder, HaRole};
 
@@ -38,7 +39,7 @@ impl Policy {
             standby: self.persisted.standby,
             // A maintenance stop does not announce itself: the role stays,
             // and nobody should plan around this node going away.
-            leaving: matches!(self.leaving, Some((true, _))),
+            leaving: self.leaving.is_some_and(Stopping::announced),
             settling: self.settling_flag(),
             relay_via: me
                 .and_then(|n| n.relay_via.as_deref())
@@ -103,15 +104,6 @@ impl Policy {
 
     // ----- acting ----------------------------------------------------------
 
-    /// Ask the edge to write the persistent state if it changed. Called
-    /// before every order, so that what an order relies on is on disk first.
-    pub(crate) fn flush_persisted(&mut self) {
-        if self.persisted != self.written {
-            self.written = self.persisted.clone();
-            self.out.push(Output::Persist(self.persisted.clone()));
-        }
-    }
-
     pub(crate) fn order(
         &mut self,
         order: HaOrder,
@@ -119,7 +111,6 @@ impl Policy {
         parent: Option<NodeId>,
         cause: String,
     ) {
-        self.flush_persisted();
         let id = self.next_id;
         self.next_id += 1;
         if !matches!(order, HaOrder::GetStatus) {
@@ -143,12 +134,68 @@ impl Policy {
         if self.pending.is_some() || self.fence_running {
             return;
         }
-        let next = self.next_order(now).filter(|(order, ..)| {
+        let order = match self.next_order(now) {
+            Next::Idle => None,
+            Next::Waiting(why) => {
+                self.log(Level::Debug, why);
+                None
+            }
+            Next::Fence => {
+                self.fence_running = true;
+                self.out.push(Output::Fence);
+                self.log(Level::Warn, "quorum lost: fencing the local NSO/ConfD");
+                None
+            }
+            Next::Leave(text) => {
+                self.log(Level::Info, text);
+                self.leaving = Some(Stopping::HandedOver);
+                self.out.push(Output::Leave);
+                None
+            }
+            Next::CallOffPromotion => {
+                self.local.promoting = None;
+                self.log(Level::Info, "promotion called off: the decision changed");
+                None
+            }
+            Next::AnnouncePromotion { epoch } => {
+                // Announce the intent first; order once it is delivered.
+                self.local.promoting = Some(epoch);
+                None
+            }
+            Next::DemoteDiverged { why } => {
+                let my_name = self.name(self.cfg.me);
+                self.log(
+                    Level::Warn,
+                    format!("demoting diverged primary {my_name}: {why}"),
+                );
+                Some(NextOrder::plain(HaOrder::BeNone, why))
+            }
+            Next::ShedSecondary { node } => {
+                // Told once per node (even if the order then waits for its
+                // back-off).
+                self.secondary_dead_sent.insert(node);
+                let node = self.name(node);
+                Some(NextOrder::new(
+                    HaOrder::SecondaryDead { node: node.clone() },
+                    0,
+                    None,
+                    format!("{node} left the membership"),
+                ))
+            }
+            Next::Order(order) => Some(order),
+        };
+        let next = order.filter(|next| {
             // Back off before repeating the order that just failed.
-            now >= self.retry_at || self.failed_order.as_ref() != Some(order)
+            self.retry_at.map_or(true, |at| now >= at)
+                || self.failed_order.as_ref() != Some(&next.order)
         });
         if let Some(order) = next {
-            let (order, epoch, parent, cause) = order;
+            let NextOrder {
+                order,
+                epoch,
+                parent,
+                cause,
+            } = order;
             let before = self.announced_max_epoch();
             if let HaOrder::BePrimary { .. } = order {
                 self.persisted.max_epoch = self.persisted.max_epoch.max(epoch);
@@ -170,7 +217,7 @@ impl Policy {
         let coordinator = self.view.coordinator() == Some(self.cfg.me);
         match (wait, coordinator) {
             (Some(hold), true) => {
-                if self.hold_timer.as_ref().map(|(h, _)| h) != Some(&hold) {
+                if self.hold_timer.as_ref().map(HoldTimer::hold) != Some(&hold) {
                     let delay = match &hold {
                         Hold::PromotionDelay { .. } => self.cfg.promotion_delay,
                         Hold::OrphanGrace { .. } => self.cfg.orphan_grace,
@@ -179,18 +226,20 @@ impl Policy {
                             _ => 0,
                         },
                     };
-                    self.hold_timer = Some((hold, now + delay));
+                    self.hold_timer = Some(HoldTimer::Running {
+                        hold,
+                        until: now + delay,
+                    });
                 }
             }
             _ => self.hold_timer = None,
         }
     }
 
-    /// The one order this node should give its NSO/ConfD now, if any.
-    pub(crate) fn next_order(
-        &mut self,
-        now: u64,
-    ) -> Option<(HaOrder, u64, Option<NodeId>, String)> {
+    /// What this node should do about its NSO/ConfD now: at most one
+    /// order, or a step towards one. Reads the state only; [`Policy::act`]
+    /// carries the answer out.
+    fn next_order(&self, now: u64) -> Next {
         let me = self.cfg.me;
         let my_name = self.name(me);
         let primary = self.local.role == Some(HaRole::Primary);
@@ -198,38 +247,39 @@ impl Policy {
         let gate = !self.sabotage.skip_quorum_gate;
         if gate && (self.quorum.lost() || self.coroha_minority()) {
             // An unknown role may be primary: benone is harmless in NONE.
-            if self.maybe_primary() && now >= self.retry_at {
+            if self.maybe_primary() && self.retry_at.map_or(true, |at| now >= at) {
                 return match self.cfg.on_quorum_loss {
                     QuorumLossAction::Benone => {
-                        Some((HaOrder::BeNone, 0, None, "quorum lost".into()))
+                        Next::Order(NextOrder::plain(HaOrder::BeNone, "quorum lost".into()))
                     }
-                    QuorumLossAction::Fence => {
-                        self.fence_running = true;
-                        self.out.push(Output::Fence);
-                        self.log(Level::Warn, "quorum lost: fencing the local NSO/ConfD");
-                        None
-                    }
+                    QuorumLossAction::Fence => Next::Fence,
                 };
             }
-            return None;
+            return Next::Idle;
         }
         if (gate && !self.quorum.stable()) || self.local.health != Health::Ok {
-            return None;
+            return Next::Idle;
         }
-        let plan = self.plan.clone()?;
-        if self.leaving_done() {
-            return None;
+        let Some(plan) = self.plan.as_ref() else {
+            return Next::Idle;
+        };
+        match self.leaving {
+            Some(Stopping::HandedOver) => return Next::Idle,
+            Some(Stopping::Handover { .. }) => {
+                if let Some(text) = self.handover_complete() {
+                    return Next::Leave(text);
+                }
+            }
+            Some(Stopping::Maintenance) | None => {}
         }
         // Act only on a plan that already includes this node's latest state:
         // everybody else has then decided on the same facts.
         if self.view.states.get(&me) != self.last_announced.as_ref() {
-            return None;
+            return Next::Idle;
         }
         let target_is_me = plan.target == Some(Target::Member(me));
         if self.local.promoting.is_some() && !target_is_me && !primary {
-            self.local.promoting = None;
-            self.log(Level::Info, "promotion called off: the decision changed");
-            return None;
+            return Next::CallOffPromotion;
         }
         if plan.demote.contains(&me) && primary {
             let why = match &plan.target {
@@ -241,20 +291,20 @@ impl Policy {
                 ),
                 None => "diverged primary".into(),
             };
-            self.log(
-                Level::Warn,
-                format!("demoting diverged primary {my_name}: {why}"),
-            );
-            return Some((HaOrder::BeNone, 0, None, why));
+            return Next::DemoteDiverged { why };
         }
-        let target = plan.target.clone()?;
-        match &target {
+        let Some(target) = plan.target.as_ref() else {
+            return Next::Idle;
+        };
+        match target {
             Target::Member(t) if *t == me => {
                 if primary {
-                    return self.secondary_dead_order();
+                    return self
+                        .secondary_to_shed()
+                        .map_or(Next::Idle, |node| Next::ShedSecondary { node });
                 }
                 if plan.wait.is_some() {
-                    return None;
+                    return Next::Idle;
                 }
                 let blocker = self
                     .view
@@ -263,34 +313,33 @@ impl Policy {
                     .find(|(n, s)| **n != me && s.maybe_primary())
                     .map(|(n, _)| *n);
                 if let Some(b) = blocker.filter(|_| !self.sabotage.skip_demote_first) {
-                    self.log(
-                        Level::Debug,
-                        format!("waiting for {} to stop being primary", self.name(b)),
-                    );
-                    return None;
+                    return Next::Waiting(format!(
+                        "waiting for {} to stop being primary",
+                        self.name(b)
+                    ));
                 }
                 if self.local.promoting != Some(plan.epoch) {
-                    // Announce the intent first; order once it is delivered.
-                    self.local.promoting = Some(plan.epoch);
-                    return None;
+                    return Next::AnnouncePromotion { epoch: plan.epoch };
                 }
-                Some((
+                Next::Order(NextOrder::new(
                     HaOrder::BePrimary { me: my_name },
                     plan.epoch,
                     None,
-                    plan.cause.clone(),
+                    plan.cause.to_string(),
                 ))
             }
             _ => {
                 if primary {
-                    if let Target::Member(t) = &target {
+                    if let Target::Member(t) = target {
                         let why = format!("handing over to {}: {}", self.name(*t), plan.cause);
-                        return Some((HaOrder::BeNone, 0, None, why));
+                        return Next::Order(NextOrder::plain(HaOrder::BeNone, why));
                     }
-                    return None;
+                    return Next::Idle;
                 }
-                let parent = *plan.parent.get(&me)?;
-                let ready = match &target {
+                let Some(&parent) = plan.parent.get(&me) else {
+                    return Next::Idle;
+                };
+                let ready = match target {
                     Target::Orphan(k) => k.node == parent,
                     Target::Member(t) => self.view.states.get(&parent).is_some_and(|ps| {
                         ps.health == Health::Ok
@@ -304,7 +353,7 @@ impl Policy {
                     }),
                 };
                 if !ready {
-                    return None;
+                    return Next::Idle;
                 }
                 let attached = matches!(
                     self.local.role,
@@ -315,37 +364,37 @@ impl Policy {
                     && self.reattach_block == Some((parent, plan.epoch))
                     && matches!(target, Target::Member(_))
                 {
-                    return None;
+                    return Next::Idle;
                 }
                 if attached {
                     if plan.relays.contains(&me)
                         && self.local.role == Some(HaRole::Secondary)
                         && self.local.initialized
                     {
-                        return Some((
+                        return Next::Order(NextOrder::new(
                             HaOrder::BeRelay,
                             plan.epoch,
                             Some(parent),
                             format!("relay for its site, under {}", self.name(parent)),
                         ));
                     }
-                    return None;
+                    return Next::Idle;
                 }
-                let (name, address) = match &target {
+                let (name, address) = match target {
                     Target::Orphan(k) => (k.name.clone(), k.address.clone()),
                     Target::Member(_) => {
                         let ps = &self.view.states[&parent];
                         (ps.name.clone(), ps.address.clone())
                     }
                 };
-                let cause = match &target {
+                let cause = match target {
                     Target::Orphan(_) => format!("attach to {name}, whose coroha is gone"),
                     Target::Member(t) if *t == parent => {
                         format!("attach to primary {name} (epoch {})", plan.epoch)
                     }
                     Target::Member(_) => format!("attach through relay {name}"),
                 };
-                Some((
+                Next::Order(NextOrder::new(
                     HaOrder::BeSecondary {
                         me: my_name,
                         primary: name,
@@ -379,34 +428,20 @@ impl Policy {
             && (self.view.members.len() as u32) < self.quorum.needed
     }
 
-    /// Rule 6: only a quorate primary sheds secondaries whose node left.
-    pub(crate) fn secondary_dead_order(
-        &mut self,
-    ) -> Option<(HaOrder, u64, Option<NodeId>, String)> {
+    /// Rule 6: only a quorate primary sheds secondaries whose node left;
+    /// the first such secondary not yet told about.
+    fn secondary_to_shed(&self) -> Option<NodeId> {
         if !self.cfg.secondary_dead {
             return None;
         }
-        let gone = self.local.attached.iter().copied().find(|n| {
+        self.local.attached.iter().copied().find(|n| {
             !self.quorum.ring_members.contains(n) && !self.secondary_dead_sent.contains(n)
-        })?;
-        self.secondary_dead_sent.insert(gone);
-        let node = self.name(gone);
-        Some((
-            HaOrder::SecondaryDead { node: node.clone() },
-            0,
-            None,
-            format!("{node} left the membership"),
-        ))
+        })
     }
 
-    /// During an orderly stop: leave once the role is handed over.
-    pub(crate) fn leaving_done(&mut self) -> bool {
-        let Some((true, at)) = self.leaving else {
-            return false;
-        };
-        if at == u64::MAX {
-            return true;
-        }
+    /// During an orderly stop: the handover is done (or nobody can take
+    /// over), so leave; what to log.
+    fn handover_complete(&self) -> Option<&'static str> {
         let me = self.cfg.me;
         let announced_leaving = self.view.states.get(&me).is_some_and(|s| s.leaving);
         let attached = matches!(
@@ -418,18 +453,70 @@ impl Policy {
                 .plan
                 .as_ref()
                 .is_some_and(|p| p.target.is_none() || p.target == Some(Target::Member(me)));
-        let handed_over = announced_leaving && (attached || nobody_else);
-        if handed_over {
-            let text = if self.local.role == Some(HaRole::Primary) {
-                "no other node can take over: leaving with NSO/ConfD still primary"
-            } else {
-                "handover done: leaving"
-            };
-            self.log(Level::Info, text);
-            self.leaving = Some((true, u64::MAX));
-            self.out.push(Output::Leave);
-            return true;
+        if !(announced_leaving && (attached || nobody_else)) {
+            return None;
         }
-        false
+        Some(if self.local.role == Some(HaRole::Primary) {
+            "no other node can take over: leaving with NSO/ConfD still primary"
+        } else {
+            "handover done: leaving"
+        })
+    }
+}
+
+/// What [`Policy::next_order`] found to do about the local NSO/ConfD.
+enum Next {
+    /// Nothing now: waiting for a quorum, a plan, a peer, or nothing to do.
+    Idle,
+    /// Nothing now, and why (a debug line).
+    Waiting(String),
+    /// `on_quorum_loss = "fence"`: run the fence hook.
+    Fence,
+    /// The orderly stop's handover is done: leave, saying this.
+    Leave(&'static str),
+    /// The plan no longer makes this node primary: withdraw the intent.
+    CallOffPromotion,
+    /// Announce the intent to promote at `epoch` (the order follows once
+    /// everybody has delivered it).
+    AnnouncePromotion {
+        epoch: u64,
+    },
+    /// A primary with an older claim than the plan's steps down, warning
+    /// that writes it took may be lost.
+    DemoteDiverged {
+        why: String,
+    },
+    /// Tell NSO/ConfD that this secondary's node left (`secondary_dead`).
+    ShedSecondary {
+        node: NodeId,
+    },
+    Order(NextOrder),
+}
+
+/// The one order [`Policy::next_order`] chose, with what its success will
+/// be recorded as.
+pub(crate) struct NextOrder {
+    order: HaOrder,
+    /// The epoch of the role the order gives (0 for orders that give none).
+    epoch: u64,
+    /// A secondary's or relay's primary (or relay) to attach to.
+    parent: Option<NodeId>,
+    /// Why: logged, and the cause of the role change it brings (I4).
+    cause: String,
+}
+
+impl NextOrder {
+    fn new(order: HaOrder, epoch: u64, parent: Option<NodeId>, cause: String) -> NextOrder {
+        NextOrder {
+            order,
+            epoch,
+            parent,
+            cause,
+        }
+    }
+
+    /// An order that gives no epoch and attaches to nobody.
+    fn plain(order: HaOrder, cause: String) -> NextOrder {
+        NextOrder::new(order, 0, None, cause)
     }
 }

@@ -4,6 +4,7 @@
 //! members of a configuration reach the same plan with no further messages.
 
 use super::message::{Fresh, Hold, KnownPrimary, NodeState};
+use crate::cause::{Cause, Unfit, Unqualified};
 use crate::cluster::{Member, NodeId};
 use crate::Failback;
 use confd_ha::HaRole;
@@ -78,7 +79,7 @@ pub struct Plan {
     pub target: Option<Target>,
     /// The epoch of the target's primary role.
     pub epoch: u64,
-    pub cause: String,
+    pub cause: Cause,
     /// A hold the coordinator must time before the plan may proceed.
     pub wait: Option<Hold>,
     /// Members that are primary but must not be.
@@ -91,7 +92,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn none(cause: String, need: Fresh) -> Plan {
+    fn none(cause: Cause, need: Fresh) -> Plan {
         Plan {
             target: None,
             epoch: 0,
@@ -149,10 +150,10 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             epoch: k.epoch,
         };
         let mut plan = Plan::none(
-            format!(
-                "primary {} (epoch {}) lost its coroha but its node is a member: keeping it",
-                k.name, k.epoch
-            ),
+            Cause::OrphanKept {
+                primary: k.name.clone(),
+                epoch: k.epoch,
+            },
             need,
         );
         plan.demote = primaries.iter().map(|(n, _)| *n).collect();
@@ -169,7 +170,7 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         .max()
         .unwrap_or(0);
     let mut wait = None;
-    let (target, cause): (Option<NodeId>, String) = match current {
+    let (target, cause): (Option<NodeId>, Cause) = match current {
         Some((c, cs)) if cs.eligible() && !view.standby(c, cs) => {
             let chosen = view
                 .switchover
@@ -177,16 +178,19 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
                 .map(|t| {
                     (
                         t,
-                        format!(
-                            "operator switchover from {} to {}",
-                            cs.name, states[&t].name
-                        ),
+                        Cause::Switchover {
+                            from: cs.name.clone(),
+                            to: states[&t].name.clone(),
+                        },
                     )
                 });
             chosen
                 .or_else(|| failback(view, params, c, cs, need, &mut wait))
                 .map_or_else(
-                    || (Some(c), format!("{} stays primary", cs.name)),
+                    || {
+                        let primary = cs.name.clone();
+                        (Some(c), Cause::Stays { primary })
+                    },
                     |(t, why)| (Some(t), why),
                 )
         }
@@ -205,28 +209,22 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
                 None => (None, no_candidate_reason(view, need)),
                 Some(_) if switch_to.is_some() => {
                     let t = switch_to.unwrap_or_default();
-                    (
-                        Some(t),
-                        format!("operator switchover to {}", states[&t].name),
-                    )
+                    let to = states[&t].name.clone();
+                    (Some(t), Cause::SwitchoverTo { to })
                 }
-                Some(_) if current.is_none() && settling => (
-                    None,
-                    "waiting for the startup settle time: not every configured node has joined"
-                        .into(),
-                ),
+                Some(_) if current.is_none() && settling => (None, Cause::Settling),
                 Some((b, bs)) => {
                     let why = match current {
-                        Some((_, cs)) => format!(
-                            "{} elected: primary {} is not eligible ({})",
-                            bs.name,
-                            cs.name,
-                            why_not(cs)
-                        ),
-                        None => format!(
-                            "{} elected: freshest data ({}), priority {}",
-                            bs.name, bs.fresh, bs.priority
-                        ),
+                        Some((_, cs)) => Cause::Replaces {
+                            elected: bs.name.clone(),
+                            primary: cs.name.clone(),
+                            why: Unfit::of(cs),
+                        },
+                        None => Cause::Freshest {
+                            elected: bs.name.clone(),
+                            fresh: bs.fresh,
+                            priority: bs.priority,
+                        },
                     };
                     if params.promotion_delay && current.is_none() {
                         if let Some((primary, epoch)) = vanished {
@@ -321,7 +319,7 @@ fn failback(
     cs: &NodeState,
     need: Fresh,
     wait: &mut Option<Hold>,
-) -> Option<(NodeId, String)> {
+) -> Option<(NodeId, Cause)> {
     if params.failback == Failback::Never {
         return None;
     }
@@ -340,10 +338,11 @@ fn failback(
                 && s.initialized
         })
         .max_by_key(|(n, s)| (s.priority, std::cmp::Reverse(**n)))?;
-    let why = format!(
-        "failback to {} (priority {} > {})",
-        bs.name, bs.priority, cs.priority
-    );
+    let why = Cause::Failback {
+        to: bs.name.clone(),
+        priority: bs.priority,
+        over: cs.priority,
+    };
     match params.failback {
         Failback::Immediately => Some((*b, why)),
         Failback::After(_) => {
@@ -362,33 +361,24 @@ fn failback(
     }
 }
 
-fn why_not(s: &NodeState) -> String {
-    if s.leaving {
-        "stopping".into()
-    } else if s.standby {
-        "standby".into()
-    } else if !s.can_primary {
-        "can_primary = false".into()
-    } else {
-        format!("NSO/ConfD {:?}", s.health).to_lowercase()
-    }
-}
-
-fn no_candidate_reason(view: &View, need: Fresh) -> String {
-    let mut parts: Vec<String> = view
+fn no_candidate_reason(view: &View, need: Fresh) -> Cause {
+    let nodes = view
         .states
         .values()
         .filter(|s| s.can_primary)
-        .map(|s| {
-            if s.eligible() && s.fresh < need {
-                format!("{} is behind ({} < {})", s.name, s.fresh, need)
+        .map(|s| Unqualified {
+            name: s.name.clone(),
+            why: if s.eligible() && s.fresh < need {
+                Unfit::Behind {
+                    fresh: s.fresh,
+                    need,
+                }
             } else {
-                format!("{}: {}", s.name, why_not(s))
-            }
+                Unfit::of(s)
+            },
         })
         .collect();
-    parts.sort();
-    format!("no eligible up-to-date node: {}", parts.join(", "))
+    Cause::no_candidate(nodes)
 }
 
 #[cfg(test)]
@@ -480,7 +470,20 @@ mod tests {
         behind.known_fresh = Fresh { epoch: 1, gen: 2 };
         let plan = elect(&view(vec![(2, behind)]), NEVER);
         assert_eq!(target(&plan), None);
-        assert!(plan.cause.contains("n2 is behind"), "{}", plan.cause);
+        assert_eq!(
+            plan.cause,
+            Cause::NoCandidate(vec![Unqualified {
+                name: "n2".into(),
+                why: Unfit::Behind {
+                    fresh: Fresh { epoch: 1, gen: 0 },
+                    need: Fresh { epoch: 1, gen: 2 },
+                },
+            }])
+        );
+        assert_eq!(
+            plan.cause.to_string(),
+            "no eligible up-to-date node: n2 is behind (1.0 < 1.2)"
+        );
     }
 
     #[test]
@@ -527,11 +530,18 @@ mod tests {
             plan.demote.is_empty(),
             "a replaced primary hands over, it is not diverged"
         );
-        assert!(
-            plan.cause.contains("not eligible (nso/confd hung)"),
-            "{}",
-            plan.cause
+        assert_eq!(
+            plan.cause,
+            Cause::Replaces {
+                elected: "n2".into(),
+                primary: "n1".into(),
+                why: Unfit::Health(Health::Hung),
+            }
         );
+        assert!(plan
+            .cause
+            .to_string()
+            .ends_with("is not eligible (nso/confd hung)"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! own NSO/ConfD, gated on a quorate, stable view.
 
 mod act;
+pub mod cause;
 pub mod cluster;
 pub mod elect;
 mod membership;
@@ -17,18 +18,22 @@ pub mod message;
 mod operator;
 mod server;
 mod settings;
+mod timers;
 
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
+pub use timers::Timer;
+use timers::{HoldTimer, Stopping};
 
 use cluster::{ClusterEvent, Member, NodeId, RingId};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use elect::{Plan, Target, View};
-use message::{Fresh, Health, Hold, KnownPrimary, NodeState};
+use message::{Fresh, Health, KnownPrimary, NodeState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// What survives a restart of the daemon (written and fsynced by the I/O
-/// edge before the order that follows it is sent).
+/// What survives a restart of the daemon. A step that changes it hands it
+/// out in [`Ready`], which the I/O edge writes and fsyncs before it may
+/// carry out anything else of that step.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Persisted {
     pub max_epoch: u64,
@@ -100,7 +105,6 @@ pub enum Output {
         id: u64,
         order: HaOrder,
     },
-    Persist(Persisted),
     /// Run the fence hook; answer with `Input::FenceDone`.
     Fence,
     /// The local NSO/ConfD changed role (run the role hook). Every role
@@ -118,6 +122,38 @@ pub enum Output {
     Leave,
 }
 
+/// What one step asks of the I/O edge. The durable state comes first and
+/// on its own: the outputs (multicasts, HA orders, hooks) are only handed
+/// out by [`Ready::persist_then`], after the caller's write succeeded, so an
+/// order can never overtake the state it relies on (an epoch, a claim to the
+/// freshest data). The same rule as raft-rs's `Ready`: persist, then send.
+#[must_use = "a step's outputs must be carried out, after its state is persisted"]
+#[derive(Debug)]
+pub struct Ready {
+    persist: Option<Persisted>,
+    outputs: Vec<Output>,
+}
+
+impl Ready {
+    /// The state to write durably first, if the step changed it.
+    pub fn persist(&self) -> Option<&Persisted> {
+        self.persist.as_ref()
+    }
+
+    /// Write the state with `write` (when there is one to write), then
+    /// hand out the outputs. A failed write hands out nothing: the daemon
+    /// must not act on a state it could not make durable.
+    pub fn persist_then<E>(
+        self,
+        write: impl FnOnce(&Persisted) -> Result<(), E>,
+    ) -> Result<Vec<Output>, E> {
+        if let Some(state) = &self.persist {
+            write(state)?;
+        }
+        Ok(self.outputs)
+    }
+}
+
 /// See [`Policy::brief`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Brief {
@@ -129,7 +165,7 @@ pub struct Brief {
 }
 
 /// A snapshot of the policy for operators (`coroha status`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub node: String,
     pub role: Option<HaRole>,
@@ -152,7 +188,7 @@ pub struct Status {
 }
 
 /// One coroha daemon of the view, as it announced itself.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemberStatus {
     pub id: NodeId,
     pub name: String,
@@ -236,7 +272,7 @@ struct Sabotage {
 pub struct Policy {
     cfg: Settings,
     persisted: Persisted,
-    /// What the I/O edge last wrote to disk.
+    /// What the I/O edge was last handed to write.
     written: Persisted,
     local: Local,
     quorum: Quorum,
@@ -249,11 +285,12 @@ pub struct Policy {
     next_id: u64,
     started_at: Option<u64>,
     status_at: u64,
-    retry_at: u64,
+    /// Set after a failed order; `failed_order` is not repeated before.
+    retry_at: Option<u64>,
     /// The order that failed last: it is not repeated before `retry_at`.
     failed_order: Option<HaOrder>,
-    hold_timer: Option<(Hold, u64)>,
-    leaving: Option<(bool, u64)>,
+    hold_timer: Option<HoldTimer>,
+    leaving: Option<Stopping>,
     fence_running: bool,
     last_step_at: u64,
     sabotage: Sabotage,
@@ -294,7 +331,7 @@ impl Policy {
             next_id: 1,
             started_at: None,
             status_at: 0,
-            retry_at: 0,
+            retry_at: None,
             failed_order: None,
             hold_timer: None,
             leaving: None,
@@ -388,7 +425,7 @@ impl Policy {
             quorate: brief.quorate,
             ring: self.quorum.vq_ring,
             primary: brief.primary.map(|n| self.name(n)),
-            plan: self.plan.as_ref().map(|p| p.cause.clone()),
+            plan: self.plan.as_ref().map(|p| p.cause.to_string()),
             pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
             stopping: self.leaving.is_some(),
             members,
@@ -400,33 +437,7 @@ impl Policy {
         self.leaving.is_some()
     }
 
-    /// The earliest time at which `step(_, Input::Timer)` has work to do.
-    pub fn next_deadline(&self) -> Option<u64> {
-        let mut deadlines = vec![];
-        if self.pending.is_none() {
-            deadlines.push(self.status_at);
-            if self.retry_at > 0 {
-                deadlines.push(self.retry_at);
-            }
-        }
-        if let Some((_, at)) = self.hold_timer.as_ref().filter(|(_, at)| *at != u64::MAX) {
-            deadlines.push(*at);
-        }
-        if let (Some(start), true) = (self.started_at, self.settling_flag()) {
-            deadlines.push(start + self.cfg.startup_settle);
-        }
-        if let Some((true, at)) = self.leaving.filter(|(_, at)| *at != u64::MAX) {
-            deadlines.push(at);
-        }
-        // A deadline already past was not acted on because something else
-        // blocks it; the next input re-evaluates it.
-        deadlines
-            .into_iter()
-            .filter(|d| *d > self.last_step_at)
-            .min()
-    }
-
-    pub fn step(&mut self, now: u64, input: Input) -> Vec<Output> {
+    pub fn step(&mut self, now: u64, input: Input) -> Ready {
         if self.started_at.is_none() {
             self.started_at = Some(now);
         }
@@ -446,8 +457,16 @@ impl Policy {
         if self.local.promoting != promoting {
             self.announce_if_changed();
         }
-        self.flush_persisted();
-        std::mem::take(&mut self.out)
+        // Whatever changed of the durable state is written before any of
+        // this step's outputs, orders included.
+        let persist = (self.persisted != self.written).then(|| {
+            self.written = self.persisted.clone();
+            self.written.clone()
+        });
+        Ready {
+            persist,
+            outputs: std::mem::take(&mut self.out),
+        }
     }
 
     // ----- logging helpers -------------------------------------------------

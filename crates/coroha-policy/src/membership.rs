@@ -2,6 +2,7 @@
 //! ring, quorum, and the announcements and requests delivered in a view;
 //! then the plan every member computes from the same delivered state.
 
+use crate::cause::Cause;
 use crate::cluster::{ClusterEvent, Member, NodeId, Reason};
 use crate::elect::{self, elect, ElectParams, Target, View};
 use crate::message::{Body, Envelope, Fresh, KnownPrimary, NodeState, Request};
@@ -304,7 +305,7 @@ impl Policy {
             }
             Request::Release(hold) => {
                 self.log(Level::Info, format!("{hold:?} elapsed"));
-                if self.hold_timer.as_ref().is_some_and(|(h, _)| *h == hold) {
+                if self.hold_timer.as_ref().is_some_and(|t| *t.hold() == hold) {
                     self.hold_timer = None;
                 }
                 self.view.released.insert(hold);
@@ -359,7 +360,7 @@ impl Policy {
             {
                 // The switchover is done once its target is primary.
                 if self.plan.as_ref().is_some_and(|p| p.target == plan.target)
-                    && plan.cause.ends_with("stays primary")
+                    && matches!(plan.cause, Cause::Stays { .. })
                 {
                     self.view.switchover = None;
                 }

@@ -2,6 +2,7 @@
 //! `confirm-down`) and the policy's timers.
 
 use crate::message::{Body, Request};
+use crate::timers::{HoldTimer, Stopping};
 use crate::{Level, Operator, Output, Policy};
 use confd_ha::HaRole;
 
@@ -44,7 +45,9 @@ impl Policy {
                 let primary = self.local.role == Some(HaRole::Primary);
                 if handover && primary {
                     self.log(Level::Info, "orderly stop: handing the primary role over");
-                    self.leaving = Some((true, now + self.cfg.handover_timeout));
+                    self.leaving = Some(Stopping::Handover {
+                        deadline: now + self.cfg.handover_timeout,
+                    });
                 } else {
                     let what = if handover {
                         "orderly stop"
@@ -52,7 +55,13 @@ impl Policy {
                         "maintenance stop: roles stay as they are"
                     };
                     self.log(Level::Info, what);
-                    self.leaving = Some((handover, now));
+                    // Not primary: nothing to hand over, so the handover's
+                    // deadline is now.
+                    self.leaving = Some(if handover {
+                        Stopping::Handover { deadline: now }
+                    } else {
+                        Stopping::Maintenance
+                    });
                     self.out.push(Output::Leave);
                 }
             }
@@ -62,20 +71,20 @@ impl Policy {
     // ----- timers ----------------------------------------------------------
 
     pub(crate) fn on_timer(&mut self, now: u64) {
-        if let Some((hold, at)) = self.hold_timer.clone() {
-            if now >= at {
+        if let Some(HoldTimer::Running { hold, until }) = self.hold_timer.clone() {
+            if now >= until {
                 self.multicast(Body::Request(Request::Release(hold.clone())));
                 // Sent; the hold ends for everybody when it is delivered.
-                self.hold_timer = Some((hold, u64::MAX));
+                self.hold_timer = Some(HoldTimer::ReleaseSent { hold });
             }
         }
-        if let Some((true, at)) = self.leaving {
-            if now >= at && !self.out.contains(&Output::Leave) {
+        if let Some(Stopping::Handover { deadline }) = self.leaving {
+            if now >= deadline && !self.out.contains(&Output::Leave) {
                 self.log(
                     Level::Warn,
                     "handover did not finish in time: leaving anyway",
                 );
-                self.leaving = Some((true, u64::MAX));
+                self.leaving = Some(Stopping::HandedOver);
                 self.out.push(Output::Leave);
             }
         }

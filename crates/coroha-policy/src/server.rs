@@ -57,7 +57,7 @@ impl Policy {
             Ok(reply) => {
                 if !matches!(p.order, HaOrder::GetStatus) {
                     self.local.failures = 0;
-                    self.retry_at = 0;
+                    self.retry_at = None;
                     self.failed_order = None;
                 }
                 if self.local.health != Health::Fenced || matches!(p.order, HaOrder::GetStatus) {
@@ -327,7 +327,7 @@ impl Policy {
             }
         }
         if !matches!(p.order, HaOrder::GetStatus) {
-            self.retry_at = now + self.cfg.retry_interval;
+            self.retry_at = Some(now + self.cfg.retry_interval);
             self.failed_order = Some(p.order);
         }
         self.status_at = self.status_at.min(now + self.cfg.status_interval);

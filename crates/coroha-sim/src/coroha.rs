@@ -110,7 +110,14 @@ impl Sim {
             }
             c.pending_order = None;
         }
-        let outputs = c.policy.step(now, input);
+        let ready = c.policy.step(now, input);
+        // The simulated disk never fails, and a step is atomic here: the
+        // state is on disk before any output.
+        let disk = &mut self.disk[i];
+        let Ok(outputs) = ready.persist_then(|state| {
+            *disk = state.clone();
+            Ok::<(), std::convert::Infallible>(())
+        });
         let pid = c.pid;
         for out in outputs {
             self.output(i, pid, out);
@@ -158,7 +165,6 @@ impl Sim {
                 self.schedule(self.now + timeout, Ev::OrderTimeout { node: i, pid, id });
                 self.submit_order(i, pid, id, order);
             }
-            Output::Persist(p) => self.disk[i] = p,
             Output::Fence => {
                 self.record(Some(i), "fence hook: restarting NSO/ConfD".into());
                 self.schedule(self.now + 100, Ev::FenceDone { node: i, pid });

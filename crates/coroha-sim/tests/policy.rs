@@ -8,6 +8,7 @@ use coroha_policy::message::{Body, Envelope, NodeState};
 use coroha_policy::{Input, Level, Output, Persisted, Policy};
 use coroha_sim::default_config;
 use coroha_sim::rng::Rng;
+use std::convert::Infallible;
 
 const RING: RingId = RingId { rep: 1, seq: 8 };
 
@@ -22,7 +23,7 @@ fn member(node: NodeId) -> Member {
 fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
     let config = default_config(3);
     let mut p = Policy::new(config.settings(1), Persisted::default());
-    let out = p.step(0, Input::Timer);
+    let out = step(&mut p, 0, Input::Timer);
     let id = out.iter().find_map(|o| match o {
         Output::Order {
             id,
@@ -30,7 +31,8 @@ fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
         } => Some(*id),
         _ => None,
     });
-    p.step(
+    step(
+        &mut p,
         1,
         Input::HaReply {
             id: id.expect("status first"),
@@ -40,22 +42,26 @@ fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
             }),
         },
     );
-    p.step(
+    step(
+        &mut p,
         2,
         Input::Cluster(ClusterEvent::Connected { local: member(1) }),
     );
-    p.step(
+    step(
+        &mut p,
         3,
         Input::Cluster(ClusterEvent::QuorumNodes {
             ring: RING,
             members: vec![1, 2, 3],
         }),
     );
-    p.step(
+    step(
+        &mut p,
         4,
         Input::Cluster(ClusterEvent::Quorum { quorate, needed: 2 }),
     );
-    let out = p.step(
+    let out = step(
+        &mut p,
         5,
         Input::Cluster(ClusterEvent::CpgConfChg {
             members: members.iter().map(|n| member(*n)).collect(),
@@ -73,6 +79,15 @@ fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
     (p, view)
 }
 
+/// One step whose durable state is written nowhere: these tests look at
+/// what the step does, not at the disk.
+fn step(p: &mut Policy, now: u64, input: Input) -> Vec<Output> {
+    let Ok(out) = p
+        .step(now, input)
+        .persist_then(|_| Ok::<(), Infallible>(()));
+    out
+}
+
 fn own_announcement(out: &[Output]) -> Option<Vec<u8>> {
     out.iter().rev().find_map(|o| match o {
         Output::Multicast(d)
@@ -85,7 +100,8 @@ fn own_announcement(out: &[Output]) -> Option<Vec<u8>> {
 }
 
 fn deliver(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Vec<Output> {
-    p.step(
+    step(
+        p,
         now,
         Input::Cluster(ClusterEvent::Deliver {
             sender: member(from),
@@ -128,23 +144,45 @@ fn promotion_is_announced_first_then_persisted_then_ordered() {
         Body::Announce(s) => assert_eq!(s.promoting, Some(1)),
         other => panic!("{other:?}"),
     }
-    let out = deliver(&mut p, 13, 1, intent);
-    let persist = out
-        .iter()
-        .position(|o| matches!(o, Output::Persist(s) if s.max_epoch == 1));
-    let order = out.iter().position(|o| {
-        matches!(
-            o,
-            Output::Order {
-                order: HaOrder::BePrimary { .. },
-                ..
-            }
-        )
+    let ready = p.step(
+        13,
+        Input::Cluster(ClusterEvent::Deliver {
+            sender: member(1),
+            data: intent,
+        }),
+    );
+    assert_eq!(ready.persist().map(|s| s.max_epoch), Some(1));
+    // The order is only handed out once the epoch is written.
+    let mut written = None;
+    let Ok(out) = ready.persist_then(|state| {
+        written = Some(state.max_epoch);
+        Ok::<(), Infallible>(())
     });
-    assert!(persist.is_some() && order.is_some(), "{out:?}");
+    assert_eq!(written, Some(1), "the epoch is persisted first");
     assert!(
-        persist < order,
-        "the epoch is persisted before beprimary is sent"
+        matches!(orders(&out)[..], [HaOrder::BePrimary { .. }]),
+        "then beprimary is sent: {out:?}"
+    );
+}
+
+#[test]
+fn a_state_that_cannot_be_persisted_releases_no_order() {
+    let (mut p, view) = started(&[1, 2, 3], true);
+    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
+    let out = elect_me(&mut p, view, mine);
+    let intent = own_announcement(&out).expect("intent announced");
+    let ready = p.step(
+        13,
+        Input::Cluster(ClusterEvent::Deliver {
+            sender: member(1),
+            data: intent,
+        }),
+    );
+    let result = ready.persist_then(|_| Err("disk full"));
+    assert_eq!(
+        result,
+        Err("disk full"),
+        "nothing of the step is carried out"
     );
 }
 
@@ -225,7 +263,7 @@ fn a_restarted_daemon_adopts_the_primary_role_it_finds() {
         ..Persisted::default()
     };
     let mut p = Policy::new(config.settings(1), persisted);
-    let out = p.step(0, Input::Timer);
+    let out = step(&mut p, 0, Input::Timer);
     let id = out.iter().find_map(|o| match o {
         Output::Order { id, .. } => Some(*id),
         _ => None,
@@ -234,7 +272,8 @@ fn a_restarted_daemon_adopts_the_primary_role_it_finds() {
         role: HaRole::Primary,
         nodes: vec!["n2".into()],
     };
-    let out = p.step(
+    let out = step(
+        &mut p,
         1,
         Input::HaReply {
             id: id.unwrap(),

@@ -1,0 +1,156 @@
+//! Why a plan is what it is: typed, so that the policy can act on the kind
+//! of decision (a switchover is done once its target simply stays primary)
+//! and operators read the same sentence in the log, in `coroha status` and
+//! in the hooks' `COROHA_CAUSE`. The `Display` text is the interface that
+//! operators and the golden timelines see; change it only on purpose.
+
+use crate::message::{Fresh, Health, NodeState};
+use std::fmt;
+
+/// The reason of one [`crate::elect::Plan`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The current primary is eligible and nothing moves it.
+    Stays { primary: String },
+    /// The plan follows a primary whose coroha left while its node is still
+    /// a corosync member: it may still be serving.
+    OrphanKept { primary: String, epoch: u64 },
+    /// An operator asked to move the role from a healthy primary.
+    Switchover { from: String, to: String },
+    /// An operator asked for a node while there is no eligible primary.
+    SwitchoverTo { to: String },
+    /// A node of higher priority, in sync, takes the role back.
+    Failback {
+        to: String,
+        priority: u32,
+        over: u32,
+    },
+    /// A new primary replaces one that may no longer serve.
+    Replaces {
+        elected: String,
+        primary: String,
+        why: Unfit,
+    },
+    /// A new primary where there was none.
+    Freshest {
+        elected: String,
+        fresh: Fresh,
+        priority: u32,
+    },
+    /// Not every configured node has joined yet and none is primary.
+    Settling,
+    /// Nobody may be primary; why, for each node that could be, in the
+    /// order of their text.
+    NoCandidate(Vec<Unqualified>),
+}
+
+/// A node that could be primary but may not be now, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unqualified {
+    pub name: String,
+    pub why: Unfit,
+}
+
+impl fmt::Display for Unqualified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Unqualified { name, why } = self;
+        match why {
+            // "n2 is behind (…)" reads better than "n2: behind (…)".
+            Unfit::Behind { .. } => write!(f, "{name} is {why}"),
+            _ => write!(f, "{name}: {why}"),
+        }
+    }
+}
+
+/// Why a node may not be primary now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfit {
+    Stopping,
+    Standby,
+    CannotPrimary,
+    Health(Health),
+    /// It has older data than somebody has seen.
+    Behind {
+        fresh: Fresh,
+        need: Fresh,
+    },
+}
+
+impl Unfit {
+    /// Why `s`, which does not qualify, is not eligible.
+    pub(crate) fn of(s: &NodeState) -> Unfit {
+        if s.leaving {
+            Unfit::Stopping
+        } else if s.standby {
+            Unfit::Standby
+        } else if !s.can_primary {
+            Unfit::CannotPrimary
+        } else {
+            Unfit::Health(s.health)
+        }
+    }
+}
+
+impl fmt::Display for Unfit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unfit::Stopping => f.write_str("stopping"),
+            Unfit::Standby => f.write_str("standby"),
+            Unfit::CannotPrimary => f.write_str("can_primary = false"),
+            Unfit::Health(h) => write!(f, "{}", format!("NSO/ConfD {h:?}").to_lowercase()),
+            Unfit::Behind { fresh, need } => write!(f, "behind ({fresh} < {need})"),
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Stays { primary } => write!(f, "{primary} stays primary"),
+            Cause::OrphanKept { primary, epoch } => write!(
+                f,
+                "primary {primary} (epoch {epoch}) lost its coroha but its node is a member: keeping it"
+            ),
+            Cause::Switchover { from, to } => write!(f, "operator switchover from {from} to {to}"),
+            Cause::SwitchoverTo { to } => write!(f, "operator switchover to {to}"),
+            Cause::Failback { to, priority, over } => {
+                write!(f, "failback to {to} (priority {priority} > {over})")
+            }
+            Cause::Replaces {
+                elected,
+                primary,
+                why,
+            } => write!(f, "{elected} elected: primary {primary} is not eligible ({why})"),
+            Cause::Freshest {
+                elected,
+                fresh,
+                priority,
+            } => write!(
+                f,
+                "{elected} elected: freshest data ({fresh}), priority {priority}"
+            ),
+            Cause::Settling => f.write_str(
+                "waiting for the startup settle time: not every configured node has joined",
+            ),
+            Cause::NoCandidate(nodes) => {
+                f.write_str("no eligible up-to-date node: ")?;
+                for (i, node) in nodes.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{node}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Cause {
+    /// Nobody may be primary: `nodes` in the order of their text, as
+    /// operators have always seen them.
+    pub(crate) fn no_candidate(mut nodes: Vec<Unqualified>) -> Cause {
+        nodes.sort_by_cached_key(Unqualified::to_string);
+        Cause::NoCandidate(nodes)
+    }
+}
