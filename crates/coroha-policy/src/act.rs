@@ -3,6 +3,7 @@
 
 use crate::cluster::NodeId;
 use crate::elect::Target;
+use crate::local::LocalRole;
 use crate::message::{Body, Envelope, Health, Hold, KnownPrimary, NodeState};
 use crate::timers::{HoldTimer, Stopping};
 use crate::{Failback, Level, Output, Pending, Policy, QuorumLossAction};
@@ -22,10 +23,10 @@ impl Policy {
         NodeState {
             name: self.name(self.cfg.me),
             address: me.map(|n| n.address.clone()).unwrap_or_default(),
-            role: self.local.role,
+            role: self.local.role.ha_role(),
             role_epoch: self.local.role_epoch,
-            parent: self.local.parent,
-            initialized: self.local.initialized,
+            parent: self.local.role.parent(),
+            initialized: self.local.role.initialized(),
             promoting: self.local.promoting,
             health: self.local.health,
             max_epoch: self.announced_max_epoch(),
@@ -33,7 +34,7 @@ impl Policy {
             sync_loss: self.persisted.sync_loss,
             known_fresh: self.persisted.known_fresh,
             gen: self.local.gen,
-            attached: self.local.attached.iter().copied().collect(),
+            attached: self.local.role.attached(),
             priority: me.map_or(0, |n| n.priority),
             can_primary: me.is_some_and(|n| n.can_primary),
             standby: self.persisted.standby,
@@ -58,10 +59,14 @@ impl Policy {
     /// remembers it (its coroha stopped before everybody else restarted):
     /// being attached to it proves it serves.
     pub(crate) fn parent_as_primary(&self) -> Option<KnownPrimary> {
-        if !matches!(self.local.role, Some(HaRole::Secondary)) {
+        let LocalRole::Secondary {
+            parent: Some(parent),
+            ..
+        } = self.local.role
+        else {
             return None;
-        }
-        let parent = self.cfg.node(self.local.parent?)?;
+        };
+        let parent = self.cfg.node(parent)?;
         if !self.quorum.ring_members.contains(&parent.id) {
             // Its node left: not an orphan, and its NSO/ConfD will drop us.
             return None;
@@ -242,7 +247,7 @@ impl Policy {
     fn next_order(&self, now: u64) -> Next {
         let me = self.cfg.me;
         let my_name = self.name(me);
-        let primary = self.local.role == Some(HaRole::Primary);
+        let primary = self.local.role.is_primary();
         // Rule 7: quorum loss on the primary acts at once, whatever the plan.
         let gate = !self.sabotage.skip_quorum_gate;
         if gate && (self.quorum.lost() || self.coroha_minority()) {
@@ -355,11 +360,8 @@ impl Policy {
                 if !ready {
                     return Next::Idle;
                 }
-                let attached = matches!(
-                    self.local.role,
-                    Some(HaRole::Secondary) | Some(HaRole::Relay)
-                ) && self.local.parent == Some(parent)
-                    && self.local.role_epoch == plan.epoch;
+                let attached =
+                    self.local.role.parent() == Some(parent) && self.local.role_epoch == plan.epoch;
                 if !attached
                     && self.reattach_block == Some((parent, plan.epoch))
                     && matches!(target, Target::Member(_))
@@ -368,8 +370,13 @@ impl Policy {
                 }
                 if attached {
                     if plan.relays.contains(&me)
-                        && self.local.role == Some(HaRole::Secondary)
-                        && self.local.initialized
+                        && matches!(
+                            self.local.role,
+                            LocalRole::Secondary {
+                                initialized: true,
+                                ..
+                            }
+                        )
                     {
                         return Next::Order(NextOrder::new(
                             HaOrder::BeRelay,
@@ -413,8 +420,8 @@ impl Policy {
     pub(crate) fn maybe_primary(&self) -> bool {
         self.local.promoting.is_some()
             || match self.local.role {
-                Some(role) => role == HaRole::Primary,
-                None => !matches!(self.local.health, Health::Down | Health::Fenced),
+                LocalRole::Unknown => !matches!(self.local.health, Health::Down | Health::Fenced),
+                ref known => known.is_primary(),
             }
     }
 
@@ -434,7 +441,7 @@ impl Policy {
         if !self.cfg.secondary_dead {
             return None;
         }
-        self.local.attached.iter().copied().find(|n| {
+        self.local.role.attached().into_iter().find(|n| {
             !self.quorum.ring_members.contains(n) && !self.secondary_dead_sent.contains(n)
         })
     }
@@ -444,11 +451,9 @@ impl Policy {
     fn handover_complete(&self) -> Option<&'static str> {
         let me = self.cfg.me;
         let announced_leaving = self.view.states.get(&me).is_some_and(|s| s.leaving);
-        let attached = matches!(
-            self.local.role,
-            Some(HaRole::Secondary) | Some(HaRole::Relay)
-        ) && self.local.initialized;
-        let nobody_else = self.local.role == Some(HaRole::Primary)
+        // A secondary or relay with its copy: the role is handed over.
+        let attached = self.local.role.initialized();
+        let nobody_else = self.local.role.is_primary()
             && self
                 .plan
                 .as_ref()
@@ -456,7 +461,7 @@ impl Policy {
         if !(announced_leaving && (attached || nobody_else)) {
             return None;
         }
-        Some(if self.local.role == Some(HaRole::Primary) {
+        Some(if self.local.role.is_primary() {
             "no other node can take over: leaving with NSO/ConfD still primary"
         } else {
             "handover done: leaving"

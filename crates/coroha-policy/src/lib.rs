@@ -13,6 +13,7 @@ mod act;
 pub mod cause;
 pub mod cluster;
 pub mod elect;
+mod local;
 mod membership;
 pub mod message;
 mod operator;
@@ -27,6 +28,7 @@ use timers::{HoldTimer, Stopping};
 use cluster::{ClusterEvent, Member, NodeId, RingId};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use elect::{Plan, Target, View};
+use local::{Local, LocalRole};
 use message::{Fresh, Health, KnownPrimary, NodeState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -200,20 +202,6 @@ pub struct MemberStatus {
     pub leaving: bool,
 }
 
-/// What the local NSO/ConfD is doing, as far as this daemon knows.
-#[derive(Clone, Debug)]
-struct Local {
-    role: Option<HaRole>,
-    promoting: Option<u64>,
-    role_epoch: u64,
-    parent: Option<NodeId>,
-    initialized: bool,
-    health: Health,
-    attached: BTreeSet<NodeId>,
-    gen: u64,
-    failures: u32,
-}
-
 /// The order in flight (one at a time, like the server processes them).
 #[derive(Clone, Debug)]
 struct Pending {
@@ -306,14 +294,11 @@ pub struct Policy {
 impl Policy {
     pub fn new(cfg: Settings, persisted: Persisted) -> Policy {
         let local = Local {
-            role: None,
+            role: LocalRole::Unknown,
             promoting: None,
             role_epoch: persisted.role_epoch,
-            parent: None,
-            initialized: false,
-            health: Health::Starting,
-            attached: BTreeSet::new(),
             gen: 0,
+            health: Health::Starting,
             failures: 0,
         };
         Policy {
@@ -356,7 +341,7 @@ impl Policy {
     }
 
     pub fn role(&self) -> Option<HaRole> {
-        self.local.role
+        self.local.role.ha_role()
     }
 
     /// The epoch this node announced it will promote itself at, if any.
@@ -385,7 +370,7 @@ impl Policy {
     /// STATUS, hook environment); cheap, unlike [`Policy::status`].
     pub fn brief(&self) -> Brief {
         Brief {
-            role: self.local.role,
+            role: self.local.role.ha_role(),
             epoch: self.local.role_epoch,
             quorate: self.quorum.stable(),
             primary: self
@@ -420,7 +405,7 @@ impl Policy {
             epoch: brief.epoch,
             max_epoch: self.persisted.max_epoch,
             health: self.local.health,
-            parent: self.local.parent.map(|p| self.name(p)),
+            parent: self.local.role.parent().map(|p| self.name(p)),
             standby: self.persisted.standby,
             quorate: brief.quorate,
             ring: self.quorum.vq_ring,

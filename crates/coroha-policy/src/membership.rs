@@ -252,9 +252,9 @@ impl Policy {
         }
         if state.is_primary()
             && state.attached.contains(&me)
-            && self.local.parent == Some(from)
+            && self.local.role.parent() == Some(from)
             && self.local.role_epoch == state.role_epoch
-            && self.local.initialized
+            && self.local.role.initialized()
         {
             self.persisted.fresh = self.persisted.fresh.max(Fresh {
                 epoch: state.role_epoch,

@@ -4,7 +4,6 @@
 use crate::message::{Body, Request};
 use crate::timers::{HoldTimer, Stopping};
 use crate::{Level, Operator, Output, Policy};
-use confd_ha::HaRole;
 
 impl Policy {
     // ----- operator --------------------------------------------------------
@@ -42,7 +41,7 @@ impl Policy {
                 }
             }
             Operator::Stop { handover } => {
-                let primary = self.local.role == Some(HaRole::Primary);
+                let primary = self.local.role.is_primary();
                 if handover && primary {
                     self.log(Level::Info, "orderly stop: handing the primary role over");
                     self.leaving = Some(Stopping::Handover {

@@ -3,6 +3,7 @@
 
 use crate::cluster::NodeId;
 use crate::elect::{Plan, Target};
+use crate::local::LocalRole;
 use crate::message::{Body, Fresh, Health, Request};
 use crate::{Level, Output, Pending, Policy};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
@@ -12,7 +13,7 @@ impl Policy {
     // ----- NSO/ConfD -------------------------------------------------------
 
     pub(crate) fn set_role(&mut self, role: HaRole, cause: &str) {
-        let from = self.local.role;
+        let from = self.local.role.ha_role();
         if from != Some(role) {
             self.out.push(Output::RoleChanged {
                 from,
@@ -20,14 +21,8 @@ impl Policy {
                 cause: cause.to_string(),
             });
         }
-        self.local.role = Some(role);
-        if role != HaRole::Primary {
-            self.local.attached.clear();
-        }
-        if !matches!(role, HaRole::Secondary | HaRole::Relay) {
-            self.local.parent = None;
-            self.local.initialized = false;
-        }
+        let before = std::mem::replace(&mut self.local.role, LocalRole::Unknown);
+        self.local.role = before.became(role);
     }
 
     pub(crate) fn set_health(&mut self, health: Health, why: &str) {
@@ -76,7 +71,6 @@ impl Policy {
                 self.local.promoting = None;
                 self.local.role_epoch = p.epoch;
                 self.local.gen = 0;
-                self.local.attached.clear();
                 self.persisted.sync_loss = 0;
                 self.persisted.role_epoch = p.epoch;
                 self.persisted.fresh = self.persisted.fresh.max(Fresh {
@@ -84,12 +78,15 @@ impl Policy {
                     gen: 0,
                 });
                 self.set_role(HaRole::Primary, &p.cause);
+                // A new term: nobody is attached to it yet.
+                self.local.role = LocalRole::Primary {
+                    attached: BTreeSet::new(),
+                };
             }
             (HaOrder::BeSecondary { .. }, _) => {
                 self.set_role(HaRole::Secondary, &p.cause);
-                self.local.parent = p.parent;
+                self.local.role.follow(p.parent, true);
                 self.local.role_epoch = p.epoch;
-                self.local.initialized = true;
                 self.persisted.role_epoch = p.epoch;
                 self.persisted.sync_loss = 0;
                 self.adopt_fresh_from_parent();
@@ -105,7 +102,7 @@ impl Policy {
                 // The server raises no SECONDARY_DIED for it: count it here.
                 let node = node.clone();
                 if let Some(id) = self.cfg.id_of(&node) {
-                    if self.local.attached.remove(&id) {
+                    if self.local.role.detach(id) {
                         self.bump_gen();
                     }
                 }
@@ -133,10 +130,7 @@ impl Policy {
     /// only while it is quorate: only then can it acknowledge a write that
     /// invariant I2 protects, and outside quorum it is about to step down.
     pub(crate) fn claim_fresh(&mut self) {
-        if self.local.role == Some(HaRole::Primary)
-            && self.quorum.stable()
-            && !self.coroha_minority()
-        {
+        if self.local.role.is_primary() && self.quorum.stable() && !self.coroha_minority() {
             let fresh = Fresh {
                 epoch: self.local.role_epoch,
                 gen: self.local.gen,
@@ -146,7 +140,7 @@ impl Policy {
     }
 
     pub(crate) fn persist_attachment(&mut self) {
-        let attached: Vec<NodeId> = self.local.attached.iter().copied().collect();
+        let attached = self.local.role.attached();
         if self.persisted.attached != attached || self.persisted.gen != self.local.gen {
             self.persisted.attached = attached;
             self.persisted.gen = self.local.gen;
@@ -156,10 +150,7 @@ impl Policy {
     /// The local copy stopped following a primary that, as far as the
     /// delivered state shows, still serves: it may fall behind.
     pub(crate) fn note_sync_lost(&mut self, why: &str) {
-        let (Some(parent), true) = (
-            self.local.parent,
-            matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)),
-        ) else {
+        let Some(parent) = self.local.role.parent() else {
             return;
         };
         let epoch = self.local.role_epoch;
@@ -199,7 +190,7 @@ impl Policy {
 
     /// A freshly attached secondary may already be listed by its primary.
     pub(crate) fn adopt_fresh_from_parent(&mut self) {
-        if let Some(parent) = self.local.parent {
+        if let Some(parent) = self.local.role.parent() {
             if let Some(ps) = self.view.states.get(&parent) {
                 if ps.is_primary()
                     && ps.role_epoch == self.local.role_epoch
@@ -216,7 +207,7 @@ impl Policy {
 
     pub(crate) fn on_status(&mut self, role: HaRole, nodes: Vec<String>) {
         let ids: Vec<NodeId> = nodes.iter().filter_map(|n| self.cfg.id_of(n)).collect();
-        match (self.local.role, role) {
+        match (self.local.role.ha_role(), role) {
             (None, _) => {
                 // Restart adoption (rule 8): take over the role the server has.
                 let text = format!(
@@ -232,30 +223,25 @@ impl Policy {
                 self.log(level, text);
                 self.set_role(role, "adopted at start");
                 if role == HaRole::Primary {
-                    self.local.attached = self.persisted.attached.iter().copied().collect();
+                    self.local.role = LocalRole::Primary {
+                        attached: self.persisted.attached.iter().copied().collect(),
+                    };
                     self.local.gen = self.persisted.gen;
                 }
-                if matches!(role, HaRole::Secondary | HaRole::Relay) {
-                    self.local.parent = ids.first().copied();
-                    self.local.initialized = true;
-                }
+                // A secondary found running has its copy.
+                self.local.role.follow(ids.first().copied(), true);
             }
             (Some(old), new) if old != new => {
                 self.set_role(new, &format!("observed: NSO/ConfD reports {}", new.name()));
-                if matches!(new, HaRole::Secondary | HaRole::Relay) {
-                    self.local.parent = ids.first().copied();
-                }
+                let initialized = self.local.role.initialized();
+                self.local.role.follow(ids.first().copied(), initialized);
             }
             _ => {}
         }
-        if role == HaRole::Primary {
+        if let LocalRole::Primary { attached } = &mut self.local.role {
             let now_attached: BTreeSet<NodeId> = ids.into_iter().collect();
-            let lost = self
-                .local
-                .attached
-                .iter()
-                .any(|n| !now_attached.contains(n));
-            self.local.attached = now_attached;
+            let lost = attached.iter().any(|n| !now_attached.contains(n));
+            *attached = now_attached;
             if lost {
                 self.bump_gen();
             } else {
@@ -285,7 +271,7 @@ impl Policy {
             HaFailure::Unreachable => {
                 self.note_sync_lost("NSO/ConfD is not running");
                 self.set_health(Health::Down, &format!("{verb}: nothing listening"));
-                if self.local.role != Some(HaRole::None) {
+                if self.local.role != LocalRole::None {
                     self.set_role(HaRole::None, "NSO/ConfD is not running");
                 }
             }
@@ -308,8 +294,7 @@ impl Policy {
                         &format!("{verb} refused {} times", self.local.failures),
                     );
                 }
-                if refused && p.order == HaOrder::BeNone && self.local.role == Some(HaRole::Primary)
-                {
+                if refused && p.order == HaOrder::BeNone && self.local.role.is_primary() {
                     // It will not stop being primary: escalate.
                     if self.cfg.has_fence && !self.fence_running {
                         self.log(
@@ -364,10 +349,7 @@ impl Policy {
         match ev {
             HaEvent::NoPrimary(code) => {
                 self.note_sync_lost(&format!("NOPRIMARY {}", confd_ha::code::name(code)));
-                if let (Some(parent), true) = (
-                    self.local.parent,
-                    matches!(self.local.role, Some(HaRole::Secondary | HaRole::Relay)),
-                ) {
+                if let Some(parent) = self.local.role.parent() {
                     let me = self.cfg.me;
                     let epoch = self.local.role_epoch;
                     let still_listed = self
@@ -383,14 +365,14 @@ impl Policy {
                 self.set_role(HaRole::None, &why);
             }
             HaEvent::IsNone => {
-                if self.local.role.is_some() {
+                if self.local.role != LocalRole::Unknown {
                     self.set_role(HaRole::None, "NSO/ConfD reports none");
                 }
             }
             HaEvent::IsPrimary => {}
             HaEvent::SecondaryDied(name) => {
                 if let Some(id) = self.cfg.id_of(&name) {
-                    if self.local.attached.remove(&id) {
+                    if self.local.role.detach(id) {
                         self.bump_gen();
                         self.log(
                             Level::Info,
@@ -404,14 +386,15 @@ impl Policy {
             }
             HaEvent::SecondaryArrived(name) => {
                 if let Some(id) = self.cfg.id_of(&name) {
-                    if self.local.role == Some(HaRole::Primary) {
-                        self.local.attached.insert(id);
+                    if let LocalRole::Primary { attached } = &mut self.local.role {
+                        attached.insert(id);
                         self.persist_attachment();
                     }
                 }
             }
             HaEvent::SecondaryInitialized => {
-                self.local.initialized = true;
+                let parent = self.local.role.parent();
+                self.local.role.follow(parent, true);
             }
             HaEvent::BeSecondaryResult(_) => {}
         }
