@@ -5,7 +5,7 @@ use confd_ha::{HaOrder, HaReply, HaRole};
 use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use coroha_policy::elect::Target;
 use coroha_policy::message::{Body, Envelope, NodeState};
-use coroha_policy::{Input, Level, Output, Persisted, Policy};
+use coroha_policy::{Input, Level, Output, Persisted, Policy, Ready};
 use coroha_sim::default_config;
 use coroha_sim::rng::Rng;
 use std::convert::Infallible;
@@ -99,6 +99,17 @@ fn own_announcement(out: &[Output]) -> Option<Vec<u8>> {
     })
 }
 
+/// A delivery, and the step's result before anything is persisted.
+fn deliver_ready(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Ready {
+    p.step(
+        now,
+        Input::Cluster(ClusterEvent::Deliver {
+            sender: member(from),
+            data,
+        }),
+    )
+}
+
 fn deliver(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Vec<Output> {
     step(
         p,
@@ -144,13 +155,7 @@ fn promotion_is_announced_first_then_persisted_then_ordered() {
         Body::Announce(s) => assert_eq!(s.promoting, Some(1)),
         other => panic!("{other:?}"),
     }
-    let ready = p.step(
-        13,
-        Input::Cluster(ClusterEvent::Deliver {
-            sender: member(1),
-            data: intent,
-        }),
-    );
+    let ready = deliver_ready(&mut p, 13, 1, intent);
     assert_eq!(ready.persist().map(|s| s.max_epoch), Some(1));
     // The order is only handed out once the epoch is written.
     let mut written = None;
@@ -171,13 +176,7 @@ fn a_state_that_cannot_be_persisted_releases_no_order() {
     let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
     let out = elect_me(&mut p, view, mine);
     let intent = own_announcement(&out).expect("intent announced");
-    let ready = p.step(
-        13,
-        Input::Cluster(ClusterEvent::Deliver {
-            sender: member(1),
-            data: intent,
-        }),
-    );
+    let ready = deliver_ready(&mut p, 13, 1, intent);
     let result = ready.persist_then(|_| Err("disk full"));
     assert_eq!(
         result,
