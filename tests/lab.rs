@@ -499,7 +499,9 @@ fn daemon_interfaces() {
     let to = without(3, p)[1];
     let out = lab.coroha_cmd(without(3, p)[0], &["switchover", "--to", &format!("n{to}")]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(lab.wait_settled(&all(3), SETTLE), to);
+    // The command returns once the request is taken: the old primary is
+    // still settled then, so wait for the new one.
+    lab.wait_settled_on(&all(3), to, SETTLE);
     no_overlap(&lab);
     // An unknown node is refused with a reason, and exit status 1.
     let out = lab.coroha_cmd(to, &["switchover", "--to", "n42"]);

@@ -452,6 +452,16 @@ impl Lab {
         )
     }
 
+    /// Wait until `primary` is the one primary with `expect` attached: for
+    /// a change that was asked for, whose old state is settled too.
+    pub fn wait_settled_on(&self, expect: &[u32], primary: u32, limit: Duration) {
+        wait_for(
+            limit,
+            &format!("n{primary} primary with {expect:?} attached"),
+            || self.settled_primary(expect).filter(|p| *p == primary),
+        );
+    }
+
     /// Every node's role history: (unix ms, state) in time order.
     pub fn histories(&self) -> Vec<(u32, Vec<(u64, String)>)> {
         self.nodes
