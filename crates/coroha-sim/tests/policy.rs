@@ -141,11 +141,16 @@ fn elect_me(p: &mut Policy, view: u64, mine: Vec<u8>) -> Vec<Output> {
     deliver(p, 12, 1, mine)
 }
 
+/// [`elect_me`] with node 1's own current announcement.
+fn elect_me_announcing(p: &mut Policy, view: u64) -> Vec<Output> {
+    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
+    elect_me(p, view, mine)
+}
+
 #[test]
 fn promotion_is_announced_first_then_persisted_then_ordered() {
     let (mut p, view) = started(&[1, 2, 3], true);
-    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
-    let out = elect_me(&mut p, view, mine);
+    let out = elect_me_announcing(&mut p, view);
     assert!(
         orders(&out).is_empty(),
         "no beprimary before the intent is delivered: {out:?}"
@@ -173,8 +178,7 @@ fn promotion_is_announced_first_then_persisted_then_ordered() {
 #[test]
 fn a_state_that_cannot_be_persisted_releases_no_order() {
     let (mut p, view) = started(&[1, 2, 3], true);
-    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
-    let out = elect_me(&mut p, view, mine);
+    let out = elect_me_announcing(&mut p, view);
     let intent = own_announcement(&out).expect("intent announced");
     let ready = deliver_ready(&mut p, 13, 1, intent);
     let result = ready.persist_then(|_| Err("disk full"));
