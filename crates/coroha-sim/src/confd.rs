@@ -21,6 +21,9 @@ pub struct Confd {
     pub parent: Option<Idx>,
     /// Attached secondaries (direct children) in arrival order.
     pub children: Vec<Idx>,
+    /// When it last joined a primary, as a count of joins in the cluster:
+    /// a primary lists its secondaries newest first.
+    pub joined: u64,
     /// Write ids in the order they were applied: the "CDB".
     pub data: Vec<u64>,
     /// Orders are served one at a time: when the server is next free.
@@ -44,6 +47,7 @@ impl Confd {
             role: HaRole::None,
             parent: None,
             children: vec![],
+            joined: 0,
             data: vec![],
             busy_until: 0,
             history: vec![(0, HaRole::None)],

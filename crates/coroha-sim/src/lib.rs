@@ -14,6 +14,7 @@ pub mod confd;
 mod coroha;
 mod corosync;
 mod fault;
+pub mod probe;
 pub mod rng;
 pub mod scenario;
 mod server;
@@ -268,6 +269,9 @@ pub struct Sim {
     pub violation: Option<Violation>,
     pub role_changes: Vec<(u64, Idx, HaRole)>,
     pub last_fault: u64,
+    /// Set by [`probe::ServerProbe`]: what the NSO/ConfD model says goes
+    /// here instead of to the coroha processes.
+    tap: Option<Vec<(Idx, probe::Said)>>,
 }
 
 impl Sim {
@@ -318,6 +322,7 @@ impl Sim {
             violation: None,
             role_changes: vec![],
             last_fault: 0,
+            tap: None,
         };
         for i in 0..n {
             sim.schedule(0, Ev::Fault(Fault::Boot(i)));

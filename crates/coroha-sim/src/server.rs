@@ -1,6 +1,7 @@
 //! The simulated NSO/ConfD's HA behaviour as the cluster sees it: orders
 //! served one at a time, attaching, links and ticks, stopping.
 
+use crate::probe::Said;
 use crate::{Ev, Idx, Sim};
 use confd_ha::{code, HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use coroha_policy::Input;
@@ -9,6 +10,10 @@ impl Sim {
     // ----- NSO/ConfD -------------------------------------------------------
 
     pub(crate) fn send_event(&mut self, i: Idx, ev: HaEvent) {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.push((i, Said::Event(ev)));
+            return;
+        }
         if self.confd[i].hung {
             self.confd[i].owed.push(ev);
             return;
@@ -33,6 +38,10 @@ impl Sim {
         result: Result<HaReply, HaFailure>,
         delay: u64,
     ) {
+        if let Some(tap) = self.tap.as_mut() {
+            tap.push((i, Said::Reply(result)));
+            return;
+        }
         self.schedule(
             self.now + delay,
             Ev::Dispatch {
@@ -61,7 +70,14 @@ impl Sim {
             HaOrder::SecondaryDead { .. } => 2,
             HaOrder::BeSecondary { primary, .. } => {
                 match self.names.iter().position(|n| n == primary) {
-                    Some(p) if self.confd[p].hung && self.reachable(i, p) => 10_000,
+                    // A frozen primary accepts the connection and is silent.
+                    Some(p)
+                        if self.confd[p].hung
+                            && matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay)
+                            && self.reachable(i, p) =>
+                    {
+                        10_000
+                    }
                     Some(p) if !self.reachable(i, p) => 1000,
                     _ => 60,
                 }
@@ -105,9 +121,16 @@ impl Sim {
         let result = match order {
             HaOrder::GetStatus => {
                 let c = &self.confd[i];
-                let mut nodes: Vec<String> =
-                    c.parent.iter().map(|p| self.names[*p].clone()).collect();
-                nodes.extend(c.children.iter().rev().map(|k| self.names[*k].clone()));
+                // Its primary first, then every node attached below it,
+                // through relays too, newest first.
+                let mut below = self.subtree(i);
+                below.sort_by_key(|k| std::cmp::Reverse(self.confd[*k].joined));
+                let nodes = c
+                    .parent
+                    .iter()
+                    .chain(&below)
+                    .map(|k| self.names[*k].clone())
+                    .collect();
                 Ok(HaReply::Status {
                     role: c.role,
                     nodes,
@@ -129,7 +152,8 @@ impl Sim {
                 Ok(HaReply::Ok)
             }
             HaOrder::BeRelay => {
-                if self.confd[i].role == HaRole::Secondary {
+                // As captured: ok on a secondary and again on a relay.
+                if matches!(self.confd[i].role, HaRole::Secondary | HaRole::Relay) {
                     self.set_confd_role(i, HaRole::Relay);
                     Ok(HaReply::Ok)
                 } else {
@@ -156,19 +180,27 @@ impl Sim {
         if self.confd[i].parent == Some(p)
             && matches!(self.confd[i].role, HaRole::Secondary | HaRole::Relay)
         {
+            // Already there: answered at once; a relay stops relaying.
+            self.drop_children(i, code::HA_CLOSED);
+            self.set_confd_role(i, HaRole::Secondary);
             return Ok(HaReply::Ok);
         }
-        let failure = if p == i || !self.confd[p].running || !self.reachable(i, p) {
+        // It leaves its role first (so its own relay no longer listens).
+        self.drop_children(i, code::HA_CLOSED);
+        self.detach_from_parent(i);
+        // Only a primary or a relay listens for secondaries (besecondary to
+        // itself fails with HA_CONNECT because it left its role first); a
+        // frozen one accepts the connection and says nothing.
+        let listening = p != i
+            && self.confd[p].running
+            && matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay);
+        let failure = if !listening || !self.reachable(i, p) {
             Some(code::HA_CONNECT)
-        } else if self.confd[p].hung
-            || !matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay)
-        {
+        } else if self.confd[p].hung {
             Some(code::HA_CLOSED)
         } else {
             None
         };
-        self.drop_children(i, code::HA_CLOSED);
-        self.detach_from_parent(i);
         if let Some(c) = failure {
             self.set_confd_role(i, HaRole::None);
             self.send_event(i, HaEvent::IsNone);
@@ -177,12 +209,24 @@ impl Sim {
         self.confd[i].data = self.confd[p].data.clone();
         self.confd[i].silent_since = None;
         self.confd[i].parent = Some(p);
+        self.confd[i].joined = self.confd.iter().map(|c| c.joined).max().unwrap_or(0) + 1;
         self.confd[p].children.push(i);
         self.set_confd_role(i, HaRole::Secondary);
         let top = self.top_primary(p);
         self.send_event(top, HaEvent::SecondaryArrived(self.names[i].clone()));
         self.send_event(i, HaEvent::SecondaryInitialized);
         Ok(HaReply::Ok)
+    }
+
+    /// The nodes attached to `i`, directly or through relays.
+    fn subtree(&self, i: Idx) -> Vec<Idx> {
+        let mut out = self.confd[i].children.clone();
+        let mut k = 0;
+        while k < out.len() {
+            out.extend(self.confd[out[k]].children.iter().copied());
+            k += 1;
+        }
+        out
     }
 
     pub(crate) fn top_primary(&self, mut p: Idx) -> Idx {
@@ -202,9 +246,12 @@ impl Sim {
     }
 
     /// Children of `i` lose their primary (NOPRIMARY `code`, then NONE).
+    /// A node that drops them itself raises no SECONDARY_DIED for them (as
+    /// captured: benone on a primary); a relay's primary hears of them.
     pub(crate) fn drop_children(&mut self, i: Idx, code: i32) {
+        let tell_primary = self.confd[i].parent.is_some();
         for k in self.confd[i].children.clone() {
-            self.break_link(i, k, code, true);
+            self.break_link(i, k, code, tell_primary);
         }
     }
 
