@@ -176,9 +176,6 @@ impl Policy {
                 Some(NextOrder::plain(HaOrder::BeNone, why))
             }
             Next::ShedSecondary { node } => {
-                // Told once per node (even if the order then waits for its
-                // back-off).
-                self.secondary_dead_sent.insert(node);
                 let node = self.name(node);
                 Some(NextOrder::new(
                     HaOrder::SecondaryDead { node: node.clone() },
@@ -204,6 +201,13 @@ impl Policy {
             let before = self.announced_max_epoch();
             if let HaOrder::BePrimary { .. } = order {
                 self.persisted.max_epoch = self.persisted.max_epoch.max(epoch);
+            }
+            if let HaOrder::SecondaryDead { node } = &order {
+                // Told once while it is out of the ring; a failure or its
+                // return to the ring clears this (`forget_shed_returned`).
+                if let Some(id) = self.cfg.id_of(node) {
+                    self.secondary_dead_sent.insert(id);
+                }
             }
             self.order(order, epoch, parent, cause);
             if let Some(p) = self.pending.as_mut() {

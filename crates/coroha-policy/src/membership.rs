@@ -49,12 +49,14 @@ impl Policy {
             ClusterEvent::CpgTotem { ring, members } => {
                 self.quorum.totem = Some(ring);
                 self.quorum.ring_members = members.clone();
+                self.forget_shed_returned();
                 self.on_ring_left(&members);
             }
             ClusterEvent::Deliver { sender, data } => self.on_deliver(sender, &data),
             ClusterEvent::QuorumNodes { ring, members } => {
                 self.quorum.vq_ring = Some(ring);
                 self.quorum.ring_members = members;
+                self.forget_shed_returned();
             }
             ClusterEvent::Quorum { quorate, needed } => {
                 self.quorum.needed = needed;
@@ -138,6 +140,13 @@ impl Policy {
         self.hold_timer = None;
         // Announce in every new view, even when nothing changed locally.
         self.last_announced = None;
+    }
+
+    /// A shed secondary whose node is back in the ring may attach again;
+    /// if it then leaves again, it must be shed again.
+    fn forget_shed_returned(&mut self) {
+        let ring = &self.quorum.ring_members;
+        self.secondary_dead_sent.retain(|n| !ring.contains(n));
     }
 
     /// The known primary's node is not in the new ring. If its coroha was in

@@ -252,6 +252,12 @@ impl Policy {
 
     pub(crate) fn on_failure(&mut self, now: u64, p: Pending, failure: HaFailure) {
         let verb = p.order.verb();
+        if let HaOrder::SecondaryDead { node } = &p.order {
+            // Not told after all: shed it again, after the back-off.
+            if let Some(id) = self.cfg.id_of(node) {
+                self.secondary_dead_sent.remove(&id);
+            }
+        }
         if matches!(p.order, HaOrder::BePrimary { .. }) && failure != HaFailure::Timeout {
             // It did not become primary (a timeout leaves that open).
             self.local.promoting = None;
