@@ -6,7 +6,7 @@ use crate::elect::Target;
 use crate::local::LocalRole;
 use crate::message::{Body, Envelope, Health, Hold, KnownPrimary, NodeState};
 use crate::timers::{HoldTimer, Stopping};
-use crate::{Failback, Level, Output, Pending, Policy, QuorumLossAction};
+use crate::{Failback, Level, Output, Pending, Policy, QuorumLossAction, Sabotage};
 use confd_ha::{HaOrder, HaRole};
 
 impl Policy {
@@ -253,7 +253,7 @@ impl Policy {
         let my_name = self.name(me);
         let primary = self.local.role.is_primary();
         // Rule 7: quorum loss on the primary acts at once, whatever the plan.
-        let gate = !self.sabotage.skip_quorum_gate;
+        let gate = !self.sabotaged(Sabotage::SkipQuorumGate);
         if gate && (self.quorum.lost() || self.coroha_minority()) {
             // An unknown role may be primary: benone is harmless in NONE.
             if self.maybe_primary() && self.retry_at.map_or(true, |at| now >= at) {
@@ -321,7 +321,7 @@ impl Policy {
                     .iter()
                     .find(|(n, s)| **n != me && s.maybe_primary())
                     .map(|(n, _)| *n);
-                if let Some(b) = blocker.filter(|_| !self.sabotage.skip_demote_first) {
+                if let Some(b) = blocker.filter(|_| !self.sabotaged(Sabotage::SkipDemoteFirst)) {
                     return Next::Waiting(format!(
                         "waiting for {} to stop being primary",
                         self.name(b)

@@ -249,12 +249,19 @@ impl Quorum {
     }
 }
 
-/// Safety rules switched off on purpose, only to prove that the simulator's
-/// invariant checks can fail. Never set outside tests.
-#[derive(Clone, Copy, Debug, Default)]
-struct Sabotage {
-    skip_quorum_gate: bool,
-    skip_demote_first: bool,
+/// A safety rule switched off on purpose, only to prove that the
+/// simulator's invariant checks can fail without it. Never set outside
+/// tests.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sabotage {
+    /// Act on elections without a quorate, stable view (rule 1).
+    SkipQuorumGate,
+    /// Promote without waiting for the old primary to demote (rule 3).
+    SkipDemoteFirst,
+    /// Take any failed attach to an orphan as proof that it stopped
+    /// serving, not only HA_CONNECT (design §12).
+    AnyAttachFailureProvesOrphanGone,
 }
 
 pub struct Policy {
@@ -281,7 +288,7 @@ pub struct Policy {
     leaving: Option<Stopping>,
     fence_running: bool,
     last_step_at: u64,
-    sabotage: Sabotage,
+    sabotage: Option<Sabotage>,
     /// Lost this primary (node, epoch): do not attach to it again until its
     /// coroha shows it is alive, so a dead primary does not hold up the
     /// order pipeline while corosync has not yet noticed.
@@ -322,7 +329,7 @@ impl Policy {
             leaving: None,
             fence_running: false,
             last_step_at: 0,
-            sabotage: Sabotage::default(),
+            sabotage: None,
             reattach_block: None,
             secondary_dead_sent: BTreeSet::new(),
             gone_reported: BTreeSet::new(),
@@ -331,13 +338,12 @@ impl Policy {
     }
 
     #[doc(hidden)]
-    pub fn sabotage_skip_quorum_gate(&mut self) {
-        self.sabotage.skip_quorum_gate = true;
+    pub fn sabotage(&mut self, rule: Sabotage) {
+        self.sabotage = Some(rule);
     }
 
-    #[doc(hidden)]
-    pub fn sabotage_skip_demote_first(&mut self) {
-        self.sabotage.skip_demote_first = true;
+    fn sabotaged(&self, rule: Sabotage) -> bool {
+        self.sabotage == Some(rule)
     }
 
     pub fn role(&self) -> Option<HaRole> {

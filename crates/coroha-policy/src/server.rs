@@ -5,7 +5,7 @@ use crate::cluster::NodeId;
 use crate::elect::{Plan, Target};
 use crate::local::LocalRole;
 use crate::message::{Body, Fresh, Health, Request};
-use crate::{Level, Output, Pending, Policy};
+use crate::{Level, Output, Pending, Policy, Sabotage};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use std::collections::BTreeSet;
 
@@ -335,7 +335,14 @@ impl Policy {
         else {
             return;
         };
-        if parent != Some(k.node) || code == confd_ha::code::HA_BADTOKEN {
+        // Only "nothing listens there" says the orphan stopped serving. Its
+        // own server refusing the order (BADSTATE), a frozen orphan that
+        // accepts and stays silent (HA_CLOSED), or one that answers with a
+        // token or name error (it listens: it is still primary) prove
+        // nothing about it.
+        let evidence = code == confd_ha::code::HA_CONNECT
+            || self.sabotaged(Sabotage::AnyAttachFailureProvesOrphanGone);
+        if parent != Some(k.node) || !evidence {
             return;
         }
         if !self.quorum.ring_members.contains(&k.node) {

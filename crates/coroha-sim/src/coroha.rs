@@ -1,7 +1,7 @@
 //! The simulated coroha processes: each runs the real policy, fed the
 //! events its corosync and NSO/ConfD produce, its outputs carried out.
 
-use crate::{timing, Coroha, Ev, Idx, Sabotage, Sim};
+use crate::{timing, Coroha, Ev, Idx, Sim};
 use confd_ha::HaOrder;
 use coroha_policy::cluster::{ClusterEvent, Member, Reason};
 use coroha_policy::{Input, Level, Output, Policy};
@@ -13,10 +13,8 @@ impl Sim {
         self.next_pid += 1;
         let settings = self.opts.config.settings(Self::id(i));
         let mut policy = Policy::new(settings, self.disk[i].clone());
-        match self.opts.sabotage {
-            Some(Sabotage::SkipQuorumGate) => policy.sabotage_skip_quorum_gate(),
-            Some(Sabotage::SkipDemoteFirst) => policy.sabotage_skip_demote_first(),
-            None => {}
+        if let Some(rule) = self.opts.sabotage {
+            policy.sabotage(rule);
         }
         self.coroha[i] = Some(Coroha {
             pid: self.next_pid,

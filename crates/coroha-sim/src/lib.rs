@@ -52,13 +52,7 @@ pub mod timing {
 }
 
 /// Ways to break the policy on purpose, to prove the checker can fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Sabotage {
-    /// Act on elections without a quorate, stable view.
-    SkipQuorumGate,
-    /// Promote without waiting for the old primary to demote.
-    SkipDemoteFirst,
-}
+pub use coroha_policy::Sabotage;
 
 #[derive(Clone, Debug)]
 pub struct SimOptions {
