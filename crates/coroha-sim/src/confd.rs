@@ -62,6 +62,12 @@ impl Confd {
         self.running && !self.hung
     }
 
+    /// A running primary or relay listens for secondaries on its HA port;
+    /// any other node refuses the connection (HA_CONNECT).
+    pub fn listens(&self) -> bool {
+        self.running && matches!(self.role, HaRole::Primary | HaRole::Relay)
+    }
+
     pub fn set_role(&mut self, now: u64, role: HaRole) {
         if self.role != role {
             self.role = role;

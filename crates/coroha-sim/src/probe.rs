@@ -37,10 +37,6 @@ impl ServerProbe {
         ServerProbe { sim }
     }
 
-    pub fn names(&self) -> &[String] {
-        &self.sim.names
-    }
-
     fn said(&mut self) -> Vec<(Idx, Said)> {
         self.sim.tap.replace(vec![]).unwrap_or_default()
     }

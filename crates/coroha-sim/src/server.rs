@@ -73,7 +73,7 @@ impl Sim {
                     // A frozen primary accepts the connection and is silent.
                     Some(p)
                         if self.confd[p].hung
-                            && matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay)
+                            && self.confd[p].listens()
                             && self.reachable(i, p) =>
                     {
                         10_000
@@ -188,13 +188,9 @@ impl Sim {
         // It leaves its role first (so its own relay no longer listens).
         self.drop_children(i, code::HA_CLOSED);
         self.detach_from_parent(i);
-        // Only a primary or a relay listens for secondaries (besecondary to
-        // itself fails with HA_CONNECT because it left its role first); a
-        // frozen one accepts the connection and says nothing.
-        let listening = p != i
-            && self.confd[p].running
-            && matches!(self.confd[p].role, HaRole::Primary | HaRole::Relay);
-        let failure = if !listening || !self.reachable(i, p) {
+        // besecondary to itself fails with HA_CONNECT: it left its role
+        // first. A frozen primary accepts the connection and says nothing.
+        let failure = if p == i || !self.confd[p].listens() || !self.reachable(i, p) {
             Some(code::HA_CONNECT)
         } else if self.confd[p].hung {
             Some(code::HA_CLOSED)
