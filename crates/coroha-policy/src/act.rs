@@ -46,8 +46,8 @@ impl Policy {
                 .and_then(|n| n.relay_via.as_deref())
                 .and_then(|r| self.cfg.id_of(r)),
             known_primary: self
-                .known_primary
-                .clone()
+                .known_primary()
+                .cloned()
                 .or_else(|| self.parent_as_primary()),
             vanished: self.vanished,
             nodes: self.cfg.nodes.len() as u32,

@@ -109,7 +109,7 @@ impl fmt::Display for Cause {
             Cause::Stays { primary } => write!(f, "{primary} stays primary"),
             Cause::OrphanKept { primary, epoch } => write!(
                 f,
-                "primary {primary} (epoch {epoch}) lost its coroha but its node is a member: keeping it"
+                "primary {primary} (epoch {epoch}) has no coroha in the group and may still serve: keeping it"
             ),
             Cause::Switchover { from, to } => write!(f, "operator switchover from {from} to {to}"),
             Cause::SwitchoverTo { to } => write!(f, "operator switchover to {to}"),

@@ -29,7 +29,7 @@ use cluster::{ClusterEvent, Member, NodeId, RingId};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use elect::{Plan, Target, View};
 use local::{Local, LocalRole};
-use message::{Fresh, Health, KnownPrimary, NodeState};
+use message::{Fresh, Health, KnownPrimary, NodeState, RememberedPrimary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -53,6 +53,13 @@ pub struct Persisted {
     /// with its primary among nodes of equal freshness (later is fresher).
     #[serde(default)]
     pub sync_loss: u64,
+    /// The primary this node knows of, and whether its coroha was in the
+    /// group when last seen. Durable so that a node that crashes and boots
+    /// again still knows of a primary whose NSO/ConfD may serve without a
+    /// coroha (design §12): otherwise a quorum of rebooted nodes elects a
+    /// second primary beside an orphan only they had heard of.
+    #[serde(default)]
+    pub known_primary: Option<RememberedPrimary>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,6 +269,9 @@ pub enum Sabotage {
     /// Take any failed attach to an orphan as proof that it stopped
     /// serving, not only HA_CONNECT (design §12).
     AnyAttachFailureProvesOrphanGone,
+    /// Start without the remembered primary, as if it were not persisted
+    /// (design §12).
+    ForgetKnownPrimaryOnRestart,
 }
 
 pub struct Policy {
@@ -273,7 +283,6 @@ pub struct Policy {
     quorum: Quorum,
     view: View,
     plan: Option<Plan>,
-    known_primary: Option<KnownPrimary>,
     vanished: Option<(NodeId, u64)>,
     last_announced: Option<NodeState>,
     pending: Option<Pending>,
@@ -294,6 +303,9 @@ pub struct Policy {
     /// order pipeline while corosync has not yet noticed.
     reattach_block: Option<(NodeId, u64)>,
     secondary_dead_sent: BTreeSet<NodeId>,
+    /// The orphan whose node left the ring was reported (once, not at
+    /// every ring and quorum event).
+    orphan_out_of_ring_warned: Option<KnownPrimary>,
     gone_reported: BTreeSet<(NodeId, u64)>,
     out: Vec<Output>,
 }
@@ -316,7 +328,6 @@ impl Policy {
             quorum: Quorum::default(),
             view: View::default(),
             plan: None,
-            known_primary: None,
             vanished: None,
             last_announced: None,
             pending: None,
@@ -332,6 +343,7 @@ impl Policy {
             sabotage: None,
             reattach_block: None,
             secondary_dead_sent: BTreeSet::new(),
+            orphan_out_of_ring_warned: None,
             gone_reported: BTreeSet::new(),
             out: Vec::new(),
         }
@@ -340,6 +352,9 @@ impl Policy {
     #[doc(hidden)]
     pub fn sabotage(&mut self, rule: Sabotage) {
         self.sabotage = Some(rule);
+        if rule == Sabotage::ForgetKnownPrimaryOnRestart {
+            self.persisted.known_primary = None;
+        }
     }
 
     fn sabotaged(&self, rule: Sabotage) -> bool {
@@ -361,6 +376,14 @@ impl Policy {
 
     pub fn plan(&self) -> Option<&Plan> {
         self.plan.as_ref()
+    }
+
+    /// The primary this node knows of (announced, and persisted).
+    pub(crate) fn known_primary(&self) -> Option<&KnownPrimary> {
+        self.persisted
+            .known_primary
+            .as_ref()
+            .map(RememberedPrimary::primary)
     }
 
     /// Take new settings (a SIGHUP reload). The caller keeps what cannot

@@ -5,7 +5,7 @@
 use crate::cause::Cause;
 use crate::cluster::{ClusterEvent, Member, NodeId, Reason};
 use crate::elect::{self, elect, ElectParams, Target, View};
-use crate::message::{Body, Envelope, Fresh, KnownPrimary, NodeState, Request};
+use crate::message::{Body, Envelope, Fresh, KnownPrimary, NodeState, RememberedPrimary, Request};
 use crate::{fnv1a, Level, Policy, Quorum};
 
 impl Policy {
@@ -50,13 +50,14 @@ impl Policy {
                 self.quorum.totem = Some(ring);
                 self.quorum.ring_members = members.clone();
                 self.forget_shed_returned();
-                self.on_ring_left(&members);
+                self.judge_known_primary();
             }
             ClusterEvent::Deliver { sender, data } => self.on_deliver(sender, &data),
             ClusterEvent::QuorumNodes { ring, members } => {
                 self.quorum.vq_ring = Some(ring);
                 self.quorum.ring_members = members;
                 self.forget_shed_returned();
+                self.judge_known_primary();
             }
             ClusterEvent::Quorum { quorate, needed } => {
                 self.quorum.needed = needed;
@@ -68,6 +69,7 @@ impl Policy {
                         self.log(Level::Info, format!("ring {ring}: {text}"));
                     }
                 }
+                self.judge_known_primary();
             }
         }
     }
@@ -86,17 +88,18 @@ impl Policy {
             }
         }
         for (m, reason) in &left {
-            if self
-                .known_primary
-                .as_ref()
-                .is_some_and(|k| k.node == m.node)
-            {
+            if self.known_primary().is_some_and(|k| k.node == m.node) {
                 match reason {
-                    Reason::NodeDown => self.forget_primary_unless(|n| n != m.node, "its node left the membership"),
-                    _ => self.log(
-                        Level::Warn,
-                        format!("coroha on primary {} left ({reason:?}); its NSO/ConfD may still be primary", self.name(m.node)),
-                    ),
+                    Reason::NodeDown => {
+                        self.forget_primary_unless(|n| n != m.node, "its node left the membership")
+                    }
+                    _ => {
+                        self.log(
+                            Level::Warn,
+                            format!("coroha on primary {} left ({reason:?}); its NSO/ConfD may still be primary", self.name(m.node)),
+                        );
+                        self.remember_orphaned();
+                    }
                 }
             }
         }
@@ -149,20 +152,44 @@ impl Policy {
         self.secondary_dead_sent.retain(|n| !ring.contains(n));
     }
 
-    /// The known primary's node is not in the new ring. If its coroha was in
-    /// the group until now, that coroha stops it on quorum loss, so it is
-    /// gone. If its coroha had already left (an orphan), nothing tells
-    /// whether its NSO/ConfD still serves: keep waiting for evidence.
-    pub(crate) fn on_ring_left(&mut self, members: &[NodeId]) {
-        let Some(k) = self.known_primary.clone() else {
+    /// Judge the known primary against the ring and the view, after every
+    /// ring, quorum or view change.
+    ///
+    /// - Its node is in the ring but its coroha is not in a complete view:
+    ///   an orphan, even if this daemon never saw its coroha leave (it was
+    ///   down itself meanwhile).
+    /// - Its node is not in the ring and its coroha is in the view: that
+    ///   coroha demotes it on the quorum loss (rule 7), so it is gone.
+    /// - Its node is not in a quorate, stable ring and its coroha was in
+    ///   the group when last seen (before this daemon restarted): gone for
+    ///   the same reason. Not before the ring is quorate: a booting
+    ///   corosync forms a ring of its own first, and forgetting then would
+    ///   lose the primary before the real ring shows it orphaned.
+    /// - An orphan whose node left the ring: nothing tells whether its
+    ///   NSO/ConfD still serves; keep waiting for evidence.
+    pub(crate) fn judge_known_primary(&mut self) {
+        let Some(known) = self.persisted.known_primary.clone() else {
             return;
         };
-        if members.contains(&k.node) {
+        let k = known.primary();
+        let ring_known = self.quorum.totem.is_some() || self.quorum.vq_ring.is_some();
+        if k.node == self.cfg.me || !ring_known {
+            // Its own announcements speak for this node; and before
+            // corosync has named a ring, nobody has left one.
             return;
         }
-        if self.view.is_member(k.node) {
+        let in_ring = self.quorum.ring_members.contains(&k.node);
+        let in_view = self.view.is_member(k.node);
+        if in_ring {
+            if !in_view && self.view.complete() {
+                self.remember_orphaned();
+            }
+        } else if in_view {
             self.forget_primary_unless(|n| n != k.node, "its node left the ring");
-        } else {
+        } else if !known.orphaned() && self.quorum.stable() {
+            self.forget_primary_unless(|n| n != k.node, "its node is not in the quorate ring");
+        } else if known.orphaned() && self.orphan_out_of_ring_warned != Some(k.clone()) {
+            self.orphan_out_of_ring_warned = Some(k.clone());
             self.log(
                 Level::Warn,
                 format!(
@@ -173,17 +200,25 @@ impl Policy {
         }
     }
 
+    /// The known primary's coroha is not in the group: from now on only
+    /// evidence, or its coroha's return, forgets it.
+    fn remember_orphaned(&mut self) {
+        if let Some(RememberedPrimary::Attended(k)) = &self.persisted.known_primary {
+            self.persisted.known_primary = Some(RememberedPrimary::Orphaned(k.clone()));
+        }
+    }
+
     /// Clear the known primary when its node is gone from the ring: a
     /// partitioned or crashed primary is not an orphan to wait for.
     pub(crate) fn forget_primary_unless(&mut self, keep: impl Fn(NodeId) -> bool, why: &str) {
-        if let Some(k) = self.known_primary.clone() {
+        if let Some(k) = self.known_primary().cloned() {
             if !keep(k.node) {
                 self.log(
                     Level::Info,
                     format!("primary {} (epoch {}) is gone: {why}", k.name, k.epoch),
                 );
                 self.vanished = Some((k.node, k.epoch));
-                self.known_primary = None;
+                self.persisted.known_primary = None;
             }
         }
     }
@@ -235,22 +270,19 @@ impl Policy {
             .max(state.known_fresh);
         if state.is_primary() {
             let newer = self
-                .known_primary
-                .as_ref()
+                .known_primary()
                 .map_or(true, |k| state.role_epoch >= k.epoch);
             if newer {
-                self.known_primary = Some(KnownPrimary {
+                self.persisted.known_primary = Some(RememberedPrimary::Attended(KnownPrimary {
                     node: from,
                     epoch: state.role_epoch,
                     name: state.name.clone(),
                     address: state.address.clone(),
-                });
+                }));
                 self.vanished = None;
             }
-        } else if state.role.is_some()
-            && self.known_primary.as_ref().is_some_and(|k| k.node == from)
-        {
-            self.known_primary = None;
+        } else if state.role.is_some() && self.known_primary().is_some_and(|k| k.node == from) {
+            self.persisted.known_primary = None;
         }
         // A primary listing us as attached confirms our copy is in sync.
         let me = self.cfg.me;
@@ -329,11 +361,10 @@ impl Policy {
                 );
                 self.view.gone.insert((node, epoch));
                 if self
-                    .known_primary
-                    .as_ref()
+                    .known_primary()
                     .is_some_and(|k| k.node == node && k.epoch == epoch)
                 {
-                    self.known_primary = None;
+                    self.persisted.known_primary = None;
                     self.vanished = Some((node, epoch));
                 }
             }
@@ -341,6 +372,7 @@ impl Policy {
     }
 
     pub(crate) fn replan(&mut self) {
+        self.judge_known_primary();
         let params = ElectParams {
             failback: self.cfg.failback,
             promotion_delay: self.cfg.promotion_delay > 0,

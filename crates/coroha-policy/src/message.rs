@@ -51,6 +51,30 @@ pub struct KnownPrimary {
     pub address: String,
 }
 
+/// A known primary as this node remembers it across restarts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RememberedPrimary {
+    /// Its coroha was in the group when last seen: if its node leaves the
+    /// ring, that coroha demotes it on the quorum loss (safety rule 7).
+    Attended(KnownPrimary),
+    /// Its coroha left the group while its node stayed (killed, or a
+    /// maintenance stop): nothing demotes it, so only evidence that its
+    /// NSO/ConfD stopped serving, or its coroha's return, forgets it.
+    Orphaned(KnownPrimary),
+}
+
+impl RememberedPrimary {
+    pub fn primary(&self) -> &KnownPrimary {
+        match self {
+            RememberedPrimary::Attended(k) | RememberedPrimary::Orphaned(k) => k,
+        }
+    }
+
+    pub fn orphaned(&self) -> bool {
+        matches!(self, RememberedPrimary::Orphaned(_))
+    }
+}
+
 /// What every daemon announces after every configuration change and after
 /// every change of its own state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

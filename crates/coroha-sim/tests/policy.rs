@@ -4,7 +4,7 @@
 use confd_ha::{HaOrder, HaReply, HaRole};
 use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use coroha_policy::elect::Target;
-use coroha_policy::message::{Body, Envelope, NodeState};
+use coroha_policy::message::{Body, Envelope, KnownPrimary, NodeState, RememberedPrimary};
 use coroha_policy::{Input, Level, Output, Persisted, Policy, Ready};
 use coroha_sim::default_config;
 use coroha_sim::rng::Rng;
@@ -19,10 +19,11 @@ fn member(node: NodeId) -> Member {
     }
 }
 
-/// Node 1 of a 3-node cluster, NSO/ConfD in NONE, in a view of `members`.
-fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
+/// Node 1 of a 3-node cluster starting from `persisted`: NSO/ConfD
+/// answered NONE and corosync is connected; the ring is still to come.
+fn connected(persisted: Persisted) -> Policy {
     let config = default_config(3);
-    let mut p = Policy::new(config.settings(1), Persisted::default());
+    let mut p = Policy::new(config.settings(1), persisted);
     let out = step(&mut p, 0, Input::Timer);
     let id = out.iter().find_map(|o| match o {
         Output::Order {
@@ -47,6 +48,12 @@ fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
         2,
         Input::Cluster(ClusterEvent::Connected { local: member(1) }),
     );
+    p
+}
+
+/// Node 1 of a 3-node cluster, NSO/ConfD in NONE, in a view of `members`.
+fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
+    let mut p = connected(Persisted::default());
     step(
         &mut p,
         3,
@@ -289,4 +296,99 @@ fn a_restarted_daemon_adopts_the_primary_role_it_finds() {
         "no order: the role is adopted, not changed"
     );
     assert_eq!(p.my_state().role_epoch, 4);
+}
+
+/// Node 1 restarted remembering `known`.
+fn restarted_remembering(known: RememberedPrimary) -> Policy {
+    connected(Persisted {
+        known_primary: Some(known),
+        ..Persisted::default()
+    })
+}
+
+fn ring(p: &mut Policy, now: u64, members: Vec<NodeId>, quorate: bool) {
+    let ring = RingId {
+        rep: members[0],
+        seq: now,
+    };
+    step(
+        p,
+        now,
+        Input::Cluster(ClusterEvent::QuorumNodes { ring, members }),
+    );
+    step(
+        p,
+        now,
+        Input::Cluster(ClusterEvent::Quorum { quorate, needed: 2 }),
+    );
+}
+
+fn n2_primary() -> KnownPrimary {
+    KnownPrimary {
+        node: 2,
+        epoch: 4,
+        name: "n2".into(),
+        address: "10.0.0.2".into(),
+    }
+}
+
+#[test]
+fn a_remembered_primary_outlives_the_boot_ring_and_goes_with_a_quorate_ring_without_it() {
+    let mut p = restarted_remembering(RememberedPrimary::Attended(n2_primary()));
+    // corosync forms a ring of its own first: no verdict on n2 yet.
+    ring(&mut p, 10, vec![1], false);
+    assert_eq!(
+        p.persisted().known_primary,
+        Some(RememberedPrimary::Attended(n2_primary()))
+    );
+    // A quorate ring without n2: its coroha, last seen in the group,
+    // demotes it on the quorum loss.
+    ring(&mut p, 20, vec![1, 3], true);
+    assert_eq!(p.persisted().known_primary, None);
+}
+
+#[test]
+fn a_remembered_orphan_is_kept_in_a_quorate_ring_without_it() {
+    let mut p = restarted_remembering(RememberedPrimary::Orphaned(n2_primary()));
+    ring(&mut p, 10, vec![1], false);
+    ring(&mut p, 20, vec![1, 3], true);
+    assert_eq!(
+        p.persisted().known_primary,
+        Some(RememberedPrimary::Orphaned(n2_primary())),
+        "nothing demotes an orphan: only evidence forgets it"
+    );
+}
+
+#[test]
+fn a_remembered_primary_in_the_ring_without_its_coroha_becomes_an_orphan() {
+    let mut p = restarted_remembering(RememberedPrimary::Attended(n2_primary()));
+    ring(&mut p, 10, vec![1, 2, 3], true);
+    let out = step(
+        &mut p,
+        11,
+        Input::Cluster(ClusterEvent::CpgConfChg {
+            members: vec![member(1), member(3)],
+            left: vec![],
+            joined: vec![(member(1), Reason::Join)],
+        }),
+    );
+    let view = Envelope::decode(&own_announcement(&out).expect("announced"))
+        .expect("decodes")
+        .view;
+    deliver(&mut p, 12, 1, own_announcement(&out).expect("announced"));
+    let out = deliver(&mut p, 13, 3, peer(view, 3));
+    assert_eq!(
+        p.persisted().known_primary,
+        Some(RememberedPrimary::Orphaned(n2_primary()))
+    );
+    assert!(
+        matches!(p.plan().and_then(|plan| plan.target.clone()), Some(Target::Orphan(k)) if k.node == 2),
+        "the plan keeps n2"
+    );
+    assert!(
+        !orders(&out)
+            .iter()
+            .any(|o| matches!(o, HaOrder::BePrimary { .. })),
+        "nobody is promoted beside it"
+    );
 }

@@ -121,3 +121,12 @@ fn taking_a_local_refusal_as_proof_that_an_orphan_is_gone_is_caught() {
         "49-orphan-attach-refused-locally.toml",
     );
 }
+
+#[test]
+fn forgetting_the_known_primary_on_a_restart_is_caught() {
+    assert_caught_at(
+        Sabotage::ForgetKnownPrimaryOnRestart,
+        20261945,
+        "50-orphan-remembered-across-reboots.toml",
+    );
+}
