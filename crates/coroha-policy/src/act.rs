@@ -76,6 +76,7 @@ impl Policy {
             epoch: self.local.role_epoch,
             name: parent.name.clone(),
             address: parent.address.clone(),
+            promotion_in_flight: false,
         })
     }
 

@@ -552,6 +552,7 @@ mod tests {
             epoch: 4,
             name: "n1".into(),
             address: "10.0.0.1".into(),
+            promotion_in_flight: false,
         });
         let mut v = view(vec![(2, s2), (3, secondary(3, 1, 4))]);
         let plan = elect(&v, NEVER);

@@ -272,6 +272,12 @@ pub enum Sabotage {
     /// Start without the remembered primary, as if it were not persisted
     /// (design §12).
     ForgetKnownPrimaryOnRestart,
+    /// Forget a member that left the group while promoting itself, as if
+    /// its `beprimary` could not still be in flight (design §12).
+    IgnoreOrderInFlightOfLeaver,
+    /// Take NOPRIMARY as the role while the server has not yet answered
+    /// the status query (design §12).
+    RoleFromEventBeforeStatus,
 }
 
 pub struct Policy {

@@ -6,7 +6,7 @@ use crate::cause::Cause;
 use crate::cluster::{ClusterEvent, Member, NodeId, Reason};
 use crate::elect::{self, elect, ElectParams, Target, View};
 use crate::message::{Body, Envelope, Fresh, KnownPrimary, NodeState, RememberedPrimary, Request};
-use crate::{fnv1a, Level, Policy, Quorum};
+use crate::{fnv1a, Level, Policy, Quorum, Sabotage};
 
 impl Policy {
     // ----- corosync --------------------------------------------------------
@@ -88,6 +88,9 @@ impl Policy {
             }
         }
         for (m, reason) in &left {
+            if self.orphan_if_promoting(m.node, *reason) {
+                continue;
+            }
             if self.known_primary().is_some_and(|k| k.node == m.node) {
                 match reason {
                     Reason::NodeDown => {
@@ -200,6 +203,44 @@ impl Policy {
         }
     }
 
+    /// A member that announced it was promoting itself left the group, but
+    /// not with its node: its `beprimary` may still be in flight on its
+    /// NSO/ConfD (a hung server applies it when it resumes), so it is an
+    /// orphan at that epoch until shown gone (design §12). A node that went
+    /// down with it is not: its server went with it, or its coroha, cut off
+    /// from quorum, demotes it (rule 7).
+    fn orphan_if_promoting(&mut self, node: NodeId, reason: Reason) -> bool {
+        if reason == Reason::NodeDown || self.sabotaged(Sabotage::IgnoreOrderInFlightOfLeaver) {
+            return false;
+        }
+        let Some(state) = self.view.states.get(&node) else {
+            return false;
+        };
+        let Some(epoch) = state.promoting else {
+            return false;
+        };
+        if self.known_primary().is_some_and(|k| k.epoch > epoch) {
+            return false;
+        }
+        let k = KnownPrimary {
+            node,
+            epoch,
+            name: state.name.clone(),
+            address: state.address.clone(),
+            promotion_in_flight: true,
+        };
+        self.log(
+            Level::Warn,
+            format!(
+                "coroha on {} left ({reason:?}) while promoting it (epoch {epoch}): its NSO/ConfD may become primary",
+                k.name
+            ),
+        );
+        self.persisted.known_primary = Some(RememberedPrimary::Orphaned(k));
+        self.vanished = None;
+        true
+    }
+
     /// The known primary's coroha is not in the group: from now on only
     /// evidence, or its coroha's return, forgets it.
     fn remember_orphaned(&mut self) {
@@ -278,6 +319,7 @@ impl Policy {
                     epoch: state.role_epoch,
                     name: state.name.clone(),
                     address: state.address.clone(),
+                    promotion_in_flight: false,
                 }));
                 self.vanished = None;
             }

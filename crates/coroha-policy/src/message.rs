@@ -49,6 +49,11 @@ pub struct KnownPrimary {
     pub epoch: u64,
     pub name: String,
     pub address: String,
+    /// Its coroha left while its `beprimary` may still be in flight: it may
+    /// not be primary yet, so nothing listening at its HA address is no
+    /// evidence that it will not be (design §12).
+    #[serde(default)]
+    pub promotion_in_flight: bool,
 }
 
 /// A known primary as this node remembers it across restarts.

@@ -210,6 +210,13 @@ impl Policy {
         match (self.local.role.ha_role(), role) {
             (None, _) => {
                 // Restart adoption (rule 8): take over the role the server has.
+                if role == HaRole::Primary && self.persisted.max_epoch > self.persisted.role_epoch {
+                    // The promotion this node persisted before ordering it
+                    // was applied after all (its reply was lost with the
+                    // previous daemon): the role has that epoch.
+                    self.persisted.role_epoch = self.persisted.max_epoch;
+                    self.local.role_epoch = self.persisted.max_epoch;
+                }
                 let text = format!(
                     "adopting existing role {} (epoch {})",
                     role.name(),
@@ -340,7 +347,9 @@ impl Policy {
         // accepts and stays silent (HA_CLOSED), or one that answers with a
         // token or name error (it listens: it is still primary) prove
         // nothing about it.
-        let evidence = code == confd_ha::code::HA_CONNECT
+        // Nor does it while the orphan's own `beprimary` may be in flight:
+        // a hung server listens once it resumes and applies it.
+        let evidence = (code == confd_ha::code::HA_CONNECT && !k.promotion_in_flight)
             || self.sabotaged(Sabotage::AnyAttachFailureProvesOrphanGone);
         if parent != Some(k.node) || !evidence {
             return;
@@ -374,8 +383,16 @@ impl Policy {
                         self.reattach_block = Some((parent, epoch));
                     }
                 }
-                let why = format!("lost its primary ({})", confd_ha::code::name(code));
-                self.set_role(HaRole::None, &why);
+                // While the role is unknown the status answer settles it:
+                // the server answers it only after any order still pending
+                // from a previous coroha (a `beprimary` a hung server
+                // applies when it resumes), and this event may predate it.
+                if self.local.role != LocalRole::Unknown
+                    || self.sabotaged(Sabotage::RoleFromEventBeforeStatus)
+                {
+                    let why = format!("lost its primary ({})", confd_ha::code::name(code));
+                    self.set_role(HaRole::None, &why);
+                }
             }
             HaEvent::IsNone => {
                 if self.local.role != LocalRole::Unknown {

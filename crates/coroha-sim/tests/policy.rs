@@ -329,6 +329,7 @@ fn n2_primary() -> KnownPrimary {
         epoch: 4,
         name: "n2".into(),
         address: "10.0.0.2".into(),
+        promotion_in_flight: false,
     }
 }
 

@@ -130,3 +130,21 @@ fn forgetting_the_known_primary_on_a_restart_is_caught() {
         "50-orphan-remembered-across-reboots.toml",
     );
 }
+
+#[test]
+fn forgetting_a_promotion_in_flight_when_its_coroha_dies_is_caught() {
+    assert_caught_at(
+        Sabotage::IgnoreOrderInFlightOfLeaver,
+        20303302,
+        "51-promotion-in-flight-on-hung-server.toml",
+    );
+}
+
+#[test]
+fn taking_an_event_for_the_role_before_the_status_answer_is_caught() {
+    assert_caught_at(
+        Sabotage::RoleFromEventBeforeStatus,
+        20303302,
+        "52-restarted-coroha-on-hung-server-with-order-pending.toml",
+    );
+}
