@@ -206,8 +206,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config } => match Config::load(&config) {
-            Ok(c) => {
+        Command::CheckConfig { config } => match Config::load_with_warnings(&config) {
+            Ok((c, warnings)) => {
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
                 print!("{}", c.to_toml());
                 ExitCode::SUCCESS
             }

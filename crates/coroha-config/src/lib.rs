@@ -322,6 +322,34 @@ impl Config {
         }
     }
 
+    /// [`Config::load`], and the warnings: settings that are valid but give
+    /// up an assumption a safety guarantee rests on (docs/design.md §10).
+    pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
+        let (text, name) = read_located(path)?;
+        let config = Config::parse(&text, &name)?;
+        let warnings = config
+            .warnings(&text)
+            .into_iter()
+            .map(|(offset, message)| ConfigError::at(&text, &name, offset, message))
+            .collect();
+        Ok((config, warnings))
+    }
+
+    /// Assumptions given up, each with the byte offset it refers to.
+    fn warnings(&self, text: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        if self.hooks.fence.is_empty() {
+            out.push((
+                key_offset(text, "hooks", "fence"),
+                "no [hooks] fence: a primary whose NSO/ConfD cannot be demoted (hung, or refusing) \
+                 cannot be stopped, so a cut-off primary may serve in its minority until it \
+                 answers, and a hung one is never replaced (docs/design.md §10)"
+                    .into(),
+            ));
+        }
+        out
+    }
+
     /// Semantic checks, each with the byte offset it refers to.
     fn problems(&self, text: &str) -> Vec<(usize, String)> {
         let at = |table: &str, key: &str| key_offset(text, table, key);

@@ -157,3 +157,16 @@ fn reload_applies_policy_hooks_and_priorities_and_names_what_needs_a_restart() {
     assert_eq!(r.needs_restart, ["[[node]] names, ids or addresses"]);
     assert_eq!(r.config.nodes[0].get_ref().address, "10.0.0.1");
 }
+
+#[test]
+fn a_config_without_a_fence_hook_is_warned_about_with_its_location() {
+    let text = format!("[hooks]\non_primary = [\"/bin/true\"]\n{MINIMAL}");
+    let c = Config::parse(&text, "w.toml").unwrap();
+    let w = c.warnings(&text);
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].0, 0, "points at the [hooks] table");
+    assert!(w[0].1.contains("no [hooks] fence"), "{}", w[0].1);
+    let fenced = format!("[hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n{MINIMAL}");
+    let c = Config::parse(&fenced, "w.toml").unwrap();
+    assert!(c.warnings(&fenced).is_empty());
+}

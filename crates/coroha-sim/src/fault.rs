@@ -23,7 +23,11 @@ pub enum Fault {
     ConfdStart(Idx),
     ConfdHang(Idx),
     ConfdResume(Idx),
-    /// NSO/ConfD refuses every order (or stops refusing).
+    /// NSO/ConfD is restarted in start phase 0, where it refuses every
+    /// order but getstatus with BADSTATE (or it reaches phase 1 and accepts
+    /// orders again). The captured ConfD 8.2.5 refuses orders only in phase
+    /// 0, which it enters only by starting, so never as a primary
+    /// (`confd-ha-wire/README.md` §6).
     ConfdRefuse(Idx, bool),
     /// corosync SIGTERM then start, or SIGKILL then start after `after` ms.
     CorosyncRestart(Idx),
@@ -69,13 +73,14 @@ impl Fault {
             Fault::ConfdStart(i) => format!("OPERATOR NSO/ConfD on {} started", n(i)),
             Fault::ConfdHang(i) => format!("FAULT NSO/ConfD on {} hangs", n(i)),
             Fault::ConfdResume(i) => format!("FAULT NSO/ConfD on {} resumes", n(i)),
-            Fault::ConfdRefuse(i, on) => {
-                format!(
-                    "FAULT NSO/ConfD on {} {} orders",
-                    n(i),
-                    if *on { "refuses" } else { "accepts" }
-                )
-            }
+            Fault::ConfdRefuse(i, true) => format!(
+                "FAULT NSO/ConfD on {} restarted in start phase 0: refuses orders",
+                n(i)
+            ),
+            Fault::ConfdRefuse(i, false) => format!(
+                "OPERATOR NSO/ConfD on {} reaches start phase 1: accepts orders",
+                n(i)
+            ),
             Fault::CorosyncRestart(i) => format!("OPERATOR corosync on {} restarted", n(i)),
             Fault::CorosyncKill(i, after) => {
                 format!("FAULT corosync on {} killed, back after {after} ms", n(i))

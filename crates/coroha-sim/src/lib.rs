@@ -580,15 +580,7 @@ impl Sim {
             Fault::StopCoroha(i) => self.operator(i, Operator::Stop { handover: true }),
             Fault::MaintenanceStop(i) => self.operator(i, Operator::Stop { handover: false }),
             Fault::ConfdStop(i) => self.confd_stop(i, "process died"),
-            Fault::ConfdStart(i) => {
-                if self.powered[i] && !self.confd[i].running {
-                    self.confd[i].running = true;
-                    self.confd[i].hung = false;
-                    self.confd[i].refusing = false;
-                    self.confd[i].busy_until = self.now;
-                    self.confd[i].set_role(self.now, HaRole::None);
-                }
-            }
+            Fault::ConfdStart(i) => self.confd_start(i, false),
             Fault::ConfdHang(i) => {
                 if self.confd[i].running {
                     self.confd[i].hung = true;
@@ -608,7 +600,13 @@ impl Sim {
                 }
                 self.confd[i].busy_until = self.confd[i].busy_until.max(self.now);
             }
-            Fault::ConfdRefuse(i, on) => self.confd[i].refusing = on,
+            Fault::ConfdRefuse(i, true) => {
+                // Only a start enters phase 0: a running server is
+                // restarted, and comes back in NONE.
+                self.confd_stop(i, "restarted in start phase 0");
+                self.confd_start(i, true);
+            }
+            Fault::ConfdRefuse(i, false) => self.confd[i].refusing = false,
             Fault::CorosyncRestart(i) => {
                 if self.cs[i].up {
                     self.corosync_stop(i, true);

@@ -289,6 +289,18 @@ impl Sim {
         self.set_confd_role(i, HaRole::None);
     }
 
+    /// Start the process in NONE; in start phase 0 (`phase0`) it refuses
+    /// every order but getstatus until it reaches phase 1.
+    pub(crate) fn confd_start(&mut self, i: Idx, phase0: bool) {
+        if self.powered[i] && !self.confd[i].running {
+            self.confd[i].running = true;
+            self.confd[i].hung = false;
+            self.confd[i].refusing = phase0;
+            self.confd[i].busy_until = self.now;
+            self.confd[i].set_role(self.now, HaRole::None);
+        }
+    }
+
     /// Ticks: links whose peer is unreachable, dead without a close, or
     /// frozen are dropped after three tick timeouts.
     pub(crate) fn link_check(&mut self) {
