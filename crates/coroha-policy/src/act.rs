@@ -33,6 +33,11 @@ impl Policy {
             fresh: self.persisted.fresh,
             sync_loss: self.persisted.sync_loss,
             known_fresh: self.persisted.known_fresh,
+            led_epoch: if self.sabotaged(Sabotage::IgnoreLineageLeader) {
+                0
+            } else {
+                self.persisted.led_epoch
+            },
             gen: self.local.gen,
             attached: self.local.role.attached(),
             priority: me.map_or(0, |n| n.priority),
@@ -184,6 +189,16 @@ impl Policy {
                     None,
                     format!("{node} left the membership"),
                 ))
+            }
+            Next::HandOver { to, demote } => {
+                // A secondary attached to this primary has every write it
+                // acknowledged (replication is synchronous): the lead of
+                // the lineage passes to it, or it would rank below the
+                // node it replaces at equal freshness.
+                if self.local.role.attached().contains(&to) {
+                    self.persisted.led_epoch = 0;
+                }
+                Some(demote)
             }
             Next::Order(order) => Some(order),
         };
@@ -342,7 +357,10 @@ impl Policy {
                 if primary {
                     if let Target::Member(t) = target {
                         let why = format!("handing over to {}: {}", self.name(*t), plan.cause);
-                        return Next::Order(NextOrder::plain(HaOrder::BeNone, why));
+                        return Next::HandOver {
+                            to: *t,
+                            demote: NextOrder::plain(HaOrder::BeNone, why),
+                        };
                     }
                     return Next::Idle;
                 }
@@ -499,6 +517,11 @@ enum Next {
     /// Tell NSO/ConfD that this secondary's node left (`secondary_dead`).
     ShedSecondary {
         node: NodeId,
+    },
+    /// The plan moves the primary role to `to`: demote first.
+    HandOver {
+        to: NodeId,
+        demote: NextOrder,
     },
     Order(NextOrder),
 }

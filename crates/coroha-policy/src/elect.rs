@@ -106,15 +106,18 @@ impl Plan {
     }
 }
 
-/// Ranking of candidates for a new primary: freshest data first, then
-/// staying in sync, then priority, then the lowest node id.
-fn rank(node: NodeId, s: &NodeState) -> (Fresh, u64, u32, std::cmp::Reverse<NodeId>) {
+/// Ranking of candidates for a new primary: freshest data first, then the
+/// node that led that lineage (the primary of an epoch holds every write of
+/// it, also those acknowledged after a secondary dropped out unnoticed,
+/// design §12), then staying in sync, then priority, then the lowest node id.
+fn rank(node: NodeId, s: &NodeState) -> (Fresh, bool, u64, u32, std::cmp::Reverse<NodeId>) {
     let in_sync = if s.sync_loss == 0 {
         u64::MAX
     } else {
         s.sync_loss
     };
-    (s.fresh, in_sync, s.priority, std::cmp::Reverse(node))
+    let led = s.fresh.epoch > 0 && s.led_epoch == s.fresh.epoch;
+    (s.fresh, led, in_sync, s.priority, std::cmp::Reverse(node))
 }
 
 pub fn elect(view: &View, params: ElectParams) -> Plan {
@@ -503,6 +506,32 @@ mod tests {
         assert_eq!(
             target(&elect(&view(vec![(2, early), (4, never)]), NEVER)),
             Some(4)
+        );
+    }
+
+    #[test]
+    fn the_primary_of_an_epoch_outranks_its_secondaries_at_equal_freshness() {
+        // n2 led epoch 2 and is NONE now; n1 was its secondary, with a
+        // higher priority and no recorded loss.
+        let mut led = node(2);
+        led.fresh = Fresh { epoch: 2, gen: 0 };
+        led.led_epoch = 2;
+        led.priority = 50;
+        let mut follower = node(1);
+        follower.fresh = Fresh { epoch: 2, gen: 0 };
+        follower.led_epoch = 1;
+        assert_eq!(
+            target(&elect(&view(vec![(1, follower.clone()), (2, led)]), NEVER)),
+            Some(2)
+        );
+        // Leading an older epoch counts for nothing.
+        let mut old_leader = node(2);
+        old_leader.fresh = Fresh { epoch: 2, gen: 0 };
+        old_leader.led_epoch = 1;
+        old_leader.priority = 50;
+        assert_eq!(
+            target(&elect(&view(vec![(1, follower), (2, old_leader)]), NEVER)),
+            Some(1)
         );
     }
 

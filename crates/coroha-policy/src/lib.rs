@@ -53,6 +53,11 @@ pub struct Persisted {
     /// with its primary among nodes of equal freshness (later is fresher).
     #[serde(default)]
     pub sync_loss: u64,
+    /// The last epoch at which the local NSO/ConfD was primary, or may
+    /// have been (a `beprimary` whose outcome is unknown): see
+    /// `NodeState::led_epoch`.
+    #[serde(default)]
+    pub led_epoch: u64,
     /// The primary this node knows of, and whether its coroha was in the
     /// group when last seen. Durable so that a node that crashes and boots
     /// again still knows of a primary whose NSO/ConfD may serve without a
@@ -278,6 +283,12 @@ pub enum Sabotage {
     /// Take NOPRIMARY as the role while the server has not yet answered
     /// the status query (design §12).
     RoleFromEventBeforeStatus,
+    /// Rank the primary of an epoch like its secondaries at equal
+    /// freshness, as if it could not hold writes they missed (design §12).
+    IgnoreLineageLeader,
+    /// Claim nothing for a `beprimary` that timed out, as if a hung server
+    /// could not apply it later (design §12).
+    ForgetUnknownPromotion,
 }
 
 pub struct Policy {

@@ -105,6 +105,11 @@ pub struct NodeState {
     pub sync_loss: u64,
     /// The freshest state this node has seen anybody announce.
     pub known_fresh: Fresh,
+    /// The last epoch at which this node's NSO/ConfD was, or may have
+    /// been, primary (0: never). The primary of an epoch holds every write
+    /// of it, so it outranks its own secondaries at equal freshness.
+    #[serde(default)]
+    pub led_epoch: u64,
     /// Primary only: sync generation and the secondaries attached to it.
     pub gen: u64,
     pub attached: Vec<NodeId>,
@@ -140,6 +145,7 @@ impl NodeState {
             fresh: Fresh::default(),
             sync_loss: 0,
             known_fresh: Fresh::default(),
+            led_epoch: 0,
             gen: 0,
             attached: vec![],
             priority: 100,

@@ -73,10 +73,7 @@ impl Policy {
                 self.local.gen = 0;
                 self.persisted.sync_loss = 0;
                 self.persisted.role_epoch = p.epoch;
-                self.persisted.fresh = self.persisted.fresh.max(Fresh {
-                    epoch: p.epoch,
-                    gen: 0,
-                });
+                self.claim_lead(p.epoch);
                 self.set_role(HaRole::Primary, &p.cause);
                 // A new term: nobody is attached to it yet.
                 self.local.role = LocalRole::Primary {
@@ -117,6 +114,14 @@ impl Policy {
             (HaOrder::GetStatus, HaReply::Ok) => {}
         }
         self.status_at = self.status_at.max(now + self.cfg.status_interval);
+    }
+
+    /// The local server is, or may be, primary at `epoch`: it holds every
+    /// write of that epoch from now on.
+    pub(crate) fn claim_lead(&mut self, epoch: u64) {
+        self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch, gen: 0 });
+        self.persisted.sync_loss = 0;
+        self.persisted.led_epoch = self.persisted.led_epoch.max(epoch);
     }
 
     /// A secondary dropped out: from now on only the primary and the
@@ -234,6 +239,7 @@ impl Policy {
                         attached: self.persisted.attached.iter().copied().collect(),
                     };
                     self.local.gen = self.persisted.gen;
+                    self.persisted.led_epoch = self.persisted.led_epoch.max(self.local.role_epoch);
                 }
                 // A secondary found running has its copy.
                 self.local.role.follow(ids.first().copied(), true);
@@ -271,6 +277,17 @@ impl Policy {
         }
         match failure {
             HaFailure::Timeout => {
+                if matches!(p.order, HaOrder::BePrimary { .. })
+                    && !self.sabotaged(Sabotage::ForgetUnknownPromotion)
+                {
+                    // A hung server applies the order when it resumes and
+                    // acknowledges commits until it is demoted or fenced
+                    // (design §12): count it as done for freshness. That
+                    // is sound even if it never happens: the node was
+                    // elected as the freshest, and nobody else has been
+                    // primary since (it counts as primary while promoting).
+                    self.claim_lead(p.epoch);
+                }
                 self.set_health(Health::Hung, &format!("{verb} timed out"));
                 if self.maybe_primary() && self.cfg.fence_hung_primary && !self.fence_running {
                     self.log(

@@ -90,10 +90,15 @@ fn a_violation_names_the_seed_that_replays_it() {
 /// the random checker finds I1 again at that seed, and the golden
 /// scenario written for it shows two primaries.
 fn assert_caught_at(sabotage: Sabotage, seed: u64, scenario: &str) {
+    assert_caught_as("I1", sabotage, seed, scenario);
+}
+
+/// As [`assert_caught_at`], for a rule whose absence breaks `invariant`.
+fn assert_caught_as(invariant: &str, sabotage: Sabotage, seed: u64, scenario: &str) {
     let report = run(1, 3, seed, Some(sabotage));
     assert!(
-        report.violations.iter().any(|v| v.invariant == "I1"),
-        "{sabotage:?}: seed {seed} no longer finds I1: {:?}",
+        report.violations.iter().any(|v| v.invariant == invariant),
+        "{sabotage:?}: seed {seed} no longer finds {invariant}: {:?}",
         report.violations.first().map(|v| v.to_string())
     );
     let clean = run(1, 3, seed, None);
@@ -108,7 +113,7 @@ fn assert_caught_at(sabotage: Sabotage, seed: u64, scenario: &str) {
     let outcome = s.run(Some(sabotage), false).expect("runs");
     assert_eq!(
         outcome.violation.map(|v| v.invariant),
-        Some("I1".to_string()),
+        Some(invariant.to_string()),
         "{scenario} with {sabotage:?}"
     );
 }
@@ -146,5 +151,25 @@ fn taking_an_event_for_the_role_before_the_status_answer_is_caught() {
         Sabotage::RoleFromEventBeforeStatus,
         20303302,
         "52-restarted-coroha-on-hung-server-with-order-pending.toml",
+    );
+}
+
+#[test]
+fn ranking_the_primary_of_an_epoch_like_its_secondaries_is_caught() {
+    assert_caught_as(
+        "I2",
+        Sabotage::IgnoreLineageLeader,
+        90248020,
+        "53-secondary-lost-while-primary-orphaned.toml",
+    );
+}
+
+#[test]
+fn forgetting_a_promotion_that_timed_out_is_caught() {
+    assert_caught_as(
+        "I2",
+        Sabotage::ForgetUnknownPromotion,
+        90350903,
+        "54-promotion-applied-after-timeout.toml",
     );
 }
