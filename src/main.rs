@@ -35,6 +35,10 @@ enum Command {
         /// Nodes in each random schedule.
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// Threads for --random (0: one per core). The report does not
+        /// depend on it: each schedule depends on its seed alone.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        jobs: usize,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
             random: Some(n),
             seed,
             nodes,
+            jobs,
             json,
             verbose,
         } => {
@@ -170,6 +175,10 @@ fn main() -> ExitCode {
                     nodes,
                     sabotage: None,
                     verbose,
+                    jobs: match jobs {
+                        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                        n => n,
+                    },
                 },
                 json,
             )

@@ -28,7 +28,7 @@ impl Daemon {
         let mut leave = false;
         for out in outputs {
             match out {
-                Output::Multicast(data) => self.corosync.multicast(data),
+                Output::Multicast(message) => self.corosync.multicast(message.encode()),
                 Output::Order { id, order } => {
                     tracing::debug!(target: "coroha::ha", "order {id}: {}", order.verb());
                     self.in_flight.insert(id, order.verb());

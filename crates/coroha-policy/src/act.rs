@@ -110,7 +110,8 @@ impl Policy {
 
     pub(crate) fn multicast(&mut self, body: Body) {
         let envelope = Envelope::new(self.view.id, body);
-        self.out.push(Output::Multicast(envelope.encode()));
+        self.out
+            .push(Output::Multicast(std::sync::Arc::new(envelope)));
     }
 
     // ----- acting ----------------------------------------------------------

@@ -29,7 +29,7 @@ use cluster::{ClusterEvent, Member, NodeId, RingId};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use elect::{Plan, Target, View};
 use local::{Local, LocalRole};
-use message::{Fresh, Health, KnownPrimary, NodeState, RememberedPrimary};
+use message::{Envelope, Fresh, Health, KnownPrimary, NodeState, RememberedPrimary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -114,7 +114,8 @@ pub enum Level {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output {
-    Multicast(Vec<u8>),
+    /// Send to the group; the I/O edge encodes it (`Envelope::encode`).
+    Multicast(std::sync::Arc<Envelope>),
     Order {
         id: u64,
         order: HaOrder,

@@ -142,14 +142,14 @@ impl Sim {
 
     pub(crate) fn output(&mut self, i: Idx, pid: u32, out: Output) {
         match out {
-            Output::Multicast(data) => {
+            Output::Multicast(message) => {
                 let joined = self.coroha[i].as_ref().is_some_and(|c| c.joined);
                 if joined {
                     let sender = Member {
                         node: Self::id(i),
                         pid,
                     };
-                    self.schedule(self.now + timing::MCAST, Ev::Sequence { sender, data });
+                    self.schedule(self.now + timing::MCAST, Ev::Sequence { sender, message });
                 }
             }
             Output::Order { id, order } => {

@@ -3,8 +3,10 @@
 //! delivery and virtual synchrony, votequorum notifications.
 
 use crate::{timing, votequorum, Corosync, Ev, Fd, Idx, Sim};
-use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
+use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Payload, Reason, RingId};
+use coroha_policy::message::Envelope;
 use coroha_policy::Input;
+use std::sync::Arc;
 
 impl Sim {
     // ----- physical world --------------------------------------------------
@@ -226,8 +228,8 @@ impl Sim {
                 self.frozen.remove(&r);
             }
             let held = std::mem::take(&mut self.held);
-            for (sender, data) in held {
-                self.sequence(sender, data);
+            for (sender, message) in held {
+                self.sequence(sender, message);
             }
             return;
         }
@@ -253,8 +255,8 @@ impl Sim {
         self.frozen.clear();
         // Messages held during the change: delivered in the new
         // configuration, to the members that moved on with the sender.
-        for (sender, data) in std::mem::take(&mut self.held) {
-            self.sequence(sender, data);
+        for (sender, message) in std::mem::take(&mut self.held) {
+            self.sequence(sender, message);
         }
     }
 
@@ -387,13 +389,18 @@ impl Sim {
     }
 
     /// The total-order point of a multicast.
-    pub(crate) fn sequence(&mut self, sender: Member, data: Vec<u8>) {
+    pub(crate) fn sequence(&mut self, sender: Member, message: Arc<Envelope>) {
         let s = sender.node as Idx - 1;
         let Some(ring) = self.cs[s].ring else { return };
         if self.frozen.get(&ring).copied().unwrap_or(false) {
-            self.held.push((sender, data));
+            self.held.push((sender, message));
             return;
         }
+        let data = if self.opts.wire {
+            Payload::Bytes(message.encode())
+        } else {
+            Payload::Decoded(message)
+        };
         // A message already in totem is delivered even if its sender died
         // since (virtual synchrony); receivers judge it by its view stamp.
         for j in self.cs[s].ring_members.clone() {

@@ -29,11 +29,13 @@ use confd::{Confd, Idx};
 use confd_ha::{HaFailure, HaOrder, HaRole};
 use coroha_config::Config;
 use coroha_policy::cluster::{Member, NodeId, Reason, RingId};
+use coroha_policy::message::Envelope;
 use coroha_policy::{Input, Operator, Persisted, Policy};
 use rng::Rng;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 
 /// Corosync timings (ms), as measured with token 1000 on three nodes.
 pub mod timing {
@@ -71,6 +73,10 @@ pub struct SimOptions {
     pub verbose: bool,
     /// Invariants whose violations are recorded but do not stop the run.
     pub allowed: Vec<String>,
+    /// Carry every group message as the bytes the daemon sends
+    /// (`Envelope::encode`, decoded by each receiver) instead of handing
+    /// the message itself over: slower, and exercises the codec.
+    pub wire: bool,
 }
 
 impl SimOptions {
@@ -88,6 +94,7 @@ impl SimOptions {
             sabotage: None,
             verbose: false,
             allowed: vec![],
+            wire: false,
         }
     }
 }
@@ -171,7 +178,7 @@ enum Ev {
     },
     Sequence {
         sender: Member,
-        data: Vec<u8>,
+        message: Arc<Envelope>,
     },
     ProcLeave {
         member: Member,
@@ -247,7 +254,7 @@ pub struct Sim {
     cs: Vec<Corosync>,
     ring_seq: u64,
     frozen: BTreeMap<RingId, bool>,
-    held: Vec<(Member, Vec<u8>)>,
+    held: Vec<(Member, Arc<Envelope>)>,
     coroha: Vec<Option<Coroha>>,
     disk: Vec<Persisted>,
     next_pid: u32,
@@ -454,7 +461,7 @@ impl Sim {
                 }
             }
             Ev::Dispatch { node, pid, ev } => self.deliver(node, pid, *ev),
-            Ev::Sequence { sender, data } => self.sequence(sender, data),
+            Ev::Sequence { sender, message } => self.sequence(sender, message),
             Ev::ProcLeave { member, reason } => self.proc_change(member, Some(reason)),
             Ev::ProcJoin { member } => self.proc_change(member, None),
             Ev::Timer { node, pid, gen } => {

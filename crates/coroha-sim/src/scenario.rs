@@ -414,6 +414,9 @@ pub struct RandomRun {
     pub sabotage: Option<Sabotage>,
     /// Keep the full timeline of every schedule (for replaying one seed).
     pub verbose: bool,
+    /// Threads to spread the schedules over. Each schedule depends on its
+    /// seed alone, so the report is the same for any number.
+    pub jobs: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -516,29 +519,39 @@ pub fn random_faults(seed: u64, nodes: usize) -> (Vec<(u64, Fault)>, u64) {
 
 pub fn run_random(run: &RandomRun) -> RandomReport {
     let started = std::time::Instant::now();
+    let config = default_config(run.nodes);
+    // A verbose run keeps whole timelines, in seed order: one thread.
+    let jobs = if run.verbose {
+        1
+    } else {
+        run.jobs.clamp(1, run.schedules.max(1) as usize)
+    } as u64;
+    // Job k runs schedules k, k + jobs, k + 2 * jobs, ...: the slow ones
+    // are spread evenly, and results are put back in seed order.
+    let parts: Vec<Batch> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|k| {
+                let config = &config;
+                scope.spawn(move || {
+                    let seeds = (k..run.schedules).step_by(jobs as usize);
+                    run_batch(run, config, seeds.map(|i| run.seed.wrapping_add(i)))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a simulation thread panicked"))
+            .collect()
+    });
     let mut violations = vec![];
-    let mut simulated = 0u64;
     let mut timeline = vec![];
-    for k in 0..run.schedules {
-        let seed = run.seed.wrapping_add(k);
-        let (faults, end) = random_faults(seed, run.nodes);
-        let mut opts = SimOptions::new(default_config(run.nodes), seed);
-        opts.sabotage = run.sabotage;
-        opts.verbose = run.verbose;
-        let mut sim = Sim::new(opts);
-        for (at, f) in faults {
-            sim.add_fault(at, f);
-        }
-        sim.run_until(end);
-        sim.check_liveness();
-        simulated += end;
-        if let Some(v) = sim.violation.take() {
-            violations.push(v);
-        }
-        if run.verbose {
-            timeline.append(&mut sim.timeline);
-        }
+    let mut simulated = 0;
+    for mut part in parts {
+        violations.append(&mut part.violations);
+        timeline.append(&mut part.timeline);
+        simulated += part.simulated;
     }
+    violations.sort_by_key(|v| v.seed.wrapping_sub(run.seed));
     let seconds = started.elapsed().as_secs_f64();
     RandomReport {
         schedules: run.schedules,
@@ -550,4 +563,39 @@ pub fn run_random(run: &RandomRun) -> RandomReport {
         violations,
         timeline,
     }
+}
+
+/// What one thread of a random run found.
+struct Batch {
+    violations: Vec<Violation>,
+    timeline: Vec<Entry>,
+    simulated: u64,
+}
+
+fn run_batch(run: &RandomRun, config: &Config, seeds: impl Iterator<Item = u64>) -> Batch {
+    let mut batch = Batch {
+        violations: vec![],
+        timeline: vec![],
+        simulated: 0,
+    };
+    for seed in seeds {
+        let (faults, end) = random_faults(seed, run.nodes);
+        let mut opts = SimOptions::new(config.clone(), seed);
+        opts.sabotage = run.sabotage;
+        opts.verbose = run.verbose;
+        let mut sim = Sim::new(opts);
+        for (at, f) in faults {
+            sim.add_fault(at, f);
+        }
+        sim.run_until(end);
+        sim.check_liveness();
+        batch.simulated += end;
+        if let Some(v) = sim.violation.take() {
+            batch.violations.push(v);
+        }
+        if run.verbose {
+            batch.timeline.append(&mut sim.timeline);
+        }
+    }
+    batch
 }

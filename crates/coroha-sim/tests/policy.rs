@@ -2,7 +2,7 @@
 //! `Policy` fed by hand-made corosync events and HA replies.
 
 use confd_ha::{HaOrder, HaReply, HaRole};
-use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
+use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Payload, Reason, RingId};
 use coroha_policy::elect::Target;
 use coroha_policy::message::{Body, Envelope, KnownPrimary, NodeState, RememberedPrimary};
 use coroha_policy::{Input, Level, Output, Persisted, Policy, Ready};
@@ -79,7 +79,7 @@ fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
     let view = out
         .iter()
         .find_map(|o| match o {
-            Output::Multicast(data) => Envelope::decode(data).ok().map(|e| e.view),
+            Output::Multicast(message) => Some(message.view),
             _ => None,
         })
         .expect("an announcement after the configuration change");
@@ -97,11 +97,7 @@ fn step(p: &mut Policy, now: u64, input: Input) -> Vec<Output> {
 
 fn own_announcement(out: &[Output]) -> Option<Vec<u8>> {
     out.iter().rev().find_map(|o| match o {
-        Output::Multicast(d)
-            if matches!(Envelope::decode(d).map(|e| e.body), Ok(Body::Announce(_))) =>
-        {
-            Some(d.clone())
-        }
+        Output::Multicast(m) if matches!(m.body, Body::Announce(_)) => Some(m.encode()),
         _ => None,
     })
 }
@@ -112,7 +108,7 @@ fn deliver_ready(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Ready
         now,
         Input::Cluster(ClusterEvent::Deliver {
             sender: member(from),
-            data,
+            data: Payload::Bytes(data),
         }),
     )
 }
@@ -123,7 +119,7 @@ fn deliver(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Vec<Output>
         now,
         Input::Cluster(ClusterEvent::Deliver {
             sender: member(from),
-            data,
+            data: Payload::Bytes(data),
         }),
     )
 }

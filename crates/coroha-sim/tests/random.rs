@@ -17,6 +17,7 @@ fn run(
         nodes,
         sabotage,
         verbose: false,
+        jobs: 2,
     })
 }
 
@@ -172,4 +173,31 @@ fn forgetting_a_promotion_that_timed_out_is_caught() {
         90350903,
         "54-promotion-applied-after-timeout.toml",
     );
+}
+
+/// The simulator hands group messages over as they are; the daemon sends
+/// their encoding. Both must give the same run: every message survives
+/// `Envelope::encode` and `decode` unchanged.
+#[test]
+fn handing_messages_over_decoded_changes_nothing() {
+    use coroha_sim::scenario::random_faults;
+    use coroha_sim::{default_config, Sim, SimOptions};
+    for seed in 4_000_000..4_000_040 {
+        let timeline = |wire: bool| {
+            let (faults, end) = random_faults(seed, 3);
+            let mut opts = SimOptions::new(default_config(3), seed);
+            opts.wire = wire;
+            opts.verbose = true;
+            let mut sim = Sim::new(opts);
+            for (at, f) in faults {
+                sim.add_fault(at, f);
+            }
+            sim.run_until(end);
+            sim.timeline
+                .iter()
+                .map(coroha_sim::line)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(timeline(true), timeline(false), "seed {seed}");
+    }
 }
