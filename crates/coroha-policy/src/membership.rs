@@ -268,7 +268,9 @@ impl Policy {
     pub(crate) fn on_deliver(&mut self, sender: Member, data: Payload) {
         let decoded = match data {
             Payload::Bytes(bytes) => Envelope::decode(&bytes),
-            Payload::Decoded(message) => Ok(Arc::unwrap_or_clone(message)),
+            Payload::Decoded(message) => {
+                Ok(Arc::try_unwrap(message).unwrap_or_else(|m| (*m).clone()))
+            }
         };
         let envelope = match decoded {
             Ok(e) => e,
