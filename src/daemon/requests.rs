@@ -16,8 +16,20 @@ impl Daemon {
         }
     }
 
-    /// Answer an operator request; some become policy inputs.
+    /// Answer an operator request; some become policy inputs, if the
+    /// policy can act on them from here (it says why not).
     pub(super) fn request(&mut self, req: Request) -> (Option<Input>, Reply) {
+        let (input, reply) = self.take_request(req);
+        if let Some(Input::Operator(op)) = &input {
+            if let Err(why) = self.policy.admit(op) {
+                tracing::warn!("operator request refused: {why}");
+                return (None, Reply::Refused(why));
+            }
+        }
+        (input, reply)
+    }
+
+    fn take_request(&mut self, req: Request) -> (Option<Input>, Reply) {
         let ok = Reply::Taken;
         let op = |o: Operator| Some(Input::Operator(o));
         match req {

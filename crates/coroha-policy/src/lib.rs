@@ -290,6 +290,9 @@ pub enum Sabotage {
     /// Claim nothing for a `beprimary` that timed out, as if a hung server
     /// could not apply it later (design §12).
     ForgetUnknownPromotion,
+    /// Take every operator request, also where it cannot take effect
+    /// (design §12).
+    AdmitEveryRequest,
 }
 
 pub struct Policy {

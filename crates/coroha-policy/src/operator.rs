@@ -3,10 +3,44 @@
 
 use crate::message::{Body, Request};
 use crate::timers::{HoldTimer, Stopping};
-use crate::{Level, Operator, Output, Policy};
+use crate::{Level, Operator, Output, Policy, Sabotage};
 
 impl Policy {
     // ----- operator --------------------------------------------------------
+
+    /// Whether an operator request can take effect from here, and if not
+    /// why. A request travels through the group and is applied where it is
+    /// delivered: in a view without a quorum, or (standby) without the
+    /// node that must record it, it would be lost while the operator was
+    /// told it was taken (design §12).
+    pub fn admit(&self, op: &Operator) -> Result<(), String> {
+        if self.sabotaged(Sabotage::AdmitEveryRequest) {
+            return Ok(());
+        }
+        let quorate = || {
+            if !self.quorum.stable() {
+                Err("this node's corosync is not quorate: the cluster could not act on it".into())
+            } else if self.coroha_minority() || !self.view.complete() {
+                Err("the coroha group here does not hold a quorum of daemons yet".into())
+            } else {
+                Ok(())
+            }
+        };
+        match op {
+            Operator::Stop { .. } => Ok(()),
+            Operator::Switchover { .. } | Operator::ConfirmDown { .. } => quorate(),
+            Operator::Standby { node, .. } => {
+                quorate()?;
+                match self.cfg.id_of(node) {
+                    Some(id) if self.view.is_member(id) => Ok(()),
+                    Some(_) => Err(format!(
+                        "{node}'s coroha is not in the group here: it records its own standby flag"
+                    )),
+                    None => Err(format!("no node named {node}")),
+                }
+            }
+        }
+    }
 
     pub(crate) fn on_operator(&mut self, now: u64, op: Operator) {
         match op {

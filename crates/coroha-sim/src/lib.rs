@@ -53,6 +53,9 @@ pub mod timing {
     pub const MCAST: u64 = 1;
 }
 
+/// How often a simulated operator tries a refused request (once a second).
+const OPERATOR_TRIES: u32 = 60;
+
 /// Ways to break the policy on purpose, to prove the checker can fail.
 pub use coroha_policy::Sabotage;
 
@@ -205,6 +208,11 @@ enum Ev {
     },
     LinkCheck,
     Write,
+    /// An operator request tried again after it was refused.
+    OperatorRetry {
+        request: Fault,
+        tries: u32,
+    },
     FenceDone {
         node: Idx,
         pid: u32,
@@ -270,6 +278,9 @@ pub struct Sim {
     pub violation: Option<Violation>,
     pub role_changes: Vec<(u64, Idx, HaRole)>,
     pub last_fault: u64,
+    /// Per node, the standby flag the operator asked for last: a refused
+    /// request about the node is not tried again once a later one came.
+    standby_wanted: Vec<Option<bool>>,
     /// Set by [`probe::ServerProbe`]: what the NSO/ConfD model says goes
     /// here instead of to the coroha processes.
     tap: Option<Vec<(Idx, probe::Said)>>,
@@ -323,6 +334,7 @@ impl Sim {
             violation: None,
             role_changes: vec![],
             last_fault: 0,
+            standby_wanted: vec![None; n],
             tap: None,
         };
         for i in 0..n {
@@ -475,6 +487,7 @@ impl Sim {
                     self.step_policy(node, Input::Timer);
                 }
             }
+            Ev::OperatorRetry { request, tries } => self.operator_request(request, tries),
             Ev::OrderTimeout { node, pid, id } => {
                 let waiting = self.coroha[node]
                     .as_ref()
@@ -626,18 +639,61 @@ impl Sim {
                     self.schedule(self.now + after, Ev::CorosyncStart(i));
                 }
             }
-            Fault::Switchover { at, to } => {
-                let to = to.map(|t| self.names[t].clone());
-                self.operator(at, Operator::Switchover { to });
+            request @ (Fault::Switchover { .. }
+            | Fault::Standby { .. }
+            | Fault::ConfirmDown { .. }) => self.operator_request(request, 0),
+        }
+    }
+
+    /// An operator runs a command on one node. Refused, they try again
+    /// every second, as after the command's non-zero exit. (A request
+    /// taken but lost in a view change in flight is not noticed: the
+    /// commands do not wait for the outcome yet.)
+    fn operator_request(&mut self, request: Fault, tries: u32) {
+        if let Fault::Standby { node, on, .. } = request {
+            if tries == 0 {
+                self.standby_wanted[node] = Some(on);
+            } else if self.standby_wanted[node] != Some(on) {
+                return;
             }
-            Fault::Standby { at, node, on } => {
-                let node = self.names[node].clone();
-                self.operator(at, Operator::Standby { node, on });
+        }
+        if tries > 0 {
+            let text = request.describe(&self.names);
+            self.record(None, format!("{text}, again (try {})", tries + 1));
+        }
+        let (i, op) = match &request {
+            Fault::Switchover { at, to } => (
+                *at,
+                Operator::Switchover {
+                    to: to.map(|t| self.names[t].clone()),
+                },
+            ),
+            Fault::Standby { at, node, on } => (
+                *at,
+                Operator::Standby {
+                    node: self.names[*node].clone(),
+                    on: *on,
+                },
+            ),
+            Fault::ConfirmDown { at, node } => (
+                *at,
+                Operator::ConfirmDown {
+                    node: self.names[*node].clone(),
+                },
+            ),
+            other => unreachable!("not an operator request: {other:?}"),
+        };
+        let admitted = self.coroha[i].as_ref().map(|c| c.policy.admit(&op));
+        match admitted {
+            Some(Err(why)) if tries < OPERATOR_TRIES => {
+                self.record(Some(i), format!("operator request refused: {why}"));
+                let tries = tries + 1;
+                self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });
             }
-            Fault::ConfirmDown { at, node } => {
-                let node = self.names[node].clone();
-                self.operator(at, Operator::ConfirmDown { node });
+            Some(Err(why)) => {
+                self.record(Some(i), format!("operator gives up: {why}"));
             }
+            _ => self.operator(i, op),
         }
     }
 

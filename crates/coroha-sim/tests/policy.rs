@@ -5,7 +5,7 @@ use confd_ha::{HaOrder, HaReply, HaRole};
 use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Payload, Reason, RingId};
 use coroha_policy::elect::Target;
 use coroha_policy::message::{Body, Envelope, KnownPrimary, NodeState, RememberedPrimary};
-use coroha_policy::{Input, Level, Output, Persisted, Policy, Ready};
+use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Ready};
 use coroha_sim::default_config;
 use coroha_sim::rng::Rng;
 use std::convert::Infallible;
@@ -388,4 +388,35 @@ fn a_remembered_primary_in_the_ring_without_its_coroha_becomes_an_orphan() {
             .any(|o| matches!(o, HaOrder::BePrimary { .. })),
         "nobody is promoted beside it"
     );
+}
+
+fn standby(node: &str, on: bool) -> Operator {
+    Operator::Standby {
+        node: node.into(),
+        on,
+    }
+}
+
+#[test]
+fn a_request_that_could_not_take_effect_is_refused_with_the_reason() {
+    // Not quorate: nothing the group decides here counts.
+    let (mut p, view) = started(&[1, 2, 3], false);
+    elect_me_announcing(&mut p, view);
+    let refused = p.admit(&standby("n2", true)).unwrap_err();
+    assert!(refused.contains("not quorate"), "{refused}");
+    assert_eq!(p.admit(&Operator::Stop { handover: false }), Ok(()));
+
+    // Quorate, but n3's coroha is not in the group: it could not record
+    // its own standby flag; n2's can.
+    let (mut p, view) = started(&[1, 2], true);
+    deliver(&mut p, 10, 2, peer(view, 2));
+    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
+    deliver(&mut p, 11, 1, mine);
+    let refused = p.admit(&standby("n3", true)).unwrap_err();
+    assert!(
+        refused.contains("n3's coroha is not in the group"),
+        "{refused}"
+    );
+    assert_eq!(p.admit(&standby("n2", true)), Ok(()));
+    assert_eq!(p.admit(&Operator::Switchover { to: None }), Ok(()));
 }

@@ -201,3 +201,13 @@ fn handing_messages_over_decoded_changes_nothing() {
         assert_eq!(timeline(true), timeline(false), "seed {seed}");
     }
 }
+
+#[test]
+fn taking_a_request_that_cannot_take_effect_is_caught() {
+    assert_caught_as(
+        "I3",
+        Sabotage::AdmitEveryRequest,
+        90406872,
+        "55-standby-lifted-on-a-cut-off-node.toml",
+    );
+}
