@@ -33,6 +33,10 @@ impl Policy {
             fresh: self.persisted.fresh,
             sync_loss: self.persisted.sync_loss,
             known_fresh: self.persisted.known_fresh,
+            outlived: match self.persisted.outlived {
+                w if w.at == self.persisted.fresh => w.drops,
+                _ => 0,
+            },
             led_epoch: if self.sabotaged(Sabotage::IgnoreLineageLeader) {
                 0
             } else {

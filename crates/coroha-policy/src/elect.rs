@@ -109,15 +109,26 @@ impl Plan {
 /// Ranking of candidates for a new primary: freshest data first, then the
 /// node that led that lineage (the primary of an epoch holds every write of
 /// it, also those acknowledged after a secondary dropped out unnoticed,
-/// design §12), then staying in sync, then priority, then the lowest node id.
-fn rank(node: NodeId, s: &NodeState) -> (Fresh, bool, u64, u32, std::cmp::Reverse<NodeId>) {
+/// design §12), then how many fellow secondaries it outlived in sync, then
+/// staying in sync, then priority, then the lowest node id.
+type Rank = (Fresh, bool, u64, u64, u32, std::cmp::Reverse<NodeId>);
+
+fn rank(node: NodeId, s: &NodeState) -> Rank {
     let in_sync = if s.sync_loss == 0 {
         u64::MAX
     } else {
         s.sync_loss
     };
     let led = s.fresh.epoch > 0 && s.led_epoch == s.fresh.epoch;
-    (s.fresh, led, in_sync, s.priority, std::cmp::Reverse(node))
+    let outlived = s.outlived;
+    (
+        s.fresh,
+        led,
+        outlived,
+        in_sync,
+        s.priority,
+        std::cmp::Reverse(node),
+    )
 }
 
 pub fn elect(view: &View, params: ElectParams) -> Plan {

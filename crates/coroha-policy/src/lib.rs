@@ -58,6 +58,10 @@ pub struct Persisted {
     /// `NodeState::led_epoch`.
     #[serde(default)]
     pub led_epoch: u64,
+    /// Fellow secondaries this node saw drop out while it stayed in sync
+    /// at that freshness (see `NodeState::outlived`).
+    #[serde(default)]
+    pub outlived: Outlived,
     /// The primary this node knows of, and whether its coroha was in the
     /// group when last seen. Durable so that a node that crashes and boots
     /// again still knows of a primary whose NSO/ConfD may serve without a
@@ -65,6 +69,23 @@ pub struct Persisted {
     /// second primary beside an orphan only they had heard of.
     #[serde(default)]
     pub known_primary: Option<RememberedPrimary>,
+}
+
+/// Secondaries in sync with `parent` at `fresh`, as announced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Fellows {
+    parent: Option<NodeId>,
+    fresh: Fresh,
+    nodes: BTreeSet<NodeId>,
+}
+
+/// How many fellow secondaries dropped out of a lineage while this node
+/// stayed in sync with it, counted at the freshness `at`; it counts for
+/// nothing once the node's freshness has moved on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outlived {
+    pub at: Fresh,
+    pub drops: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +314,9 @@ pub enum Sabotage {
     /// Take every operator request, also where it cannot take effect
     /// (design §12).
     AdmitEveryRequest,
+    /// Do not count fellow secondaries that drop out while this node stays
+    /// in sync (design §12).
+    IgnoreFellowDrops,
 }
 
 pub struct Policy {
@@ -328,6 +352,10 @@ pub struct Policy {
     /// every ring and quorum event).
     orphan_out_of_ring_warned: Option<KnownPrimary>,
     gone_reported: BTreeSet<(NodeId, u64)>,
+    /// The other secondaries last announced in sync with the same primary
+    /// at the same freshness as this node; kept across views, since a
+    /// fellow that crashed announces nothing in the views that follow.
+    fellows: Fellows,
     out: Vec<Output>,
 }
 
@@ -366,6 +394,7 @@ impl Policy {
             secondary_dead_sent: BTreeSet::new(),
             orphan_out_of_ring_warned: None,
             gone_reported: BTreeSet::new(),
+            fellows: Fellows::default(),
             out: Vec::new(),
         }
     }

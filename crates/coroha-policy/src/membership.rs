@@ -89,6 +89,9 @@ impl Policy {
             }
         }
         for (m, reason) in &left {
+            if *reason == Reason::NodeDown {
+                self.note_fellow_dropped(m.node);
+            }
             if self.orphan_if_promoting(m.node, *reason) {
                 continue;
             }
@@ -333,6 +336,7 @@ impl Policy {
         } else if state.role.is_some() && self.known_primary().is_some_and(|k| k.node == from) {
             self.persisted.known_primary = None;
         }
+        self.track_fellow(from, &state);
         // A primary listing us as attached confirms our copy is in sync.
         let me = self.cfg.me;
         if self.reattach_block.is_some_and(|(n, e)| {

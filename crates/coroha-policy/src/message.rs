@@ -110,6 +110,12 @@ pub struct NodeState {
     /// of it, so it outranks its own secondaries at equal freshness.
     #[serde(default)]
     pub led_epoch: u64,
+    /// How many fellow secondaries at this node's freshness it saw drop out
+    /// of the ring while it stayed in sync: at equal freshness it holds
+    /// writes they lack, also where nobody bumped the generation (the
+    /// primary an orphan).
+    #[serde(default)]
+    pub outlived: u64,
     /// Primary only: sync generation and the secondaries attached to it.
     pub gen: u64,
     pub attached: Vec<NodeId>,
@@ -146,6 +152,7 @@ impl NodeState {
             sync_loss: 0,
             known_fresh: Fresh::default(),
             led_epoch: 0,
+            outlived: 0,
             gen: 0,
             attached: vec![],
             priority: 100,

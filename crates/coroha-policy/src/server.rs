@@ -4,8 +4,8 @@
 use crate::cluster::NodeId;
 use crate::elect::{Plan, Target};
 use crate::local::LocalRole;
-use crate::message::{Body, Fresh, Health, Request};
-use crate::{Level, Output, Pending, Policy, Sabotage};
+use crate::message::{Body, Fresh, Health, NodeState, Request};
+use crate::{Fellows, Level, Outlived, Output, Pending, Policy, Sabotage};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use std::collections::BTreeSet;
 
@@ -158,22 +158,12 @@ impl Policy {
         let Some(parent) = self.local.role.parent() else {
             return;
         };
-        let epoch = self.local.role_epoch;
-        let member_serving =
-            self.view.is_member(parent)
-                && self.view.states.get(&parent).is_some_and(|s| {
-                    s.is_primary() && s.health == Health::Ok && s.role_epoch == epoch
-                });
-        // An orphaned primary (its coroha gone) may serve the others still.
-        let orphan_serving = !self.view.is_member(parent)
-            && self.plan.as_ref().is_some_and(|p| matches!(&p.target, Some(Target::Orphan(k)) if k.node == parent && k.epoch == epoch));
         // A primary that the plan replaces steps down on purpose: no loss.
         let replaced = self
             .plan
             .as_ref()
             .is_some_and(|p| p.target.as_ref().map(Target::node) != Some(parent));
-        let serving = (member_serving || orphan_serving) && !replaced;
-        if serving && self.persisted.sync_loss == 0 {
+        if self.serves(parent) && !replaced && self.persisted.sync_loss == 0 {
             let fresh = self.persisted.fresh;
             let seen = self
                 .view
@@ -190,6 +180,92 @@ impl Policy {
                 seen + 1
             );
             self.log(Level::Info, text);
+        }
+    }
+
+    /// Whether `primary`, the node this one follows, still serves as far as
+    /// the delivered state shows: a member announcing itself primary of our
+    /// epoch, or the orphan of that epoch the plan keeps.
+    fn serves(&self, primary: NodeId) -> bool {
+        let epoch = self.local.role_epoch;
+        if self.view.is_member(primary) {
+            self.view
+                .states
+                .get(&primary)
+                .is_some_and(|s| s.is_primary() && s.health == Health::Ok && s.role_epoch == epoch)
+        } else {
+            self.plan.as_ref().is_some_and(|p| {
+                matches!(&p.target, Some(Target::Orphan(k)) if k.node == primary && k.epoch == epoch)
+            })
+        }
+    }
+
+    /// A fellow secondary's node left the ring while this node stayed in
+    /// sync with a primary that still serves: from now on this node holds
+    /// writes that one lacks, whether or not anybody's coroha bumps the
+    /// primary's generation (nobody does for an orphan, design §12).
+    pub(crate) fn note_fellow_dropped(&mut self, fellow: NodeId) {
+        let Some(parent) = self.local.role.parent() else {
+            return;
+        };
+        let epoch = self.local.role_epoch;
+        let fellow_in_sync = self.fellows.parent == Some(parent)
+            && self.fellows.fresh == self.persisted.fresh
+            && self.fellows.nodes.contains(&fellow);
+        // Its coroha may have left just before, so that no plan names it
+        // an orphan yet: what this node remembers of it counts too.
+        let orphan_serves = self.persisted.known_primary.as_ref().is_some_and(|r| {
+            r.orphaned() && r.primary().node == parent && r.primary().epoch == epoch
+        });
+        // Its primary's node leaving in the same change ends this node's
+        // sync too: it outlived nobody.
+        let parent_in_ring = self.quorum.ring_members.contains(&parent);
+        if fellow == parent
+            || !parent_in_ring
+            || !self.local.role.initialized()
+            || !fellow_in_sync
+            || !(self.serves(parent) || orphan_serves)
+            || self.sabotaged(Sabotage::IgnoreFellowDrops)
+        {
+            return;
+        }
+        let fresh = self.persisted.fresh;
+        let before = Some(self.persisted.outlived)
+            .filter(|w| w.at == fresh)
+            .map_or(0, |w| w.drops);
+        self.persisted.outlived = Outlived {
+            at: fresh,
+            drops: before + 1,
+        };
+        let text = format!(
+            "secondary {} dropped out while this node stayed in sync ({} at {fresh})",
+            self.name(fellow),
+            before + 1
+        );
+        self.log(Level::Info, text);
+    }
+
+    /// Keep track of which other nodes follow the same primary at the
+    /// same freshness as this one (for [`Policy::note_fellow_dropped`]).
+    pub(crate) fn track_fellow(&mut self, from: NodeId, state: &NodeState) {
+        let parent = self.local.role.parent();
+        let fresh = self.persisted.fresh;
+        if self.fellows.parent != parent || self.fellows.fresh != fresh {
+            self.fellows = Fellows {
+                parent,
+                fresh,
+                nodes: BTreeSet::new(),
+            };
+        }
+        let in_sync = parent.is_some()
+            && state.parent == parent
+            && state.initialized
+            && state.role_epoch == self.local.role_epoch
+            && state.fresh == fresh;
+        if in_sync && from != self.cfg.me {
+            self.fellows.nodes.insert(from);
+        } else {
+            self.fellows.nodes.remove(&from);
         }
     }
 

@@ -211,3 +211,13 @@ fn taking_a_request_that_cannot_take_effect_is_caught() {
         "55-standby-lifted-on-a-cut-off-node.toml",
     );
 }
+
+#[test]
+fn not_counting_a_fellow_secondary_that_dropped_out_is_caught() {
+    assert_caught_as(
+        "I2",
+        Sabotage::IgnoreFellowDrops,
+        90379141,
+        "56-secondary-crash-outlived-by-a-fellow.toml",
+    );
+}
