@@ -22,3 +22,14 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --release --no-fail-fast
+
+# A time-bounded random batch with a fresh seed every run, so that each CI
+# run explores schedules no earlier one did. A violation prints the seed
+# and the command that replays it; COROHA_SEED repeats a batch.
+cargo build --release --bin coroha
+seed=${COROHA_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+echo "random batch: first seed $seed (a violation prints the seed that replays it)"
+target/release/coroha simulate --random 1000000000 --seed "$seed" --jobs 0 \
+    --time-limit "${COROHA_RANDOM_TIME:-120s}"
+target/release/coroha simulate --random 1000000000 --nodes 5 --seed "$seed" --jobs 0 \
+    --time-limit "${COROHA_RANDOM_TIME_5:-60s}"

@@ -39,6 +39,10 @@ enum Command {
         /// depend on it: each schedule depends on its seed alone.
         #[arg(long, default_value_t = 1, value_name = "N")]
         jobs: usize,
+        /// With --random: start no schedule after this long ("90s", "5m");
+        /// the report says how many ran.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        time_limit: Option<std::time::Duration>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
             seed,
             nodes,
             jobs,
+            time_limit,
             json,
             verbose,
         } => {
@@ -179,6 +184,7 @@ fn main() -> ExitCode {
                         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
                         n => n,
                     },
+                    time_limit,
                 },
                 json,
             )
@@ -263,6 +269,27 @@ fn simulate_scenario(scenario: &Scenario, json: bool, verbose: bool) -> ExitCode
     }
 }
 
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    coroha_config::Dur::parse(text)
+        .map(|d| d.0)
+        .ok_or_else(|| format!("{text:?} is not a duration like \"90s\" or \"5m\""))
+}
+
+/// How many schedules injected each fault and reached each rare state.
+fn print_coverage(coverage: &coroha_sim::Coverage, schedules: u64) {
+    if schedules < 2 {
+        return;
+    }
+    let share = |n: u64| 100.0 * n as f64 / schedules as f64;
+    println!("coverage (schedules, share):");
+    for (kind, n) in &coverage.faults {
+        println!("  fault {kind:<28} {n:>10} {:>6.2}%", share(*n));
+    }
+    for (state, n) in &coverage.states {
+        println!("  state {:<28} {n:>10} {:>6.2}%", state.name(), share(*n));
+    }
+}
+
 fn simulate_random(run: RandomRun, json: bool) -> ExitCode {
     let report = run_random(&run);
     if json {
@@ -281,8 +308,10 @@ fn simulate_random(run: RandomRun, json: bool) -> ExitCode {
                 v.seed, run.nodes
             );
         }
+        print_coverage(&report.coverage, report.schedules);
         println!(
-            "{} schedules of {} nodes ({:.0} simulated seconds) in {:.2} s: {:.0} schedules/s; {} violations",
+            "first seed {}, {} schedules of {} nodes ({:.0} simulated seconds) in {:.2} s: {:.0} schedules/s; {} violations",
+            report.first_seed,
             report.schedules,
             report.nodes,
             report.simulated_seconds,

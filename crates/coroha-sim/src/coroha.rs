@@ -1,8 +1,8 @@
 //! The simulated coroha processes: each runs the real policy, fed the
 //! events its corosync and NSO/ConfD produce, its outputs carried out.
 
-use crate::{timing, Coroha, Ev, Idx, Sim};
-use confd_ha::HaOrder;
+use crate::{timing, Coroha, Ev, Idx, Rare, Sim};
+use confd_ha::{HaOrder, HaRole};
 use coroha_policy::cluster::{ClusterEvent, Member, Reason};
 use coroha_policy::{Input, Level, Output, Policy};
 
@@ -67,6 +67,9 @@ impl Sim {
         let Some(c) = self.coroha[i].take() else {
             return;
         };
+        if self.confd[i].running && self.confd[i].role == HaRole::Primary {
+            self.reach(Rare::Orphan);
+        }
         if c.joined {
             let member = Member {
                 node: Self::id(i),
@@ -164,6 +167,7 @@ impl Sim {
                 self.submit_order(i, pid, id, order);
             }
             Output::Fence => {
+                self.reach(Rare::Fence);
                 self.record(Some(i), "fence hook: restarting NSO/ConfD".into());
                 self.schedule(self.now + 100, Ev::FenceDone { node: i, pid });
             }

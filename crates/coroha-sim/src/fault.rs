@@ -49,6 +49,31 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The kind of fault, for coverage counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Crash(_) => "crash",
+            Fault::Boot(_) => "boot",
+            Fault::Partition(_) => "partition",
+            Fault::Heal => "heal",
+            Fault::KillCoroha(_) => "kill_coroha",
+            Fault::StartCoroha(_) => "start_coroha",
+            Fault::StopCoroha(_) => "stop_coroha",
+            Fault::MaintenanceStop(_) => "maintenance_stop",
+            Fault::ConfdStop(_) => "confd_stop",
+            Fault::ConfdStart(_) => "confd_start",
+            Fault::ConfdHang(_) => "confd_hang",
+            Fault::ConfdResume(_) => "confd_resume",
+            Fault::ConfdRefuse(_, true) => "confd_phase0",
+            Fault::ConfdRefuse(_, false) => "confd_phase1",
+            Fault::CorosyncRestart(_) => "corosync_restart",
+            Fault::CorosyncKill(..) => "corosync_kill",
+            Fault::Switchover { .. } => "switchover",
+            Fault::Standby { .. } => "standby",
+            Fault::ConfirmDown { .. } => "confirm_down",
+        }
+    }
+
     pub fn describe(&self, names: &[String]) -> String {
         let n = |i: &Idx| names[*i].clone();
         match self {

@@ -13,6 +13,7 @@ mod check;
 pub mod confd;
 mod coroha;
 mod corosync;
+pub mod coverage;
 mod fault;
 pub mod probe;
 pub mod rng;
@@ -20,6 +21,7 @@ pub mod scenario;
 mod server;
 pub mod votequorum;
 
+pub use coverage::{Coverage, Rare};
 pub use fault::Fault;
 
 /// The built-in story `coroha simulate` tells without a scenario file.
@@ -278,6 +280,8 @@ pub struct Sim {
     pub violation: Option<Violation>,
     pub role_changes: Vec<(u64, Idx, HaRole)>,
     pub last_fault: u64,
+    /// The rare states this run reached (for coverage counts).
+    pub reached: Vec<Rare>,
     /// Per node, the standby flag the operator asked for last: a refused
     /// request about the node is not tried again once a later one came.
     standby_wanted: Vec<Option<bool>>,
@@ -334,6 +338,7 @@ impl Sim {
             violation: None,
             role_changes: vec![],
             last_fault: 0,
+            reached: vec![],
             standby_wanted: vec![None; n],
             tap: None,
         };
@@ -375,6 +380,13 @@ impl Sim {
     pub fn add_fault(&mut self, at: u64, fault: Fault) {
         self.last_fault = self.last_fault.max(at);
         self.schedule(at, Ev::Fault(fault));
+    }
+
+    /// Note a rare state for the coverage counts.
+    fn reach(&mut self, state: Rare) {
+        if !self.reached.contains(&state) {
+            self.reached.push(state);
+        }
     }
 
     fn record(&mut self, node: Option<Idx>, text: String) {
@@ -569,6 +581,14 @@ impl Sim {
                 self.start_coroha(i);
             }
             Fault::Partition(groups) => {
+                let handing_over = self
+                    .coroha
+                    .iter()
+                    .flatten()
+                    .any(|c| c.policy.promoting().is_some() || c.policy.stopping());
+                if handing_over {
+                    self.reach(Rare::PartitionDuringHandover);
+                }
                 for g in self.group.iter_mut() {
                     *g = 0;
                 }
@@ -686,6 +706,7 @@ impl Sim {
         let admitted = self.coroha[i].as_ref().map(|c| c.policy.admit(&op));
         match admitted {
             Some(Err(why)) if tries < OPERATOR_TRIES => {
+                self.reach(Rare::OperatorRefused);
                 self.record(Some(i), format!("operator request refused: {why}"));
                 let tries = tries + 1;
                 self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });

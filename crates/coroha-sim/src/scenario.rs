@@ -1,7 +1,7 @@
 //! Scripted scenarios (`coroha simulate FILE.toml`) and random fault
 //! schedules (`coroha simulate --random N`).
 
-use super::{default_config, line, Entry, Fault, Sabotage, Sim, SimOptions, Violation};
+use super::{default_config, line, Coverage, Entry, Fault, Sabotage, Sim, SimOptions, Violation};
 use confd_ha::HaRole;
 use coroha_config::{Config, ConfigError, Dur};
 use serde::{Deserialize, Serialize};
@@ -417,10 +417,14 @@ pub struct RandomRun {
     /// Threads to spread the schedules over. Each schedule depends on its
     /// seed alone, so the report is the same for any number.
     pub jobs: usize,
+    /// Stop starting schedules after this long (the report says how many
+    /// ran; every violation still names the seed that replays it).
+    pub time_limit: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RandomReport {
+    /// Schedules run (fewer than asked when the time limit ended the run).
     pub schedules: u64,
     pub nodes: usize,
     pub first_seed: u64,
@@ -428,6 +432,7 @@ pub struct RandomReport {
     pub schedules_per_second: f64,
     pub simulated_seconds: f64,
     pub violations: Vec<Violation>,
+    pub coverage: Coverage,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Entry>,
 }
@@ -546,49 +551,64 @@ pub fn run_random(run: &RandomRun) -> RandomReport {
     let mut violations = vec![];
     let mut timeline = vec![];
     let mut simulated = 0;
+    let mut schedules = 0;
+    let mut coverage = Coverage::default();
     for mut part in parts {
         violations.append(&mut part.violations);
         timeline.append(&mut part.timeline);
         simulated += part.simulated;
+        schedules += part.schedules;
+        coverage.merge(part.coverage);
     }
     violations.sort_by_key(|v| v.seed.wrapping_sub(run.seed));
     let seconds = started.elapsed().as_secs_f64();
     RandomReport {
-        schedules: run.schedules,
+        schedules,
         nodes: run.nodes,
         first_seed: run.seed,
         seconds,
-        schedules_per_second: run.schedules as f64 / seconds.max(1e-9),
+        schedules_per_second: schedules as f64 / seconds.max(1e-9),
         simulated_seconds: simulated as f64 / 1000.0,
         violations,
+        coverage,
         timeline,
     }
 }
 
 /// What one thread of a random run found.
 struct Batch {
+    schedules: u64,
     violations: Vec<Violation>,
+    coverage: Coverage,
     timeline: Vec<Entry>,
     simulated: u64,
 }
 
 fn run_batch(run: &RandomRun, config: &Config, seeds: impl Iterator<Item = u64>) -> Batch {
     let mut batch = Batch {
+        schedules: 0,
         violations: vec![],
+        coverage: Coverage::default(),
         timeline: vec![],
         simulated: 0,
     };
+    let deadline = run.time_limit.map(|d| std::time::Instant::now() + d);
     for seed in seeds {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
         let (faults, end) = random_faults(seed, run.nodes);
         let mut opts = SimOptions::new(config.clone(), seed);
         opts.sabotage = run.sabotage;
         opts.verbose = run.verbose;
         let mut sim = Sim::new(opts);
-        for (at, f) in faults {
-            sim.add_fault(at, f);
+        for (at, f) in &faults {
+            sim.add_fault(*at, f.clone());
         }
         sim.run_until(end);
         sim.check_liveness();
+        batch.schedules += 1;
+        batch.coverage.add(&faults, &sim.reached);
         batch.simulated += end;
         if let Some(v) = sim.violation.take() {
             batch.violations.push(v);

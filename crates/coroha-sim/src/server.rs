@@ -2,7 +2,7 @@
 //! served one at a time, attaching, links and ticks, stopping.
 
 use crate::probe::Said;
-use crate::{Ev, Idx, Sim};
+use crate::{Ev, Idx, Rare, Sim};
 use confd_ha::{code, HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use coroha_policy::Input;
 
@@ -60,6 +60,11 @@ impl Sim {
         }
         if c.hung {
             // Served after the resume, if ever; the coroha side times out.
+            match order {
+                HaOrder::BePrimary { .. } => self.reach(Rare::PromotionOnHungServer),
+                HaOrder::BeNone => self.reach(Rare::DemotionOnHungServer),
+                _ => {}
+            }
             self.confd[i].stalled.push((pid, id, order));
             return;
         }
@@ -115,6 +120,7 @@ impl Sim {
         }
         let refused = self.confd[i].refusing && order != HaOrder::GetStatus;
         if refused {
+            self.reach(Rare::RefusedOrder);
             self.reply(i, pid, id, Err(HaFailure::Error(code::BADSTATE)), 0);
             return;
         }

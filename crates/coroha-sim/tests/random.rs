@@ -18,6 +18,7 @@ fn run(
         sabotage,
         verbose: false,
         jobs: 2,
+        time_limit: None,
     })
 }
 
@@ -220,4 +221,54 @@ fn not_counting_a_fellow_secondary_that_dropped_out_is_caught() {
         90379141,
         "56-secondary-crash-outlived-by-a-fellow.toml",
     );
+}
+
+/// The coverage counts say what a batch exercised; the names in the JSON
+/// report are the ones `Rare::name` prints.
+#[test]
+fn a_random_batch_reports_what_it_exercised() {
+    let report = run(400, 3, 5_000_000, None);
+    let c = &report.coverage;
+    assert_eq!(report.schedules, 400);
+    for kind in [
+        "crash",
+        "partition",
+        "kill_coroha",
+        "confd_hang",
+        "switchover",
+    ] {
+        assert!(c.faults.get(kind).is_some_and(|n| *n > 0), "{kind}: {c:?}");
+    }
+    assert!(c.faults.values().all(|n| *n <= 400));
+    assert!(c
+        .states
+        .get(&coroha_sim::Rare::Orphan)
+        .is_some_and(|n| *n > 0));
+    let json = serde_json::to_value(&report.coverage).expect("serializable");
+    for state in c.states.keys() {
+        assert!(
+            json["states"].get(state.name()).is_some(),
+            "{}",
+            state.name()
+        );
+    }
+}
+
+#[test]
+fn a_time_limit_ends_the_batch_early_and_says_how_many_ran() {
+    let report = run_random(&RandomRun {
+        schedules: u64::MAX,
+        seed: 6_000_000,
+        nodes: 3,
+        sabotage: None,
+        verbose: false,
+        jobs: 2,
+        time_limit: Some(std::time::Duration::from_millis(300)),
+    });
+    assert!(report.schedules > 0 && report.schedules < u64::MAX);
+    assert!(report
+        .coverage
+        .faults
+        .values()
+        .all(|n| *n <= report.schedules));
 }
