@@ -618,9 +618,9 @@ impl Failback {
 impl NodeConfig {
     fn to_policy(&self) -> coroha_policy::Node {
         coroha_policy::Node {
-            name: self.name.clone(),
+            name: self.name.as_str().into(),
             id: self.id,
-            address: self.address.clone(),
+            address: self.address.as_str().into(),
             priority: self.priority,
             can_primary: self.can_primary,
             relay_via: self.relay_via.clone(),

@@ -21,8 +21,8 @@ impl Policy {
     pub fn my_state(&self) -> NodeState {
         let me = self.cfg.node(self.cfg.me);
         NodeState {
-            name: self.name(self.cfg.me),
-            address: me.map(|n| n.address.clone()).unwrap_or_default(),
+            name: me.map_or_else(|| self.name(self.cfg.me).into(), |n| n.name.clone()),
+            address: me.map_or_else(|| "".into(), |n| n.address.clone()),
             role: self.local.role.ha_role(),
             role_epoch: self.local.role_epoch,
             parent: self.local.role.parent(),
@@ -432,7 +432,7 @@ impl Policy {
                 Next::Order(NextOrder::new(
                     HaOrder::BeSecondary {
                         me: my_name,
-                        primary: name,
+                        primary: name.to_string(),
                         address: confd_ha::wire::Address::parse(&address),
                         wait: true,
                     },

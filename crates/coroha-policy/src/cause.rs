@@ -6,34 +6,35 @@
 
 use crate::message::{Fresh, Health, NodeState};
 use std::fmt;
+use std::sync::Arc;
 
 /// The reason of one [`crate::elect::Plan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cause {
     /// The current primary is eligible and nothing moves it.
-    Stays { primary: String },
+    Stays { primary: Arc<str> },
     /// The plan follows a primary whose coroha left while its node is still
     /// a corosync member: it may still be serving.
-    OrphanKept { primary: String, epoch: u64 },
+    OrphanKept { primary: Arc<str>, epoch: u64 },
     /// An operator asked to move the role from a healthy primary.
-    Switchover { from: String, to: String },
+    Switchover { from: Arc<str>, to: Arc<str> },
     /// An operator asked for a node while there is no eligible primary.
-    SwitchoverTo { to: String },
+    SwitchoverTo { to: Arc<str> },
     /// A node of higher priority, in sync, takes the role back.
     Failback {
-        to: String,
+        to: Arc<str>,
         priority: u32,
         over: u32,
     },
     /// A new primary replaces one that may no longer serve.
     Replaces {
-        elected: String,
-        primary: String,
+        elected: Arc<str>,
+        primary: Arc<str>,
         why: Unfit,
     },
     /// A new primary where there was none.
     Freshest {
-        elected: String,
+        elected: Arc<str>,
         fresh: Fresh,
         priority: u32,
     },
@@ -47,7 +48,7 @@ pub enum Cause {
 /// A node that could be primary but may not be now, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unqualified {
-    pub name: String,
+    pub name: Arc<str>,
     pub why: Unfit,
 }
 

@@ -469,7 +469,7 @@ impl Policy {
             .iter()
             .map(|(id, s)| MemberStatus {
                 id: *id,
-                name: s.name.clone(),
+                name: s.name.to_string(),
                 role: s.role,
                 epoch: s.role_epoch,
                 parent: s.parent.map(|p| self.name(p)),

@@ -5,6 +5,7 @@
 use crate::cluster::NodeId;
 use confd_ha::HaRole;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub const PROTOCOL_VERSION: u8 = 1;
 
@@ -47,8 +48,8 @@ pub enum Health {
 pub struct KnownPrimary {
     pub node: NodeId,
     pub epoch: u64,
-    pub name: String,
-    pub address: String,
+    pub name: Arc<str>,
+    pub address: Arc<str>,
     /// Its coroha left while its `beprimary` may still be in flight: it may
     /// not be primary yet, so nothing listening at its HA address is no
     /// evidence that it will not be (design §12).
@@ -84,8 +85,10 @@ impl RememberedPrimary {
 /// every change of its own state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeState {
-    pub name: String,
-    pub address: String,
+    /// Shared, not copied: every step builds this node's state to see
+    /// whether it changed, and equal `Arc`s compare by pointer first.
+    pub name: Arc<str>,
+    pub address: Arc<str>,
     /// Observed HA role; `None` while unknown (starting, never answered).
     pub role: Option<HaRole>,
     /// Primary: its own epoch. Secondary or relay: its primary's epoch.
@@ -139,8 +142,8 @@ impl NodeState {
     /// A healthy node in NONE that knows nothing yet (tests build on it).
     pub fn sample(id: NodeId) -> NodeState {
         NodeState {
-            name: format!("n{id}"),
-            address: format!("10.0.0.{id}"),
+            name: format!("n{id}").into(),
+            address: format!("10.0.0.{id}").into(),
             role: Some(HaRole::None),
             role_epoch: 0,
             parent: None,

@@ -62,7 +62,7 @@ impl Policy {
                 None => self.log(Level::Error, format!("standby: no node named {node}")),
             },
             Operator::ConfirmDown { node } => {
-                let known = self.known_primary().cloned().filter(|k| k.name == node);
+                let known = self.known_primary().cloned().filter(|k| *k.name == *node);
                 match known {
                     Some(k) => self.multicast(Body::Request(Request::PrimaryGone {
                         node: k.node,

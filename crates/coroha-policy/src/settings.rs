@@ -4,16 +4,18 @@
 
 use crate::cluster::NodeId;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One configured node, as the election needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
-    /// HA node name, as NSO/ConfD knows it.
-    pub name: String,
+    /// HA node name, as NSO/ConfD knows it (shared with every announcement
+    /// that names the node).
+    pub name: Arc<str>,
     /// corosync node id.
     pub id: NodeId,
     /// Address the secondaries use to reach this node's HA port.
-    pub address: String,
+    pub address: Arc<str>,
     pub priority: u32,
     /// false: this node is only ever a secondary (e.g. a DR site).
     pub can_primary: bool,
@@ -75,11 +77,11 @@ impl Settings {
 
     pub(crate) fn name(&self, id: NodeId) -> String {
         self.node(id)
-            .map_or_else(|| format!("node{id}"), |n| n.name.clone())
+            .map_or_else(|| format!("node{id}"), |n| n.name.to_string())
     }
 
     pub(crate) fn id_of(&self, name: &str) -> Option<NodeId> {
-        self.nodes.iter().find(|n| n.name == name).map(|n| n.id)
+        self.nodes.iter().find(|n| &*n.name == name).map(|n| n.id)
     }
 }
 
