@@ -92,7 +92,11 @@ impl Policy {
     pub(crate) fn announced_max_epoch(&self) -> u64 {
         match &self.pending {
             Some(p) if matches!(p.order, HaOrder::BePrimary { .. }) => p.prev_max_epoch,
-            _ => self.persisted.max_epoch.max(self.local.role_epoch),
+            _ => self
+                .persisted
+                .max_epoch
+                .max(self.local.role_epoch)
+                .max(self.persisted.seen_epoch),
         }
     }
 

@@ -58,6 +58,13 @@ pub struct Persisted {
     /// `NodeState::led_epoch`.
     #[serde(default)]
     pub led_epoch: u64,
+    /// The highest epoch any node was seen to claim or to promote itself
+    /// to. New epochs are chosen above it, so a promotion whose node
+    /// vanished mid-way is never given the same epoch as a later one
+    /// (design §12). Not this node's own: restart adoption uses
+    /// `max_epoch`.
+    #[serde(default)]
+    pub seen_epoch: u64,
     /// Fellow secondaries this node saw drop out while it stayed in sync
     /// at that freshness (see `NodeState::outlived`).
     #[serde(default)]
@@ -317,6 +324,12 @@ pub enum Sabotage {
     /// Do not count fellow secondaries that drop out while this node stays
     /// in sync (design §12).
     IgnoreFellowDrops,
+    /// Choose new epochs from the current view only, as if a promotion
+    /// announced by a node that then vanished had not used its epoch
+    /// (design §12).
+    ReuseEpochOfVanishedPromotion,
+    /// Take any answer to get_status as the end of a refusal (design §12).
+    RefusingEndsOnAnyAnswer,
 }
 
 pub struct Policy {
@@ -368,6 +381,7 @@ impl Policy {
             gen: 0,
             health: Health::Starting,
             failures: 0,
+            refusing_until: None,
         };
         Policy {
             cfg,

@@ -146,4 +146,8 @@ pub(crate) struct Local {
     pub(crate) health: Health,
     /// Orders that failed in a row.
     pub(crate) failures: u32,
+    /// Marked refusing (start phase 0) until then: a status answer does
+    /// not make it eligible again before, or the plan would turn to it and
+    /// away again every second, a new epoch each time (design §12).
+    pub(crate) refusing_until: Option<u64>,
 }

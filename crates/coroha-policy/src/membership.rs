@@ -337,6 +337,16 @@ impl Policy {
             self.persisted.known_primary = None;
         }
         self.track_fellow(from, &state);
+        // Others' claims only: this node's own are in `max_epoch`, and
+        // counting its own intent here would change what it announces
+        // before it may act on it.
+        if from != self.cfg.me && !self.sabotaged(Sabotage::ReuseEpochOfVanishedPromotion) {
+            let claimed = state
+                .max_epoch
+                .max(state.role_epoch)
+                .max(state.promoting.unwrap_or(0));
+            self.persisted.seen_epoch = self.persisted.seen_epoch.max(claimed);
+        }
         // A primary listing us as attached confirms our copy is in sync.
         let me = self.cfg.me;
         if self.reattach_block.is_some_and(|(n, e)| {

@@ -55,7 +55,18 @@ impl Policy {
                     self.retry_at = None;
                     self.failed_order = None;
                 }
-                if self.local.health != Health::Fenced || matches!(p.order, HaOrder::GetStatus) {
+                let still_refusing = self.local.health == Health::Refusing
+                    && matches!(p.order, HaOrder::GetStatus)
+                    && self.local.refusing_until.is_some_and(|t| now < t)
+                    && !self.sabotaged(Sabotage::RefusingEndsOnAnyAnswer);
+                if !matches!(p.order, HaOrder::GetStatus) {
+                    self.local.refusing_until = None;
+                }
+                if still_refusing {
+                    // An answer to get_status says nothing of the phase.
+                } else if self.local.health != Health::Fenced
+                    || matches!(p.order, HaOrder::GetStatus)
+                {
                     self.set_health(Health::Ok, "answered");
                 }
                 self.on_success(now, p, reply);
@@ -395,6 +406,8 @@ impl Policy {
                 }
                 let refused = self.local.failures >= self.cfg.max_order_failures;
                 if refused && matches!(p.order, HaOrder::BePrimary { .. }) {
+                    let hold = self.cfg.startup_settle.max(self.cfg.status_interval);
+                    self.local.refusing_until = Some(now + hold);
                     self.set_health(
                         Health::Refusing,
                         &format!("{verb} refused {} times", self.local.failures),

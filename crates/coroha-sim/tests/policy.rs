@@ -1,10 +1,10 @@
 //! The policy step by step, through its public interface only: one node's
 //! `Policy` fed by hand-made corosync events and HA replies.
 
-use confd_ha::{HaOrder, HaReply, HaRole};
+use confd_ha::{HaFailure, HaOrder, HaReply, HaRole};
 use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Payload, Reason, RingId};
 use coroha_policy::elect::Target;
-use coroha_policy::message::{Body, Envelope, KnownPrimary, NodeState, RememberedPrimary};
+use coroha_policy::message::{Body, Envelope, Health, KnownPrimary, NodeState, RememberedPrimary};
 use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Ready};
 use coroha_sim::default_config;
 use coroha_sim::rng::Rng;
@@ -419,4 +419,118 @@ fn a_request_that_could_not_take_effect_is_refused_with_the_reason() {
     );
     assert_eq!(p.admit(&standby("n2", true)), Ok(()));
     assert_eq!(p.admit(&Operator::Switchover { to: None }), Ok(()));
+}
+
+/// Node 1's own messages delivered back to it (the others stay silent);
+/// what remains of the outputs.
+fn pump(p: &mut Policy, now: u64, mut out: Vec<Output>) -> Vec<Output> {
+    while let Some(i) = out.iter().position(|o| matches!(o, Output::Multicast(_))) {
+        let Output::Multicast(m) = out.remove(i) else {
+            unreachable!()
+        };
+        out.extend(deliver(p, now, 1, m.encode()));
+    }
+    out
+}
+
+fn first_order(out: &[Output]) -> Option<(u64, HaOrder)> {
+    out.iter().find_map(|o| match o {
+        Output::Order { id, order } => Some((*id, order.clone())),
+        _ => None,
+    })
+}
+
+/// Step timers until the policy gives an order; its id and the order.
+fn next_order(p: &mut Policy, now: &mut u64, pending: Vec<Output>) -> (u64, HaOrder) {
+    if let Some(o) = first_order(&pending) {
+        return o;
+    }
+    for _ in 0..100 {
+        *now += 100;
+        let out = step(p, *now, Input::Timer);
+        let out = pump(p, *now, out);
+        if let Some(o) = first_order(&out) {
+            return o;
+        }
+    }
+    panic!("no order within 10 s");
+}
+
+fn refuse(p: &mut Policy, now: u64, id: u64) -> Vec<Output> {
+    let out = step(
+        p,
+        now,
+        Input::HaReply {
+            id,
+            result: Err(HaFailure::Error(confd_ha::code::BADSTATE)),
+        },
+    );
+    pump(p, now, out)
+}
+
+fn answer_none(p: &mut Policy, now: u64, id: u64) -> Vec<Output> {
+    let out = step(
+        p,
+        now,
+        Input::HaReply {
+            id,
+            result: Ok(HaReply::Status {
+                role: HaRole::None,
+                nodes: vec![],
+            }),
+        },
+    );
+    pump(p, now, out)
+}
+
+#[test]
+fn a_server_refusing_promotion_stays_refusing_for_the_settle_time() {
+    let (mut p, view) = started(&[1, 2, 3], true);
+    let out = elect_me_announcing(&mut p, view);
+    let intent = own_announcement(&out).expect("intent announced");
+    let out = deliver(&mut p, 13, 1, intent);
+    let mut now = 13;
+    let mut id = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Order {
+                id,
+                order: HaOrder::BePrimary { .. },
+            } => Some(*id),
+            _ => None,
+        })
+        .expect("beprimary");
+    // Refused until it counts as refusing (max_order_failures = 3).
+    let mut out;
+    loop {
+        out = refuse(&mut p, now, id);
+        if p.my_state().health == Health::Refusing {
+            break;
+        }
+        loop {
+            let (next, order) = next_order(&mut p, &mut now, std::mem::take(&mut out));
+            if matches!(order, HaOrder::BePrimary { .. }) {
+                id = next;
+                break;
+            }
+            out = answer_none(&mut p, now, next);
+        }
+    }
+    let refused_at = now;
+    // Status answers within the settle time (5 s here) say nothing of the
+    // start phase: still refusing, so the plan does not turn back to it.
+    while now < refused_at + 4000 {
+        let (next, order) = next_order(&mut p, &mut now, std::mem::take(&mut out));
+        assert_eq!(order, HaOrder::GetStatus);
+        out = answer_none(&mut p, now, next);
+        assert_eq!(p.my_state().health, Health::Refusing, "at {now}");
+    }
+    // After it, a status answer makes it eligible again.
+    while p.my_state().health == Health::Refusing {
+        let (next, order) = next_order(&mut p, &mut now, std::mem::take(&mut out));
+        assert!(now < refused_at + 7000, "still refusing at {now}");
+        assert_eq!(order, HaOrder::GetStatus);
+        out = answer_none(&mut p, now, next);
+    }
+    assert_eq!(p.my_state().health, Health::Ok);
 }

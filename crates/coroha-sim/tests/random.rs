@@ -272,3 +272,13 @@ fn a_time_limit_ends_the_batch_early_and_says_how_many_ran() {
         .values()
         .all(|n| *n <= report.schedules));
 }
+
+#[test]
+fn reusing_the_epoch_of_a_vanished_promotion_is_caught() {
+    assert_caught_as(
+        "I2",
+        Sabotage::ReuseEpochOfVanishedPromotion,
+        93193920,
+        "57-epoch-of-a-vanished-promotion-not-reused.toml",
+    );
+}
