@@ -330,6 +330,9 @@ pub enum Sabotage {
     ReuseEpochOfVanishedPromotion,
     /// Take any answer to get_status as the end of a refusal (design §12).
     RefusingEndsOnAnyAnswer,
+    /// Record a loss of sync only from NOPRIMARY, not from the local
+    /// server freezing or being found in another role (design §12).
+    IgnoreOwnSilentLoss,
 }
 
 pub struct Policy {

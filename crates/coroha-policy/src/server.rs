@@ -332,6 +332,11 @@ impl Policy {
                 self.local.role.follow(ids.first().copied(), true);
             }
             (Some(old), new) if old != new => {
+                if !self.sabotaged(Sabotage::IgnoreOwnSilentLoss) {
+                    // A restart into NONE raises no NOPRIMARY: the status
+                    // answer is where this node learns it lost sync.
+                    self.note_sync_lost(&format!("NSO/ConfD reports {}", new.name()));
+                }
                 self.set_role(new, &format!("observed: NSO/ConfD reports {}", new.name()));
                 let initialized = self.local.role.initialized();
                 self.local.role.follow(ids.first().copied(), initialized);
@@ -364,6 +369,15 @@ impl Policy {
         }
         match failure {
             HaFailure::Timeout => {
+                if self.local.health != Health::Hung
+                    && !self.sabotaged(Sabotage::IgnoreOwnSilentLoss)
+                {
+                    // A frozen server takes no replication: its primary
+                    // blocks commits for three ticks, then drops it and
+                    // goes on without it. Its own NOPRIMARY comes only when
+                    // it resumes, after secondaries that lost sync later.
+                    self.note_sync_lost("NSO/ConfD does not answer");
+                }
                 if matches!(p.order, HaOrder::BePrimary { .. })
                     && !self.sabotaged(Sabotage::ForgetUnknownPromotion)
                 {

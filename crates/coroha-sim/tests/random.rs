@@ -282,3 +282,13 @@ fn reusing_the_epoch_of_a_vanished_promotion_is_caught() {
         "57-epoch-of-a-vanished-promotion-not-reused.toml",
     );
 }
+
+#[test]
+fn recording_a_loss_only_from_noprimary_is_caught() {
+    assert_caught_as(
+        "I2",
+        Sabotage::IgnoreOwnSilentLoss,
+        93092177,
+        "58-frozen-secondary-notices-its-loss-late.toml",
+    );
+}
