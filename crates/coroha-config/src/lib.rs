@@ -183,6 +183,13 @@ pub struct PolicyConfig {
     /// evidence that it is gone.
     #[serde(default = "default_orphan_grace")]
     pub orphan_grace: Dur,
+    /// How long corosync takes to notice a lost node (totem token +
+    /// consensus; 3 s + 3.6 s by default). An attach that finds nothing
+    /// listening at an orphan's address counts as evidence only if the
+    /// orphan's node is still in the same ring this long afterwards: a
+    /// partition corosync has not noticed yet also fails to connect.
+    #[serde(default = "default_membership_detect")]
+    pub membership_detect: Dur,
     /// Send `secondary_dead` for secondaries whose node left the membership.
     #[serde(default = "default_true")]
     pub secondary_dead: bool,
@@ -214,6 +221,9 @@ fn default_zero() -> Dur {
 fn default_orphan_grace() -> Dur {
     Dur::ms(5000)
 }
+fn default_membership_detect() -> Dur {
+    Dur::ms(7000)
+}
 fn default_handover_timeout() -> Dur {
     Dur::ms(10_000)
 }
@@ -229,6 +239,7 @@ impl Default for PolicyConfig {
             startup_settle: default_startup_settle(),
             promotion_delay: default_zero(),
             orphan_grace: default_orphan_grace(),
+            membership_detect: default_membership_detect(),
             secondary_dead: true,
             fence_hung_primary: false,
             handover_timeout: default_handover_timeout(),
@@ -640,6 +651,7 @@ impl Config {
             startup_settle: p.startup_settle.as_ms(),
             promotion_delay: p.promotion_delay.as_ms(),
             orphan_grace: p.orphan_grace.as_ms(),
+            membership_detect: p.membership_detect.as_ms(),
             secondary_dead: p.secondary_dead,
             fence_hung_primary: p.fence_hung_primary,
             has_fence: !self.hooks.fence.is_empty(),

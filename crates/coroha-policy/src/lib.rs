@@ -23,7 +23,7 @@ mod timers;
 
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
 pub use timers::Timer;
-use timers::{HoldTimer, Stopping};
+use timers::{Evidence, HoldTimer, Stopping};
 
 use cluster::{ClusterEvent, Member, NodeId, RingId};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
@@ -333,6 +333,9 @@ pub enum Sabotage {
     /// Record a loss of sync only from NOPRIMARY, not from the local
     /// server freezing or being found in another role (design §12).
     IgnoreOwnSilentLoss,
+    /// Take a failed attach to an orphan as evidence at once, without
+    /// waiting for corosync to have noticed a partition (design §12).
+    EvidenceWithoutRingConfirm,
 }
 
 pub struct Policy {
@@ -372,6 +375,7 @@ pub struct Policy {
     /// at the same freshness as this node; kept across views, since a
     /// fellow that crashed announces nothing in the views that follow.
     fellows: Fellows,
+    evidence: Option<Evidence>,
     out: Vec<Output>,
 }
 
@@ -412,6 +416,7 @@ impl Policy {
             orphan_out_of_ring_warned: None,
             gone_reported: BTreeSet::new(),
             fellows: Fellows::default(),
+            evidence: None,
             out: Vec::new(),
         }
     }
@@ -530,6 +535,7 @@ impl Policy {
             Input::Operator(op) => self.on_operator(now, op),
             Input::Timer => self.on_timer(now),
         }
+        self.confirm_evidence(now);
         self.claim_fresh();
         self.announce_if_changed();
         let promoting = self.local.promoting;

@@ -5,6 +5,7 @@ use crate::cluster::NodeId;
 use crate::elect::{Plan, Target};
 use crate::local::LocalRole;
 use crate::message::{Body, Fresh, Health, NodeState, Request};
+use crate::timers::Evidence;
 use crate::{Fellows, Level, Outlived, Output, Pending, Policy, Sabotage};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
 use std::collections::BTreeSet;
@@ -416,7 +417,7 @@ impl Policy {
                     ),
                 );
                 if matches!(p.order, HaOrder::BeSecondary { .. }) {
-                    self.on_attach_failed(p.parent, code);
+                    self.on_attach_failed(now, p.parent, code);
                 }
                 let refused = self.local.failures >= self.cfg.max_order_failures;
                 if refused && matches!(p.order, HaOrder::BePrimary { .. }) {
@@ -453,7 +454,7 @@ impl Policy {
 
     /// A failed attach to an orphaned primary, once its grace is over, is
     /// evidence that it no longer serves.
-    pub(crate) fn on_attach_failed(&mut self, parent: Option<NodeId>, code: i32) {
+    pub(crate) fn on_attach_failed(&mut self, now: u64, parent: Option<NodeId>, code: i32) {
         let Some(Plan {
             target: Some(Target::Orphan(k)),
             wait: None,
@@ -466,23 +467,63 @@ impl Policy {
         // own server refusing the order (BADSTATE), a frozen orphan that
         // accepts and stays silent (HA_CLOSED), or one that answers with a
         // token or name error (it listens: it is still primary) prove
-        // nothing about it.
-        // Nor does it while the orphan's own `beprimary` may be in flight:
-        // a hung server listens once it resumes and applies it.
+        // nothing about it. Nor does it while the orphan's own `beprimary`
+        // may be in flight: a hung server listens once it resumes and
+        // applies it.
         let evidence = (code == confd_ha::code::HA_CONNECT && !k.promotion_in_flight)
             || self.sabotaged(Sabotage::AnyAttachFailureProvesOrphanGone);
         if parent != Some(k.node) || !evidence {
             return;
         }
+        let Some(ring) = self.quorum.vq_ring else {
+            return;
+        };
         if !self.quorum.ring_members.contains(&k.node) {
             // Unreachable is no evidence when its node is not with us.
             return;
         }
         let gone = (k.node, k.epoch);
-        if self.gone_reported.insert(gone) {
+        if self
+            .evidence
+            .as_ref()
+            .is_some_and(|e| e.gone == gone && e.ring == ring)
+        {
+            return;
+        }
+        let wait = if self.sabotaged(Sabotage::EvidenceWithoutRingConfirm) {
+            0
+        } else {
+            self.cfg.membership_detect
+        };
+        self.evidence = Some(Evidence {
+            gone,
+            ring,
+            stands_at: now + wait,
+        });
+        self.confirm_evidence(now);
+    }
+
+    /// Evidence stands once the orphan's node has stayed in the same ring
+    /// for corosync's detection time; a new ring voids it.
+    pub(crate) fn confirm_evidence(&mut self, now: u64) {
+        let Some(e) = self.evidence.clone() else {
+            return;
+        };
+        let same_ring = self.quorum.vq_ring == Some(e.ring)
+            && self.quorum.ring_members.contains(&e.gone.0)
+            && self.quorum.totem.map_or(true, |t| t == e.ring);
+        if !same_ring {
+            self.evidence = None;
+            return;
+        }
+        if now < e.stands_at {
+            return;
+        }
+        self.evidence = None;
+        if self.gone_reported.insert(e.gone) {
             self.multicast(Body::Request(Request::PrimaryGone {
-                node: gone.0,
-                epoch: gone.1,
+                node: e.gone.0,
+                epoch: e.gone.1,
             }));
         }
     }

@@ -54,6 +54,8 @@ pub struct Settings {
     pub startup_settle: u64,
     pub promotion_delay: u64,
     pub orphan_grace: u64,
+    /// corosync's time to notice a lost node (token + consensus).
+    pub membership_detect: u64,
     pub secondary_dead: bool,
     pub fence_hung_primary: bool,
     /// A fence hook is configured: the escalation when demotion fails.

@@ -3,6 +3,7 @@
 //! what the I/O edge sleeps until. No sentinel values: a timer that is not
 //! running has no deadline.
 
+use crate::cluster::{NodeId, RingId};
 use crate::message::Hold;
 use crate::Policy;
 
@@ -20,15 +21,18 @@ pub enum Timer {
     Settle,
     /// An orderly stop gives up waiting for the handover.
     Handover,
+    /// Evidence against an orphan has stood for corosync's detection time.
+    Evidence,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 6] = [
         Timer::Status,
         Timer::Retry,
         Timer::Hold,
         Timer::Settle,
         Timer::Handover,
+        Timer::Evidence,
     ];
 }
 
@@ -52,6 +56,17 @@ impl HoldTimer {
             HoldTimer::Running { hold, .. } | HoldTimer::ReleaseSent { hold } => hold,
         }
     }
+}
+
+/// An attach found nothing listening at an orphan's HA address while its
+/// node was in `ring`. It becomes evidence that the orphan stopped serving
+/// once the node has stayed in that ring for corosync's detection time: a
+/// partition corosync has not noticed yet fails to connect too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Evidence {
+    pub(crate) gone: (NodeId, u64),
+    pub(crate) ring: RingId,
+    pub(crate) stands_at: u64,
 }
 
 /// An operator stop in progress.
@@ -97,6 +112,7 @@ impl Policy {
                 Some(Stopping::Handover { deadline }) => Some(deadline),
                 _ => None,
             },
+            Timer::Evidence => self.evidence.as_ref().map(|e| e.stands_at),
         }
     }
 
