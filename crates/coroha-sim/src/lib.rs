@@ -703,18 +703,22 @@ impl Sim {
             ),
             other => unreachable!("not an operator request: {other:?}"),
         };
-        let admitted = self.coroha[i].as_ref().map(|c| c.policy.admit(&op));
+        // No daemon to ask: the command cannot reach the control socket.
+        let admitted = self.coroha[i].as_ref().map_or_else(
+            || Err("coroha is not running on this node".to_string()),
+            |c| c.policy.admit(&op),
+        );
         match admitted {
-            Some(Err(why)) if tries < OPERATOR_TRIES => {
+            Err(why) if tries < OPERATOR_TRIES => {
                 self.reach(Rare::OperatorRefused);
                 self.record(Some(i), format!("operator request refused: {why}"));
                 let tries = tries + 1;
                 self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });
             }
-            Some(Err(why)) => {
+            Err(why) => {
                 self.record(Some(i), format!("operator gives up: {why}"));
             }
-            _ => self.operator(i, op),
+            Ok(()) => self.operator(i, op),
         }
     }
 
