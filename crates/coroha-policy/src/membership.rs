@@ -50,6 +50,7 @@ impl Policy {
             ClusterEvent::CpgTotem { ring, members } => {
                 self.quorum.totem = Some(ring);
                 self.quorum.ring_members = members.clone();
+                self.note_fellows_left_ring();
                 self.forget_shed_returned();
                 self.judge_known_primary();
             }
@@ -89,9 +90,6 @@ impl Policy {
             }
         }
         for (m, reason) in &left {
-            if *reason == Reason::NodeDown {
-                self.note_fellow_dropped(m.node);
-            }
             if self.orphan_if_promoting(m.node, *reason) {
                 continue;
             }

@@ -212,6 +212,24 @@ impl Policy {
         }
     }
 
+    /// After a ring change: the fellow secondaries whose nodes are no
+    /// longer in the ring. Judged on the ring, not on the group's view: an
+    /// orphaned primary has no coroha in the group, and only the ring says
+    /// whether its node went with them.
+    pub(crate) fn note_fellows_left_ring(&mut self) {
+        let gone: Vec<NodeId> = self
+            .fellows
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| !self.quorum.ring_members.contains(n))
+            .collect();
+        for fellow in gone {
+            self.note_fellow_dropped(fellow);
+            self.fellows.nodes.remove(&fellow);
+        }
+    }
+
     /// A fellow secondary's node left the ring while this node stayed in
     /// sync with a primary that still serves: from now on this node holds
     /// writes that one lacks, whether or not anybody's coroha bumps the
