@@ -14,7 +14,7 @@
 //!   `Disconnected` meanwhile, which counts as quorum loss.
 
 use crate::retry::{sleep_until, Backoff};
-use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Payload, Reason, RingId};
+use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use rust_corosync::{cmap, cpg, votequorum, CsError, DispatchFlags, TrackFlags};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -489,10 +489,7 @@ impl Session<'_> {
                         sender.node,
                         sender.pid
                     );
-                    ClusterEvent::Deliver {
-                        sender,
-                        data: Payload::Bytes(data),
-                    }
+                    ClusterEvent::Deliver { sender, data }
                 }
                 Raw::Nodes { ring, members } => {
                     self.view.send_modify(|v| {

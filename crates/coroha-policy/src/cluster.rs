@@ -58,20 +58,11 @@ pub enum ClusterEvent {
     /// CPG totem configuration change (same fd, same stream as deliveries).
     CpgTotem { ring: RingId, members: Vec<NodeId> },
     /// A message delivered to the group (AGREED order).
-    Deliver { sender: Member, data: Payload },
+    Deliver { sender: Member, data: Vec<u8> },
     /// votequorum node list notification: the ring it belongs to.
     QuorumNodes { ring: RingId, members: Vec<NodeId> },
     /// votequorum quorum notification; applies to the preceding node list.
     /// `needed` is the number of votes quorum needs (votequorum_getinfo's
     /// `quorum`, read right after the notification).
     Quorum { quorate: bool, needed: u32 },
-}
-
-/// What a delivered message carries: the bytes corosync delivered, or,
-/// where sender and receivers share one process (the simulator), the
-/// message itself, which spares every receiver the decoding.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Payload {
-    Bytes(Vec<u8>),
-    Decoded(std::sync::Arc<crate::message::Envelope>),
 }

@@ -119,6 +119,13 @@ pub enum Operator {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     Cluster(ClusterEvent),
+    /// A group message handed over as it is, where sender and receivers
+    /// share one process (the simulator): the same as a
+    /// `ClusterEvent::Deliver` of its encoding, without the decoding.
+    Delivered {
+        sender: Member,
+        message: std::sync::Arc<Envelope>,
+    },
     HaReply {
         id: u64,
         result: Result<HaReply, HaFailure>,
@@ -529,6 +536,10 @@ impl Policy {
         }
         match input {
             Input::Cluster(ev) => self.on_cluster(ev),
+            Input::Delivered { sender, message } => {
+                let message = std::sync::Arc::try_unwrap(message).unwrap_or_else(|m| (*m).clone());
+                self.on_deliver(sender, Ok(message));
+            }
             Input::HaReply { id, result } => self.on_reply(now, id, result),
             Input::HaEvent(ev) => self.on_ha_event(ev),
             Input::FenceDone { ok } => self.on_fence_done(ok),

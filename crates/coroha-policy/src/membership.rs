@@ -3,11 +3,10 @@
 //! then the plan every member computes from the same delivered state.
 
 use crate::cause::Cause;
-use crate::cluster::{ClusterEvent, Member, NodeId, Payload, Reason};
+use crate::cluster::{ClusterEvent, Member, NodeId, Reason};
 use crate::elect::{self, elect, ElectParams, Target, View};
 use crate::message::{Body, Envelope, Fresh, KnownPrimary, NodeState, RememberedPrimary, Request};
 use crate::{fnv1a, Level, Policy, Quorum, Sabotage};
-use std::sync::Arc;
 
 impl Policy {
     // ----- corosync --------------------------------------------------------
@@ -54,7 +53,9 @@ impl Policy {
                 self.forget_shed_returned();
                 self.judge_known_primary();
             }
-            ClusterEvent::Deliver { sender, data } => self.on_deliver(sender, data),
+            ClusterEvent::Deliver { sender, data } => {
+                self.on_deliver(sender, Envelope::decode(&data));
+            }
             ClusterEvent::QuorumNodes { ring, members } => {
                 self.quorum.vq_ring = Some(ring);
                 self.quorum.ring_members = members;
@@ -266,13 +267,7 @@ impl Policy {
         }
     }
 
-    pub(crate) fn on_deliver(&mut self, sender: Member, data: Payload) {
-        let decoded = match data {
-            Payload::Bytes(bytes) => Envelope::decode(&bytes),
-            Payload::Decoded(message) => {
-                Ok(Arc::try_unwrap(message).unwrap_or_else(|m| (*m).clone()))
-            }
-        };
+    pub(crate) fn on_deliver(&mut self, sender: Member, decoded: Result<Envelope, String>) {
         let envelope = match decoded {
             Ok(e) => e,
             Err(e) => {

@@ -90,7 +90,9 @@ impl Sim {
                 c.cpg_view.clear();
             }
             Input::Cluster(ClusterEvent::Connected { .. }) => {}
-            _ if !c.session && matches!(input, Input::Cluster(_)) => return,
+            _ if !c.session && matches!(input, Input::Cluster(_) | Input::Delivered { .. }) => {
+                return
+            }
             _ => {}
         }
         self.step_policy(node, input);

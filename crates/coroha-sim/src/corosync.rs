@@ -3,7 +3,7 @@
 //! delivery and virtual synchrony, votequorum notifications.
 
 use crate::{timing, votequorum, Corosync, Ev, Fd, Idx, Sim};
-use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Payload, Reason, RingId};
+use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use coroha_policy::message::Envelope;
 use coroha_policy::Input;
 use std::sync::Arc;
@@ -354,7 +354,7 @@ impl Sim {
         }
     }
 
-    pub(crate) fn push_fd(&mut self, j: Idx, fd: Fd, ev: ClusterEvent) {
+    pub(crate) fn push_fd(&mut self, j: Idx, fd: Fd, ev: Input) {
         let Some(pid) = self.coroha[j].as_ref().map(|c| c.pid) else {
             return;
         };
@@ -365,7 +365,7 @@ impl Sim {
         let slot = fd as usize;
         let at = (self.now + jitter).max(self.cs[j].fd_last[slot]);
         self.cs[j].fd_last[slot] = at;
-        if let (Fd::Cpg, ClusterEvent::CpgConfChg { members, .. }) = (fd, &ev) {
+        if let (Fd::Cpg, Input::Cluster(ClusterEvent::CpgConfChg { members, .. })) = (fd, &ev) {
             if let Some(c) = self.coroha[j].as_mut() {
                 c.cpg_view = members.clone();
             }
@@ -375,17 +375,17 @@ impl Sim {
             Ev::Dispatch {
                 node: j,
                 pid,
-                ev: Box::new(Input::Cluster(ev)),
+                ev: Box::new(ev),
             },
         );
     }
 
     pub(crate) fn push_cpg(&mut self, j: Idx, ev: ClusterEvent) {
-        self.push_fd(j, Fd::Cpg, ev);
+        self.push_fd(j, Fd::Cpg, Input::Cluster(ev));
     }
 
     pub(crate) fn push_vq(&mut self, j: Idx, ev: ClusterEvent) {
-        self.push_fd(j, Fd::Vq, ev);
+        self.push_fd(j, Fd::Vq, Input::Cluster(ev));
     }
 
     /// The total-order point of a multicast.
@@ -396,22 +396,23 @@ impl Sim {
             self.held.push((sender, message));
             return;
         }
-        let data = if self.opts.wire {
-            Payload::Bytes(message.encode())
-        } else {
-            Payload::Decoded(message)
-        };
+
         // A message already in totem is delivered even if its sender died
         // since (virtual synchrony); receivers judge it by its view stamp.
         for j in self.cs[s].ring_members.clone() {
             if self.coroha[j].as_ref().is_some_and(|c| c.joined) {
-                self.push_cpg(
-                    j,
-                    ClusterEvent::Deliver {
+                let delivery = if self.opts.wire {
+                    Input::Cluster(ClusterEvent::Deliver {
                         sender,
-                        data: data.clone(),
-                    },
-                );
+                        data: message.encode(),
+                    })
+                } else {
+                    Input::Delivered {
+                        sender,
+                        message: message.clone(),
+                    }
+                };
+                self.push_fd(j, Fd::Cpg, delivery);
             }
         }
     }

@@ -2,7 +2,7 @@
 //! `Policy` fed by hand-made corosync events and HA replies.
 
 use confd_ha::{HaFailure, HaOrder, HaReply, HaRole};
-use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Payload, Reason, RingId};
+use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use coroha_policy::elect::Target;
 use coroha_policy::message::{Body, Envelope, Health, KnownPrimary, NodeState, RememberedPrimary};
 use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Ready};
@@ -108,7 +108,7 @@ fn deliver_ready(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Ready
         now,
         Input::Cluster(ClusterEvent::Deliver {
             sender: member(from),
-            data: Payload::Bytes(data),
+            data,
         }),
     )
 }
@@ -119,7 +119,7 @@ fn deliver(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Vec<Output>
         now,
         Input::Cluster(ClusterEvent::Deliver {
             sender: member(from),
-            data: Payload::Bytes(data),
+            data,
         }),
     )
 }
