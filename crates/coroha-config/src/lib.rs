@@ -183,8 +183,10 @@ pub struct PolicyConfig {
     /// evidence that it is gone.
     #[serde(default = "default_orphan_grace")]
     pub orphan_grace: Dur,
-    /// How long corosync takes to notice a lost node (totem token +
-    /// consensus; 3 s + 3.6 s by default). An attach that finds nothing
+    /// How long corosync takes to notice a lost node: at least its
+    /// runtime `totem.token` + `totem.consensus` (`corosync-cmapctl -g
+    /// runtime.config.totem.token`), which grow with the node count: 3.6 s
+    /// on 3 nodes and 6.5 s on 5 with `token: 1000`. An attach that finds nothing
     /// listening at an orphan's address counts as evidence only if the
     /// orphan's node is still in the same ring this long afterwards: a
     /// partition corosync has not noticed yet also fails to connect.
