@@ -63,10 +63,10 @@ impl Policy {
                 if !matches!(p.order, HaOrder::GetStatus) {
                     self.local.refusing_until = None;
                 }
-                if still_refusing {
-                    // An answer to get_status says nothing of the phase.
-                } else if self.local.health != Health::Fenced
-                    || matches!(p.order, HaOrder::GetStatus)
+                // An answer to get_status says nothing of the start phase.
+                if !still_refusing
+                    && (self.local.health != Health::Fenced
+                        || matches!(p.order, HaOrder::GetStatus))
                 {
                     self.set_health(Health::Ok, "answered");
                 }
@@ -225,8 +225,8 @@ impl Policy {
             .filter(|n| !self.quorum.ring_members.contains(n))
             .collect();
         for fellow in gone {
-            self.note_fellow_dropped(fellow);
             self.fellows.nodes.remove(&fellow);
+            self.note_fellow_dropped(fellow);
         }
     }
 
@@ -234,14 +234,14 @@ impl Policy {
     /// sync with a primary that still serves: from now on this node holds
     /// writes that one lacks, whether or not anybody's coroha bumps the
     /// primary's generation (nobody does for an orphan, design §12).
-    pub(crate) fn note_fellow_dropped(&mut self, fellow: NodeId) {
+    fn note_fellow_dropped(&mut self, fellow: NodeId) {
         let Some(parent) = self.local.role.parent() else {
             return;
         };
         let epoch = self.local.role_epoch;
-        let fellow_in_sync = self.fellows.parent == Some(parent)
-            && self.fellows.fresh == self.persisted.fresh
-            && self.fellows.nodes.contains(&fellow);
+        // The set was taken for this primary at this freshness.
+        let fellow_in_sync =
+            self.fellows.parent == Some(parent) && self.fellows.fresh == self.persisted.fresh;
         // Its coroha may have left just before, so that no plan names it
         // an orphan yet: what this node remembers of it counts too.
         let orphan_serves = self.persisted.known_primary.as_ref().is_some_and(|r| {
