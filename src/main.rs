@@ -43,6 +43,11 @@ enum Command {
         /// the report says how many ran.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         time_limit: Option<std::time::Duration>,
+        /// With --random: the fault kinds to draw from. "classic" replays
+        /// the seeds of docs/design.md §12; "all" adds a stopped node, one-way
+        /// loss and start phase 0 on the lowest-id node.
+        #[arg(long, default_value = "all", value_name = "SET")]
+        faults: coroha_sim::scenario::FaultSet,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -162,6 +167,7 @@ fn main() -> ExitCode {
             nodes,
             jobs,
             time_limit,
+            faults,
             json,
             verbose,
         } => {
@@ -185,6 +191,7 @@ fn main() -> ExitCode {
                         n => n,
                     },
                     time_limit,
+                    faults,
                 },
                 json,
             )
@@ -304,8 +311,13 @@ fn simulate_random(run: RandomRun, json: bool) -> ExitCode {
         for v in &report.violations {
             println!("{v}");
             println!(
-                "replay: coroha simulate --random 1 --seed {} --nodes {}\n",
-                v.seed, run.nodes
+                "replay: coroha simulate --random 1 --seed {} --nodes {}{}\n",
+                v.seed,
+                run.nodes,
+                match run.faults {
+                    coroha_sim::scenario::FaultSet::All => "",
+                    coroha_sim::scenario::FaultSet::Classic => " --faults classic",
+                }
             );
         }
         print_coverage(&report.coverage, report.schedules);

@@ -35,6 +35,10 @@ impl Daemon {
                     let _ = self.orders.send((id, order));
                 }
                 Output::Fence => self.fence(),
+                Output::ReadOnly(on) => {
+                    let _ = self.read_only.send(on);
+                }
+                Output::FenceNode { node } => self.fence_node(node),
                 Output::RoleChanged { from, to, cause } => self.role_changed(from, to, cause),
                 Output::Log { level, text } => match level {
                     Level::Debug => tracing::debug!(target: "coroha::policy", "{text}"),
@@ -112,7 +116,7 @@ impl Daemon {
     pub(super) fn fence(&mut self) {
         self.counters.fences += 1;
         let hooks = self.config.hooks.clone();
-        let done = self.fence_done.clone();
+        let done = self.done.clone();
         let env = vec![("COROHA_NODE", self.name.clone())];
         tracing::warn!("running the fence hook");
         tokio::spawn(async move {
@@ -122,7 +126,34 @@ impl Daemon {
             } else {
                 hooks::run("fence", &hooks.fence, &env, hooks.timeout.0).await
             };
-            let _ = done.send(ok);
+            let _ = done.send(Input::FenceDone { ok });
+        });
+    }
+
+    /// The `fence_node` hook against another node: its name replaces an
+    /// argument `{node}` and is in COROHA_FENCE_NODE.
+    pub(super) fn fence_node(&mut self, node: coroha_policy::cluster::NodeId) {
+        self.counters.fence_nodes += 1;
+        let hooks = self.config.hooks.clone();
+        let done = self.done.clone();
+        let target = self
+            .config
+            .node_by_id(node)
+            .map_or_else(|| format!("node{node}"), |n| n.name.clone());
+        let argv = hooks::fence_node_argv(&hooks.fence_node, &target);
+        let env = vec![
+            ("COROHA_NODE", self.name.clone()),
+            ("COROHA_FENCE_NODE", target.clone()),
+        ];
+        tracing::warn!("running the fence_node hook against {target}");
+        tokio::spawn(async move {
+            let ok = if argv.is_empty() {
+                tracing::error!("fence_node requested but [hooks] fence_node is empty");
+                false
+            } else {
+                hooks::run("fence_node", &argv, &env, hooks.timeout.0).await
+            };
+            let _ = done.send(Input::FenceNodeDone { node, ok });
         });
     }
 

@@ -3,7 +3,7 @@
 //! one policy step; leaving the group and exiting once it says so.
 
 use super::control::Ask;
-use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders};
+use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders, spawn_read_only};
 use super::setup::{check_nodes, corosync_nodes};
 use super::{control, hooks, notify, state, Counters, Daemon, RunOptions};
 use crate::corosync::Corosync;
@@ -62,8 +62,9 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let (replies_tx, mut replies) = mpsc::unbounded_channel();
     let orders = spawn_ha_orders(ha_opts.clone(), replies_tx);
     let (events_tx, mut ha_events) = mpsc::unbounded_channel();
+    let (done, mut finished) = mpsc::unbounded_channel();
+    let read_only = spawn_read_only(ha_opts.clone(), done.clone());
     spawn_ha_notices(ha_opts, events_tx);
-    let (fence_done, mut fences) = mpsc::unbounded_channel();
     let ids = config.nodes.iter().map(|n| n.get_ref().id).collect();
     let (corosync, mut cluster_events) = Corosync::start(config.cluster.group.clone(), ids)
         .map_err(|e| format!("cannot start the corosync thread: {e}"))?;
@@ -81,7 +82,8 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         orders,
         in_flight: BTreeMap::new(),
         role_hooks: hooks::spawn_role_runner(),
-        fence_done,
+        done,
+        read_only,
         counters: Counters::default(),
         ready: false,
         systemd_status: None,
@@ -116,7 +118,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
                 tracing::info!(target: "coroha::ha", "HA event: {ev:?}");
                 Some(Input::HaEvent(ev))
             }
-            Some(ok) = fences.recv() => Some(Input::FenceDone { ok }),
+            Some(input) = finished.recv() => Some(input),
             Some((req, answer)) = asks.recv() => {
                 let (input, reply) = d.request(req);
                 let _ = answer.send(reply);

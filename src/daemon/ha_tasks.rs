@@ -83,3 +83,45 @@ pub(super) fn spawn_ha_notices(opts: ClientOptions, events: mpsc::UnboundedSende
         }
     });
 }
+
+/// MAAPI read-only mode on a connection of its own, beside the HA socket
+/// (a lapsed lease must not wait behind an HA order). Each request is
+/// answered with `Input::ReadOnlyDone`; a failed connection is opened
+/// again at the next request.
+pub(super) fn spawn_read_only(
+    opts: ClientOptions,
+    done: mpsc::UnboundedSender<coroha_policy::Input>,
+) -> mpsc::UnboundedSender<bool> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+    tokio::spawn(async move {
+        let mut conn: Option<confd_ha::client::Maapi> = None;
+        while let Some(on) = rx.recv().await {
+            let result = async {
+                if conn.is_none() {
+                    conn = Some(confd_ha::client::Maapi::connect(&opts).await?);
+                }
+                match conn.as_mut() {
+                    Some(c) => c.set_read_only(on).await,
+                    None => Err(confd_ha::client::ClientError::Closed),
+                }
+            }
+            .await;
+            let mode = if on { "read-only" } else { "writable" };
+            match &result {
+                Ok(()) => tracing::info!(target: "coroha::ha", "NSO/ConfD set {mode}"),
+                Err(e) => {
+                    tracing::warn!(target: "coroha::ha", "setting NSO/ConfD {mode}: {e}");
+                    conn = None;
+                }
+            }
+            let ok = result.is_ok();
+            if done
+                .send(coroha_policy::Input::ReadOnlyDone { on, ok })
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    tx
+}

@@ -56,6 +56,20 @@ pub async fn run(what: &str, argv: &[String], env: &[(&str, String)], limit: Dur
     }
 }
 
+/// The `fence_node` command for `node`: an argument that is exactly
+/// `{node}` becomes its name (no shell, so nothing else is expanded).
+pub fn fence_node_argv(argv: &[String], node: &str) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            if a == "{node}" {
+                node.to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
 /// The hook for a role (a relay is a secondary for the hooks).
 fn role_hook(hooks: &HooksConfig, role: HaRole) -> &[String] {
     match role {
@@ -92,4 +106,18 @@ pub fn spawn_role_runner() -> mpsc::UnboundedSender<(RoleChange, HooksConfig)> {
         }
     });
     tx
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fence_node_names_the_node_only_where_asked() {
+        let argv: Vec<String> = ["stonith_admin", "--reboot", "{node}", "x{node}"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            super::fence_node_argv(&argv, "nso2"),
+            ["stonith_admin", "--reboot", "nso2", "x{node}"]
+        );
+    }
 }

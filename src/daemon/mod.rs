@@ -102,6 +102,7 @@ struct Counters {
     role_changes: u64,
     orders: BTreeMap<(&'static str, &'static str), u64>,
     fences: u64,
+    fence_nodes: u64,
     ha_events: u64,
 }
 
@@ -117,7 +118,10 @@ struct Daemon {
     orders: mpsc::UnboundedSender<(u64, HaOrder)>,
     in_flight: BTreeMap<u64, &'static str>,
     role_hooks: mpsc::UnboundedSender<(hooks::RoleChange, coroha_config::HooksConfig)>,
-    fence_done: mpsc::UnboundedSender<bool>,
+    /// Where hooks and the read-only task report back (as policy inputs).
+    done: mpsc::UnboundedSender<coroha_policy::Input>,
+    /// Read-only mode requests for the MAAPI task.
+    read_only: mpsc::UnboundedSender<bool>,
     counters: Counters,
     ready: bool,
     /// What systemd was last told.

@@ -361,3 +361,47 @@ mod tests {
         assert!(Endpoint::parse("unix:").is_err());
     }
 }
+
+/// A MAAPI connection (client type 7) for read-only mode: no token, no
+/// user session needed (as captured).
+pub struct Maapi {
+    stream: Box<dyn Stream>,
+    frames: Deframer,
+    bound: Duration,
+}
+
+impl Maapi {
+    pub async fn connect(opts: &ClientOptions) -> Result<Maapi, ClientError> {
+        let proto = opts.protocol.unwrap_or(PROTOCOL_VERSIONS[0]);
+        let mut stream = open(&opts.endpoint, opts.connect_timeout).await?;
+        handshake(&mut stream, wire::maapi::CLIENT_MAAPI, proto, opts).await?;
+        Ok(Maapi {
+            stream,
+            frames: Deframer::default(),
+            bound: opts.timeout,
+        })
+    }
+
+    /// `set_readonly_mode`: commits are refused while it is on. An error
+    /// reply becomes `Server(code)`; the connection stays usable.
+    pub async fn set_read_only(&mut self, on: bool) -> Result<(), ClientError> {
+        let exchange = async {
+            self.stream
+                .write_all(&wire::maapi::set_readonly_request(on))
+                .await
+                .map_err(|_| ClientError::Closed)?;
+            read_frame(&mut self.stream, &mut self.frames).await
+        };
+        let frame = match timeout(self.bound, exchange).await {
+            Ok(result) => result?,
+            Err(_) => return Err(ClientError::Timeout),
+        };
+        match wire::maapi::decode_reply(&frame).map_err(ClientError::Protocol)? {
+            wire::maapi::MaapiReply::Ok { op } if op == wire::maapi::OP_SET_READONLY => Ok(()),
+            wire::maapi::MaapiReply::Ok { op } => Err(ClientError::Protocol(
+                WireError::Unexpected(format!("reply to op {op}")),
+            )),
+            wire::maapi::MaapiReply::Error { code, .. } => Err(ClientError::Server(code as i32)),
+        }
+    }
+}

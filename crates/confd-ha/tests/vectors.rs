@@ -192,3 +192,53 @@ fn mutated_captures_never_panic_the_decoder() {
         "mutations too destructive to exercise the decoders: {decoded}"
     );
 }
+
+/// The read-only requests and replies captured from the real server: the
+/// client's requests are byte for byte what libconfd sent, and every reply
+/// decodes to what the server meant (ok, or ecode 18 with its reason).
+#[test]
+fn captured_read_only_requests_and_replies_match() {
+    use confd_ha::wire::maapi::{decode_reply, set_readonly_request, MaapiReply};
+    let mut requests = 0;
+    let mut replies = 0;
+    for case in coroha_testkit::maapi_read_only_cases() {
+        for step in &case.steps {
+            let b = bytes(&step.hex);
+            if !step.decoded.contains("SET_READONLY") || b.is_empty() {
+                continue;
+            }
+            if step.dir == "c2s" {
+                // The integer forms are the ones a client should send.
+                if step.decoded.ends_with("term 1") {
+                    assert_eq!(set_readonly_request(true), b, "{}", step.decoded);
+                    requests += 1;
+                } else if step.decoded.ends_with("term 0") {
+                    assert_eq!(set_readonly_request(false), b, "{}", step.decoded);
+                    requests += 1;
+                }
+            } else {
+                let reply = decode_reply(&b[4..]).unwrap();
+                if step.decoded.starts_with("ERROR") {
+                    assert!(
+                        matches!(
+                            &reply,
+                            MaapiReply::Error {
+                                op: 229,
+                                code: 18,
+                                ..
+                            }
+                        ),
+                        "{reply:?}"
+                    );
+                } else {
+                    assert_eq!(reply, MaapiReply::Ok { op: 229 });
+                }
+                replies += 1;
+            }
+        }
+    }
+    assert!(
+        requests >= 6 && replies >= 8,
+        "{requests} requests, {replies} replies"
+    );
+}

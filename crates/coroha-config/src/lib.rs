@@ -192,6 +192,15 @@ pub struct PolicyConfig {
     /// partition corosync has not noticed yet also fails to connect.
     #[serde(default = "default_membership_detect")]
     pub membership_detect: Dur,
+    /// The primary's lease (docs/design.md §13): it stays writable only
+    /// this long after its last heartbeat came back through corosync, and
+    /// primary only 2.5 times as long. Must be below corosync's runtime
+    /// `token + consensus` (a cut-off primary is read-only before the
+    /// others elect), and 2.5 times it above that plus a quarter lease (a
+    /// primary is not demoted while corosync re-forms its ring after a
+    /// secondary is lost): 1.8 s suits token 1000 on 3 nodes (3.6 s).
+    #[serde(default = "default_lease")]
+    pub lease: Dur,
     /// Send `secondary_dead` for secondaries whose node left the membership.
     #[serde(default = "default_true")]
     pub secondary_dead: bool,
@@ -226,6 +235,9 @@ fn default_orphan_grace() -> Dur {
 fn default_membership_detect() -> Dur {
     Dur::ms(7000)
 }
+fn default_lease() -> Dur {
+    Dur::ms(1800)
+}
 fn default_handover_timeout() -> Dur {
     Dur::ms(10_000)
 }
@@ -242,6 +254,7 @@ impl Default for PolicyConfig {
             promotion_delay: default_zero(),
             orphan_grace: default_orphan_grace(),
             membership_detect: default_membership_detect(),
+            lease: default_lease(),
             secondary_dead: true,
             fence_hung_primary: false,
             handover_timeout: default_handover_timeout(),
@@ -264,6 +277,14 @@ pub struct HooksConfig {
     /// Must leave the local NSO/ConfD not primary (e.g. stop it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fence: Vec<String>,
+    /// Fences another node: run by one node for a primary that vanished
+    /// (its node left the membership) before anybody else is promoted.
+    /// Must exit 0 only once that node's NSO/ConfD cannot serve (powered
+    /// off or rebooted: `stonith_admin --reboot`, IPMI, `virsh destroy`).
+    /// The node's name is in COROHA_FENCE_NODE, and replaces any argument
+    /// that is exactly `{node}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fence_node: Vec<String>,
     #[serde(default = "default_hook_timeout")]
     pub timeout: Dur,
 }
@@ -279,6 +300,7 @@ impl Default for HooksConfig {
             on_secondary: vec![],
             on_none: vec![],
             fence: vec![],
+            fence_node: vec![],
             timeout: default_hook_timeout(),
         }
     }
@@ -498,6 +520,19 @@ impl Config {
                     .into(),
             ));
         }
+        let (lease, detect) = (
+            self.policy.lease.as_ms(),
+            self.policy.membership_detect.as_ms(),
+        );
+        if lease == 0 || lease >= detect {
+            out.push((
+                at("policy", "lease"),
+                format!(
+                    "[policy] lease = {lease} ms: expected more than 0 and less than membership_detect \
+                     ({detect} ms): a cut-off primary must be read-only before the others notice it is gone"
+                ),
+            ));
+        }
         if self.policy.fence_hung_primary && self.hooks.fence.is_empty() {
             out.push((
                 at("policy", "fence_hung_primary"),
@@ -654,6 +689,8 @@ impl Config {
             promotion_delay: p.promotion_delay.as_ms(),
             orphan_grace: p.orphan_grace.as_ms(),
             membership_detect: p.membership_detect.as_ms(),
+            lease: p.lease.as_ms().max(1),
+            fence_node: !self.hooks.fence_node.is_empty(),
             secondary_dead: p.secondary_dead,
             fence_hung_primary: p.fence_hung_primary,
             has_fence: !self.hooks.fence.is_empty(),

@@ -252,18 +252,17 @@ impl Policy {
         match (wait, coordinator) {
             (Some(hold), true) => {
                 if self.hold_timer.as_ref().map(HoldTimer::hold) != Some(&hold) {
-                    let delay = match &hold {
-                        Hold::PromotionDelay { .. } => self.cfg.promotion_delay,
-                        Hold::OrphanGrace { .. } => self.cfg.orphan_grace,
+                    let until = match &hold {
+                        Hold::PromotionDelay { primary, .. } => (now + self.cfg.promotion_delay)
+                            .max(self.lease_surely_over(*primary, now)),
+                        Hold::OrphanGrace { .. } => now + self.cfg.orphan_grace,
                         Hold::Failback { .. } => match self.cfg.failback {
-                            Failback::After(ms) => ms,
-                            _ => 0,
+                            Failback::After(ms) => now + ms,
+                            _ => now,
                         },
                     };
-                    self.hold_timer = Some(HoldTimer::Running {
-                        hold,
-                        until: now + delay,
-                    });
+                    self.hold_timer = Some(HoldTimer::Running { hold, until });
+                    self.end_hold_if_due(now);
                 }
             }
             _ => self.hold_timer = None,
@@ -279,12 +278,18 @@ impl Policy {
         let primary = self.local.role.is_primary();
         // Rule 7: quorum loss on the primary acts at once, whatever the plan.
         let gate = !self.sabotaged(Sabotage::SkipQuorumGate);
-        if gate && (self.quorum.lost() || self.coroha_minority()) {
+        let lease_lost = self.lease_lost(now);
+        if gate && (self.quorum.lost() || self.coroha_minority() || lease_lost) {
             // An unknown role may be primary: benone is harmless in NONE.
             if self.maybe_primary() && self.retry_at.map_or(true, |at| now >= at) {
+                let why = if lease_lost && !self.quorum.lost() {
+                    "lease lost: nothing this node sends comes back"
+                } else {
+                    "quorum lost"
+                };
                 return match self.cfg.on_quorum_loss {
                     QuorumLossAction::Benone => {
-                        Next::Order(NextOrder::plain(HaOrder::BeNone, "quorum lost".into()))
+                        Next::Order(NextOrder::plain(HaOrder::BeNone, why.into()))
                     }
                     QuorumLossAction::Fence => Next::Fence,
                 };
@@ -354,6 +359,11 @@ impl Policy {
                 }
                 if self.local.promoting != Some(plan.epoch) {
                     return Next::AnnouncePromotion { epoch: plan.epoch };
+                }
+                if !self.lease_valid(now) {
+                    return Next::Waiting(
+                        "waiting for a heartbeat to come back before promoting".into(),
+                    );
                 }
                 Next::Order(NextOrder::new(
                     HaOrder::BePrimary { me: my_name },
@@ -446,6 +456,16 @@ impl Policy {
                 ))
             }
         }
+    }
+
+    /// When the lease of `node`, which vanished, has surely run out on its
+    /// own clock: its last heartbeat to come back was sent before its last
+    /// message was delivered here, so its lease ended `lease` after that,
+    /// plus a tenth for clocks that run at different rates (design §13).
+    /// Never heard from in this daemon's life: a whole lease from now.
+    fn lease_surely_over(&self, node: NodeId, now: u64) -> u64 {
+        let margin = self.cfg.lease + self.cfg.lease / 10;
+        self.heard.get(&node).map_or(now, |t| *t) + margin
     }
 
     /// Primary, or not known not to be (role unknown, server not down).

@@ -55,7 +55,6 @@ impl View {
 #[derive(Clone, Copy, Debug)]
 pub struct ElectParams {
     pub failback: Failback,
-    pub promotion_delay: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,7 +212,12 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
                 .iter()
                 .filter(|(n, s)| candidate(**n, s))
                 .max_by_key(|(n, s)| rank(**n, s));
-            let vanished = states.values().filter_map(|s| s.vanished).max();
+            // A vanished primary whose coroha is back speaks for itself.
+            let vanished = states
+                .values()
+                .filter_map(|s| s.vanished)
+                .filter(|(n, _)| !states.contains_key(n))
+                .max();
             let settling = states.values().all(|s| s.settling)
                 && (states.len() as u32) < states.values().map(|s| s.nodes).max().unwrap_or(0);
             let switch_to = view
@@ -240,7 +244,10 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
                             priority: bs.priority,
                         },
                     };
-                    if params.promotion_delay && current.is_none() {
+                    // A primary that vanished without a goodbye may still
+                    // hold its lease, or need fencing: the coordinator
+                    // releases the hold once neither is so (design §13).
+                    if current.is_none() {
                         if let Some((primary, epoch)) = vanished {
                             let hold = Hold::PromotionDelay { primary, epoch };
                             if !view.released.contains(&hold) {
@@ -443,7 +450,6 @@ mod tests {
 
     const NEVER: ElectParams = ElectParams {
         failback: Failback::Never,
-        promotion_delay: false,
     };
 
     fn target(plan: &Plan) -> Option<NodeId> {
@@ -635,12 +641,10 @@ mod tests {
         let mut v = view(vec![(1, primary(1, 2)), (2, s2)]);
         let now = ElectParams {
             failback: Failback::Immediately,
-            promotion_delay: false,
         };
         assert_eq!(target(&elect(&v, now)), Some(2));
         let later = ElectParams {
             failback: Failback::After(60_000),
-            promotion_delay: false,
         };
         let plan = elect(&v, later);
         assert_eq!(target(&plan), Some(1));

@@ -13,6 +13,7 @@ mod act;
 pub mod cause;
 pub mod cluster;
 pub mod elect;
+mod lease;
 mod local;
 mod membership;
 pub mod message;
@@ -134,6 +135,17 @@ pub enum Input {
     FenceDone {
         ok: bool,
     },
+    /// The answer to [`Output::ReadOnly`].
+    ReadOnlyDone {
+        on: bool,
+        ok: bool,
+    },
+    /// The answer to [`Output::FenceNode`]: `ok` only when the hook made
+    /// sure that node's NSO/ConfD is not primary (powered off, rebooted).
+    FenceNodeDone {
+        node: NodeId,
+        ok: bool,
+    },
     Operator(Operator),
     /// A deadline from [`Policy::next_deadline`] has passed.
     Timer,
@@ -157,6 +169,15 @@ pub enum Output {
     },
     /// Run the fence hook; answer with `Input::FenceDone`.
     Fence,
+    /// Set the local NSO/ConfD read-only (`true`) or writable (MAAPI
+    /// `set_readonly_mode`); answer with `Input::ReadOnlyDone`. Carried out
+    /// before the step's later outputs: a lapsed lease stops commits first.
+    ReadOnly(bool),
+    /// Run the `fence_node` hook against another node, whose NSO/ConfD may
+    /// still be primary; answer with `Input::FenceNodeDone`.
+    FenceNode {
+        node: NodeId,
+    },
     /// The local NSO/ConfD changed role (run the role hook). Every role
     /// change carries its cause (invariant I4).
     RoleChanged {
@@ -343,6 +364,12 @@ pub enum Sabotage {
     /// Take a failed attach to an orphan as evidence at once, without
     /// waiting for corosync to have noticed a partition (design §12).
     EvidenceWithoutRingConfirm,
+    /// Hold no lease: a primary stays writable and primary while nothing
+    /// it sends comes back (design §13).
+    IgnoreLease,
+    /// Promote after a primary vanished without fencing it first, although
+    /// a `fence_node` hook is configured (design §13).
+    PromoteWithoutFence,
 }
 
 pub struct Policy {
@@ -383,6 +410,13 @@ pub struct Policy {
     /// fellow that crashed announces nothing in the views that follow.
     fellows: Fellows,
     evidence: Option<Evidence>,
+    lease: lease::Lease,
+    read_only: lease::ReadOnly,
+    /// When each member's last message was delivered: a primary that
+    /// vanished held its lease at most `lease` beyond it.
+    heard: std::collections::BTreeMap<NodeId, u64>,
+    /// Vanished primaries this node fenced (node, epoch).
+    fenced: BTreeSet<(NodeId, u64)>,
     out: Vec<Output>,
 }
 
@@ -424,6 +458,10 @@ impl Policy {
             gone_reported: BTreeSet::new(),
             fellows: Fellows::default(),
             evidence: None,
+            lease: lease::Lease::default(),
+            read_only: lease::ReadOnly::default(),
+            heard: std::collections::BTreeMap::new(),
+            fenced: BTreeSet::new(),
             out: Vec::new(),
         }
     }
@@ -534,15 +572,20 @@ impl Policy {
         if self.started_at.is_none() {
             self.started_at = Some(now);
         }
+        // Before the input: a lease that lapsed while this process was
+        // stopped stops commits first.
+        self.check_lease(now);
         match input {
-            Input::Cluster(ev) => self.on_cluster(ev),
+            Input::Cluster(ev) => self.on_cluster(now, ev),
             Input::Delivered { sender, message } => {
                 let message = std::sync::Arc::try_unwrap(message).unwrap_or_else(|m| (*m).clone());
-                self.on_deliver(sender, Ok(message));
+                self.on_deliver(now, sender, Ok(message));
             }
             Input::HaReply { id, result } => self.on_reply(now, id, result),
             Input::HaEvent(ev) => self.on_ha_event(ev),
             Input::FenceDone { ok } => self.on_fence_done(ok),
+            Input::ReadOnlyDone { on, ok } => self.on_read_only_done(on, ok),
+            Input::FenceNodeDone { node, ok } => self.on_fence_node_done(now, node, ok),
             Input::Operator(op) => self.on_operator(now, op),
             Input::Timer => self.on_timer(now),
         }
@@ -555,6 +598,8 @@ impl Policy {
         if self.local.promoting != promoting {
             self.announce_if_changed();
         }
+        self.beat(now);
+        self.sync_read_only(now);
         // Whatever changed of the durable state is written before any of
         // this step's outputs, orders included.
         let persist = (self.persisted != self.written).then(|| {

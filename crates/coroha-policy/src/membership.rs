@@ -11,7 +11,7 @@ use crate::{fnv1a, Level, Policy, Quorum, Sabotage};
 impl Policy {
     // ----- corosync --------------------------------------------------------
 
-    pub(crate) fn on_cluster(&mut self, ev: ClusterEvent) {
+    pub(crate) fn on_cluster(&mut self, now: u64, ev: ClusterEvent) {
         match ev {
             ClusterEvent::Connected { local } => {
                 self.quorum = Quorum {
@@ -54,7 +54,7 @@ impl Policy {
                 self.judge_known_primary();
             }
             ClusterEvent::Deliver { sender, data } => {
-                self.on_deliver(sender, Envelope::decode(&data));
+                self.on_deliver(now, sender, Envelope::decode(&data));
             }
             ClusterEvent::QuorumNodes { ring, members } => {
                 self.quorum.vq_ring = Some(ring);
@@ -94,6 +94,7 @@ impl Policy {
             if self.orphan_if_promoting(m.node, *reason) {
                 continue;
             }
+            self.vanish_if_promoting(m.node, *reason);
             if self.known_primary().is_some_and(|k| k.node == m.node) {
                 match reason {
                     Reason::NodeDown => {
@@ -244,6 +245,21 @@ impl Policy {
         true
     }
 
+    /// A member that announced it was promoting itself went down with its
+    /// node: its `beprimary` may have been applied, and nothing tells
+    /// whether its coroha could demote it (stopped, or cut off while its
+    /// corosync still shows it a quorate ring). It vanished like a primary:
+    /// nobody is promoted before its lease has surely run out, and before
+    /// it is fenced where a `fence_node` hook is configured (design §13).
+    fn vanish_if_promoting(&mut self, node: NodeId, reason: Reason) {
+        let promoting = self.view.states.get(&node).and_then(|s| s.promoting);
+        if let (Reason::NodeDown, Some(epoch)) = (reason, promoting) {
+            if self.vanished.map_or(true, |(_, e)| e <= epoch) {
+                self.vanished = Some((node, epoch));
+            }
+        }
+    }
+
     /// The known primary's coroha is not in the group: from now on only
     /// evidence, or its coroha's return, forgets it.
     fn remember_orphaned(&mut self) {
@@ -267,7 +283,12 @@ impl Policy {
         }
     }
 
-    pub(crate) fn on_deliver(&mut self, sender: Member, decoded: Result<Envelope, String>) {
+    pub(crate) fn on_deliver(
+        &mut self,
+        now: u64,
+        sender: Member,
+        decoded: Result<Envelope, String>,
+    ) {
         let envelope = match decoded {
             Ok(e) => e,
             Err(e) => {
@@ -288,9 +309,17 @@ impl Policy {
             );
             return;
         }
+        self.heard.insert(sender.node, now);
         match envelope.body {
             Body::Announce(state) => self.on_announce(sender.node, *state),
             Body::Request(r) => self.on_request(sender.node, r),
+            Body::Heartbeat { sent_at } => {
+                if self.quorum.local == Some(sender) {
+                    self.on_heartbeat(now, sent_at);
+                }
+                // Changes nothing the plan reads.
+                return;
+            }
         }
         if self.view.complete() {
             self.replan();
@@ -431,7 +460,6 @@ impl Policy {
         self.judge_known_primary();
         let params = ElectParams {
             failback: self.cfg.failback,
-            promotion_delay: self.cfg.promotion_delay > 0,
         };
         let plan = elect(&self.view, params);
         let changed = self.plan.as_ref().map_or(true, |p| {

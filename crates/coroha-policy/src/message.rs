@@ -196,7 +196,8 @@ impl NodeState {
 /// same point of the message order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Hold {
-    /// The primary's node vanished without a goodbye: `promotion_delay`.
+    /// The primary's node vanished without a goodbye: `promotion_delay`,
+    /// the rest of its lease, and fencing it (design §13).
     PromotionDelay { primary: NodeId, epoch: u64 },
     /// The primary's coroha is gone but its node is a member: `orphan_grace`.
     OrphanGrace { primary: NodeId, epoch: u64 },
@@ -228,6 +229,11 @@ pub enum Request {
 pub enum Body {
     Announce(Box<NodeState>),
     Request(Request),
+    /// A primary's proof of life, stamped with its own clock: only the
+    /// sender reads it (design §13).
+    Heartbeat {
+        sent_at: u64,
+    },
 }
 
 /// One CPG message, stamped with the sender's view so that a message sent in

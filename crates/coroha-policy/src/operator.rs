@@ -1,7 +1,8 @@
 //! Operator requests (`coroha switchover`, `standby`, `stop`,
 //! `confirm-down`) and the policy's timers.
 
-use crate::message::{Body, Request};
+use crate::cluster::NodeId;
+use crate::message::{Body, Hold, Request};
 use crate::timers::{HoldTimer, Stopping};
 use crate::{Level, Operator, Output, Policy, Sabotage};
 
@@ -103,14 +104,75 @@ impl Policy {
 
     // ----- timers ----------------------------------------------------------
 
-    pub(crate) fn on_timer(&mut self, now: u64) {
-        if let Some(HoldTimer::Running { hold, until }) = self.hold_timer.clone() {
-            if now >= until {
-                self.multicast(Body::Request(Request::Release(hold.clone())));
-                // Sent; the hold ends for everybody when it is delivered.
-                self.hold_timer = Some(HoldTimer::ReleaseSent { hold });
+    /// Multicast the end of a hold; it ends for everybody when delivered.
+    fn release(&mut self, hold: Hold) {
+        self.multicast(Body::Request(Request::Release(hold.clone())));
+        self.hold_timer = Some(HoldTimer::ReleaseSent { hold });
+    }
+
+    /// The node a hold must fence before it ends: a vanished primary, when
+    /// a `fence_node` hook is configured and it was not fenced yet.
+    fn to_fence(&self, hold: &Hold) -> Option<NodeId> {
+        match hold {
+            Hold::PromotionDelay { primary, epoch }
+                if self.cfg.fence_node
+                    && *primary != self.cfg.me
+                    && !self.view.is_member(*primary)
+                    && !self.fenced.contains(&(*primary, *epoch))
+                    && !self.sabotaged(Sabotage::PromoteWithoutFence) =>
+            {
+                Some(*primary)
             }
+            _ => None,
         }
+    }
+
+    /// The `fence_node` hook finished. Success ends the hold; a failure
+    /// is tried again after the back-off, and nobody is promoted meanwhile.
+    pub(crate) fn on_fence_node_done(&mut self, now: u64, node: NodeId, ok: bool) {
+        let Some(HoldTimer::Fencing { hold }) = self.hold_timer.clone() else {
+            // The view changed meanwhile; a success still counts.
+            if ok {
+                if let Some((n, e)) = self.vanished.filter(|(n, _)| *n == node) {
+                    self.fenced.insert((n, e));
+                }
+            }
+            return;
+        };
+        let Hold::PromotionDelay { primary, epoch } = hold else {
+            return;
+        };
+        if primary != node {
+            return;
+        }
+        if ok {
+            self.log(
+                Level::Warn,
+                format!(
+                    "{} fenced: its NSO/ConfD is no longer primary",
+                    self.name(node)
+                ),
+            );
+            self.fenced.insert((primary, epoch));
+            self.release(hold);
+        } else {
+            self.log(
+                Level::Error,
+                format!(
+                    "fence_node hook for {} failed: nobody is promoted until it succeeds; trying again in {} ms",
+                    self.name(node),
+                    self.cfg.retry_interval
+                ),
+            );
+            self.hold_timer = Some(HoldTimer::Running {
+                hold,
+                until: now + self.cfg.retry_interval,
+            });
+        }
+    }
+
+    pub(crate) fn on_timer(&mut self, now: u64) {
+        self.end_hold_if_due(now);
         if let Some(Stopping::Handover { deadline }) = self.leaving {
             if now >= deadline && !self.out.contains(&Output::Leave) {
                 self.log(
@@ -119,6 +181,30 @@ impl Policy {
                 );
                 self.leaving = Some(Stopping::HandedOver);
                 self.out.push(Output::Leave);
+            }
+        }
+    }
+
+    /// A hold this node measures has run its time: fence what it must,
+    /// or release it. Also right when it is armed, since a vanished
+    /// primary's lease may have run out before the hold began.
+    pub(crate) fn end_hold_if_due(&mut self, now: u64) {
+        if let Some(HoldTimer::Running { hold, until }) = self.hold_timer.clone() {
+            if now >= until {
+                match self.to_fence(&hold) {
+                    Some(node) => {
+                        self.log(
+                            Level::Warn,
+                            format!(
+                                "fencing {}: it vanished while it was or may have been primary",
+                                self.name(node)
+                            ),
+                        );
+                        self.out.push(Output::FenceNode { node });
+                        self.hold_timer = Some(HoldTimer::Fencing { hold });
+                    }
+                    None => self.release(hold),
+                }
             }
         }
     }

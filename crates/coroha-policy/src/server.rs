@@ -40,6 +40,10 @@ impl Policy {
                     self.local.health
                 ),
             );
+            if health == Health::Ok {
+                // A restarted server forgot its read-only mode.
+                self.read_only_unknown();
+            }
             self.local.health = health;
         }
     }
@@ -101,6 +105,8 @@ impl Policy {
                 self.adopt_fresh_from_parent();
             }
             (HaOrder::BeNone, _) => {
+                // benone on a primary clears read-only mode (as captured).
+                self.read_only_unknown();
                 self.set_role(HaRole::None, &p.cause);
                 if self.leaving.is_some() {
                     self.log(Level::Info, "demoted for the handover");
@@ -547,6 +553,9 @@ impl Policy {
     }
 
     pub(crate) fn on_ha_event(&mut self, ev: HaEvent) {
+        // Whoever caused it (another HA client too) may have changed the
+        // server's read-only mode.
+        self.read_only_unknown();
         match ev {
             HaEvent::NoPrimary(code) => {
                 self.note_sync_lost(&format!("NOPRIMARY {}", confd_ha::code::name(code)));

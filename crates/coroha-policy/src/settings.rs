@@ -56,6 +56,12 @@ pub struct Settings {
     pub orphan_grace: u64,
     /// corosync's time to notice a lost node (token + consensus).
     pub membership_detect: u64,
+    /// A primary's lease: it stays writable this long after its last
+    /// heartbeat came back, and primary twice as long (design §13).
+    pub lease: u64,
+    /// A `fence_node` hook is configured: a primary that vanished is
+    /// fenced before anybody else is promoted.
+    pub fence_node: bool,
     pub secondary_dead: bool,
     pub fence_hung_primary: bool,
     /// A fence hook is configured: the escalation when demotion fails.

@@ -23,16 +23,19 @@ pub enum Timer {
     Handover,
     /// Evidence against an orphan has stood for corosync's detection time.
     Evidence,
+    /// A heartbeat is due, or the lease lapses.
+    Lease,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 6] = [
+    pub const ALL: [Timer; 7] = [
         Timer::Status,
         Timer::Retry,
         Timer::Hold,
         Timer::Settle,
         Timer::Handover,
         Timer::Evidence,
+        Timer::Lease,
     ];
 }
 
@@ -42,6 +45,11 @@ pub(crate) enum HoldTimer {
     Running {
         hold: Hold,
         until: u64,
+    },
+    /// Elapsed, and the vanished primary is being fenced (`fence_node`);
+    /// `Release` follows its success.
+    Fencing {
+        hold: Hold,
     },
     /// Elapsed and `Release` multicast; the hold ends for everybody when
     /// that is delivered.
@@ -53,7 +61,9 @@ pub(crate) enum HoldTimer {
 impl HoldTimer {
     pub(crate) fn hold(&self) -> &Hold {
         match self {
-            HoldTimer::Running { hold, .. } | HoldTimer::ReleaseSent { hold } => hold,
+            HoldTimer::Running { hold, .. }
+            | HoldTimer::Fencing { hold }
+            | HoldTimer::ReleaseSent { hold } => hold,
         }
     }
 }
@@ -113,6 +123,7 @@ impl Policy {
                 _ => None,
             },
             Timer::Evidence => self.evidence.as_ref().map(|e| e.stands_at),
+            Timer::Lease => self.lease_deadline(),
         }
     }
 

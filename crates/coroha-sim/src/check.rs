@@ -22,9 +22,10 @@ impl Sim {
             }
             let mut tree = vec![];
             self.descendants(p, &mut tree);
-            let blocked = tree
-                .iter()
-                .any(|k| !self.confd[*k].serving() || !self.reachable(p, *k));
+            let blocked = self.confd[p].read_only
+                || tree
+                    .iter()
+                    .any(|k| !self.confd[*k].serving() || !self.reachable(p, *k));
             if blocked {
                 self.writes_failed += 1;
                 continue;
@@ -38,6 +39,24 @@ impl Sim {
             self.writes_acked += 1;
             if self.stably_quorate(p) {
                 self.acked.push(w);
+                // Acknowledged beside the primary of a quorate partition
+                // that does not have it: no later primary will (a stale
+                // primary that resumed, or one nobody hears).
+                let elsewhere = (0..self.names.len()).find(|q| {
+                    *q != p
+                        && self.confd[*q].serving()
+                        && self.confd[*q].role == HaRole::Primary
+                        && self.ring_quorate(*q)
+                        && !self.cut(*q)
+                        && self.cs[*q].ring != self.cs[p].ring
+                });
+                if let Some(q) = elsewhere {
+                    let text = format!(
+                        "write #{w} acknowledged by {} while {} is primary of a quorate partition without it",
+                        self.names[p], self.names[q]
+                    );
+                    self.violate("I2", text);
+                }
             }
         }
     }
@@ -86,11 +105,15 @@ impl Sim {
         // I1: a primary without quorum stops within the bound. Only coroha
         // can make it stop: a node whose coroha is not running (killed, or
         // stopped in maintenance mode) is unmanaged and exempt.
+        // A node nobody hears (one-way loss) is in no quorate partition,
+        // whatever its own corosync still says; a stopped node cannot act
+        // until it resumes, and the bound runs from then.
         for i in 0..n {
             let primary = self.confd[i].running
                 && self.confd[i].role == HaRole::Primary
-                && self.coroha[i].is_some();
-            if primary && !self.ring_quorate(i) {
+                && self.coroha[i].is_some()
+                && self.stopped[i].is_none();
+            if primary && (!self.ring_quorate(i) || self.cut(i)) {
                 let since = *self.nonquorate_primary_since[i].get_or_insert(self.now);
                 if self.now - since > self.opts.quorum_loss_bound {
                     self.violate(

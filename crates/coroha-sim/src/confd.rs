@@ -36,6 +36,12 @@ pub struct Confd {
     pub stalled: Vec<(u32, u64, confd_ha::HaOrder)>,
     /// Notifications a frozen server owes its subscriber.
     pub owed: Vec<confd_ha::HaEvent>,
+    /// MAAPI read-only mode: commits are refused. Node-wide, kept across
+    /// role changes except `benone` on a primary, lost on a restart (as
+    /// captured, confd-ipc-wire §4).
+    pub read_only: bool,
+    /// A read-only call that reached a frozen server: (coroha pid, mode).
+    pub stalled_read_only: Option<(u32, bool)>,
 }
 
 impl Confd {
@@ -54,6 +60,8 @@ impl Confd {
             owed: vec![],
             stalled: vec![],
             silent_since: None,
+            read_only: false,
+            stalled_read_only: None,
         }
     }
 

@@ -168,6 +168,21 @@ impl Sim {
                 self.schedule(self.now + timeout, Ev::OrderTimeout { node: i, pid, id });
                 self.submit_order(i, pid, id, order);
             }
+            Output::ReadOnly(on) => {
+                self.schedule(self.now + 1, Ev::ReadOnly { node: i, pid, on });
+            }
+            Output::FenceNode { node } => {
+                self.reach(Rare::FenceNode);
+                let target = node as Idx - 1;
+                self.schedule(
+                    self.now + 300,
+                    Ev::FenceNodeDone {
+                        node: i,
+                        pid,
+                        target,
+                    },
+                );
+            }
             Output::Fence => {
                 self.reach(Rare::Fence);
                 self.record(Some(i), "fence hook: restarting NSO/ConfD".into());

@@ -12,7 +12,41 @@ impl Sim {
     // ----- physical world --------------------------------------------------
 
     pub(crate) fn reachable(&self, a: Idx, b: Idx) -> bool {
-        self.powered[a] && self.powered[b] && self.group[a] == self.group[b]
+        self.powered[a]
+            && self.powered[b]
+            && self.group[a] == self.group[b]
+            && !self.cut(a)
+            && !self.cut(b)
+    }
+
+    /// Nothing the node sends arrives: its packets are lost, or it is
+    /// stopped. Either way nobody hears from it, and it hears from nobody
+    /// in a ring (a ring needs its token back).
+    pub(crate) fn cut(&self, i: Idx) -> bool {
+        self.send_lost[i] || self.stopped[i].is_some()
+    }
+
+    /// The node stops being heard: the others form a ring without it
+    /// after token + consensus; its own corosync keeps the old ring and
+    /// delivers nothing (as measured under one-way loss).
+    pub(crate) fn cut_off(&mut self, i: Idx) {
+        self.cs[i].stuck = self.cs[i].up;
+        self.topology_changed(timing::DETECT_LOSS);
+    }
+
+    /// The node is heard again: its corosync gives up the old ring at
+    /// once (its token was lost long ago) and merges after a membership
+    /// round, like after a heal.
+    pub(crate) fn reconnect(&mut self, i: Idx) {
+        if self.cut(i) {
+            return;
+        }
+        self.cs[i].stuck = false;
+        for (fd, ev) in std::mem::take(&mut self.cs[i].late) {
+            self.push_fd(i, fd, ev);
+        }
+        self.schedule(self.now + 1, Ev::Reconfigure);
+        self.schedule(self.now + timing::DETECT_MERGE, Ev::Reconfigure);
     }
 
     /// Nodes that corosync puts in one ring with `i` now: a lost link splits
@@ -177,7 +211,7 @@ impl Sim {
 
     pub(crate) fn reconfigure(&mut self) {
         let nodes: Vec<Idx> = (0..self.names.len())
-            .filter(|i| self.cs[*i].up && self.cs[*i].ready)
+            .filter(|i| self.cs[*i].up && self.cs[*i].ready && !self.cs[*i].stuck)
             .collect();
         self.reconfigure_nodes(&nodes);
     }
@@ -355,6 +389,12 @@ impl Sim {
     }
 
     pub(crate) fn push_fd(&mut self, j: Idx, fd: Fd, ev: Input) {
+        if self.cs[j].stuck {
+            // Nothing is delivered while its token is lost; if its ring
+            // survives, corosync delivers it late.
+            self.cs[j].late.push((fd, ev));
+            return;
+        }
         let Some(pid) = self.coroha[j].as_ref().map(|c| c.pid) else {
             return;
         };
@@ -392,6 +432,12 @@ impl Sim {
     pub(crate) fn sequence(&mut self, sender: Member, message: Arc<Envelope>) {
         let s = sender.node as Idx - 1;
         let Some(ring) = self.cs[s].ring else { return };
+        if self.cs[s].stuck {
+            // Its packets do not arrive now: retransmitted if its ring
+            // survives, otherwise delivered in its next ring only.
+            self.held.push((sender, message));
+            return;
+        }
         if self.frozen.get(&ring).copied().unwrap_or(false) {
             self.held.push((sender, message));
             return;
@@ -420,6 +466,16 @@ impl Sim {
     /// A process joins or leaves the group without a ring change.
     pub(crate) fn proc_change(&mut self, member: Member, leave: Option<Reason>) {
         let i = member.node as Idx - 1;
+        if self.cs[i].stuck {
+            // Its corosync gets nothing out: the change goes round once
+            // it is heard again.
+            let ev = match leave {
+                Some(reason) => Ev::ProcLeave { member, reason },
+                None => Ev::ProcJoin { member },
+            };
+            self.schedule(self.now + 500, ev);
+            return;
+        }
         if leave.is_none() {
             let ok = self.coroha[i]
                 .as_ref()

@@ -25,6 +25,8 @@ pub enum Rare {
     PartitionDuringHandover,
     /// coroha ran the fence hook.
     Fence,
+    /// The `fence_node` hook fenced a vanished primary.
+    FenceNode,
     /// The operator was refused and tried again.
     OperatorRefused,
 }
@@ -39,6 +41,7 @@ impl Rare {
             Rare::RefusedOrder => "refused_order",
             Rare::PartitionDuringHandover => "partition_during_handover",
             Rare::Fence => "fence",
+            Rare::FenceNode => "fence_node",
             Rare::OperatorRefused => "operator_refused",
         }
     }

@@ -1,6 +1,10 @@
 //! The faults a schedule can inject, and how the timeline names them.
 
-use crate::confd::Idx;
+use crate::confd::{Confd, Idx};
+use crate::{timing, Corosync, Ev, Rare, Sim, Stopped, OPERATOR_TRIES};
+use confd_ha::HaRole;
+use coroha_policy::cluster::Reason;
+use coroha_policy::{Input, Operator};
 use serde::Serialize;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -29,6 +33,17 @@ pub enum Fault {
     /// 0, which it enters only by starting, so never as a primary
     /// (`confd-ha-wire/README.md` §6).
     ConfdRefuse(Idx, bool),
+    /// The whole node stops (SIGSTOP of corosync, coroha and NSO/ConfD, or
+    /// a paused VM) / continues. Peers see its node leave after token +
+    /// consensus; it notices nothing while stopped, and on resume its
+    /// NSO/ConfD carries on in the role it had.
+    Freeze(Idx),
+    Thaw(Idx),
+    /// Every packet the node sends is lost (`true`) / gets through again.
+    /// As measured on corosync 3.1.7: its corosync delivers no new
+    /// configuration at all, its ring stays the old one while the others
+    /// form one without it; nothing it multicasts is delivered.
+    SendLoss(Idx, bool),
     /// corosync SIGTERM then start, or SIGKILL then start after `after` ms.
     CorosyncRestart(Idx),
     CorosyncKill(Idx, u64),
@@ -66,6 +81,10 @@ impl Fault {
             Fault::ConfdResume(_) => "confd_resume",
             Fault::ConfdRefuse(_, true) => "confd_phase0",
             Fault::ConfdRefuse(_, false) => "confd_phase1",
+            Fault::Freeze(_) => "freeze",
+            Fault::Thaw(_) => "thaw",
+            Fault::SendLoss(_, true) => "send_loss",
+            Fault::SendLoss(_, false) => "send_loss_end",
             Fault::CorosyncRestart(_) => "corosync_restart",
             Fault::CorosyncKill(..) => "corosync_kill",
             Fault::Switchover { .. } => "switchover",
@@ -106,6 +125,12 @@ impl Fault {
                 "OPERATOR NSO/ConfD on {} reaches start phase 1: accepts orders",
                 n(i)
             ),
+            Fault::Freeze(i) => format!("FAULT node {} freezes (every process stopped)", n(i)),
+            Fault::Thaw(i) => format!("FAULT node {} resumes", n(i)),
+            Fault::SendLoss(i, true) => {
+                format!("FAULT every packet {} sends is lost (one-way loss)", n(i))
+            }
+            Fault::SendLoss(i, false) => format!("FAULT {}'s packets get through again", n(i)),
             Fault::CorosyncRestart(i) => format!("OPERATOR corosync on {} restarted", n(i)),
             Fault::CorosyncKill(i, after) => {
                 format!("FAULT corosync on {} killed, back after {after} ms", n(i))
@@ -128,6 +153,257 @@ impl Fault {
                     n(at)
                 )
             }
+        }
+    }
+}
+
+/// What a fault does to the simulated world.
+impl Sim {
+    pub(crate) fn fault(&mut self, f: Fault) {
+        // On a stopped node nothing runs: what an operator or a process
+        // there would do happens when it resumes. Power, the network and
+        // SIGKILL act at once.
+        let waits = match &f {
+            Fault::StartCoroha(i)
+            | Fault::StopCoroha(i)
+            | Fault::MaintenanceStop(i)
+            | Fault::ConfdStart(i)
+            | Fault::ConfdHang(i)
+            | Fault::ConfdRefuse(i, _)
+            | Fault::CorosyncRestart(i)
+            | Fault::CorosyncKill(i, _) => Some(*i),
+            Fault::Switchover { at, .. }
+            | Fault::Standby { at, .. }
+            | Fault::ConfirmDown { at, .. } => Some(*at),
+            _ => None,
+        };
+        if let Some(stopped) = waits.and_then(|i| self.stopped[i].as_mut()) {
+            stopped.events.push(Ev::Fault(f));
+            return;
+        }
+        if !matches!(f, Fault::Boot(_)) || self.now > 0 {
+            let text = f.describe(&self.names);
+            self.record(None, text);
+        }
+        match f {
+            Fault::Crash(i) => {
+                if !self.powered[i] {
+                    return;
+                }
+                self.powered[i] = false;
+                self.stopped[i] = None;
+                self.cs[i] = Corosync::default();
+                self.coroha[i] = None;
+                self.crashed(i, timing::DETECT_LOSS);
+                // The process vanishes with the machine: no TCP close, so
+                // peers notice only after their ticks.
+                self.confd[i].running = false;
+                self.confd[i].hung = false;
+                self.confd[i].owed.clear();
+                self.confd[i].stalled.clear();
+                self.topology_changed(timing::DETECT_LOSS);
+            }
+            Fault::Boot(i) => {
+                if self.powered[i] {
+                    return;
+                }
+                self.powered[i] = true;
+                let data = std::mem::take(&mut self.confd[i].data);
+                let history = std::mem::take(&mut self.confd[i].history);
+                self.confd[i] = Confd {
+                    data,
+                    history,
+                    ..Confd::new()
+                };
+                self.confd[i].set_role(self.now, HaRole::None);
+                // Peers' connections to the old process are reset on their
+                // next tick.
+                let tick = self.now + self.opts.tick;
+                self.schedule(tick, Ev::LinkCheck);
+                self.schedule(self.now, Ev::CorosyncStart(i));
+                self.start_coroha(i);
+            }
+            Fault::Partition(groups) => {
+                let handing_over = self
+                    .coroha
+                    .iter()
+                    .flatten()
+                    .any(|c| c.policy.promoting().is_some() || c.policy.stopping());
+                if handing_over {
+                    self.reach(Rare::PartitionDuringHandover);
+                }
+                for g in self.group.iter_mut() {
+                    *g = 0;
+                }
+                for (k, g) in groups.iter().enumerate() {
+                    for i in g {
+                        self.group[*i] = k as u32 + 1;
+                    }
+                }
+                self.topology_changed(timing::DETECT_LOSS);
+            }
+            Fault::Heal => {
+                for g in self.group.iter_mut() {
+                    *g = 0;
+                }
+                self.schedule(self.now + timing::DETECT_MERGE, Ev::Reconfigure);
+                // Held messages flow as soon as the ring is whole again.
+                self.schedule(self.now + 1, Ev::Reconfigure);
+            }
+            Fault::KillCoroha(i) => self.kill_coroha(i, Reason::ProcDown, timing::PROC_DOWN),
+            Fault::StartCoroha(i) => {
+                let stopping = self.coroha[i].as_ref().is_some_and(|c| c.policy.stopping());
+                if stopping {
+                    // Like systemd: start again once the stop has finished.
+                    self.schedule(self.now + 1000, Ev::Fault(Fault::StartCoroha(i)));
+                } else if self.powered[i] && self.coroha[i].is_none() {
+                    self.start_coroha(i);
+                }
+            }
+            Fault::StopCoroha(i) => self.operator(i, Operator::Stop { handover: true }),
+            Fault::MaintenanceStop(i) => self.operator(i, Operator::Stop { handover: false }),
+            Fault::ConfdStop(i) => self.confd_stop(i, "process died"),
+            Fault::ConfdStart(i) => self.confd_start(i, false),
+            Fault::ConfdHang(i) => {
+                if self.confd[i].running {
+                    self.confd[i].hung = true;
+                    self.schedule(self.now + 3 * self.opts.tick, Ev::LinkCheck);
+                }
+            }
+            Fault::ConfdResume(i) => {
+                // A stopped node's processes resume with the node.
+                if self.stopped[i].is_none() {
+                    self.confd_resume(i);
+                }
+            }
+            Fault::Freeze(i) => {
+                if !self.powered[i] || self.stopped[i].is_some() {
+                    return;
+                }
+                let confd_was_serving = self.confd[i].serving();
+                self.confd[i].hung |= self.confd[i].running;
+                self.stopped[i] = Some(Stopped {
+                    events: vec![],
+                    confd_was_serving,
+                });
+                self.cut_off(i);
+            }
+            Fault::Thaw(i) => {
+                let Some(stopped) = self.stopped[i].take() else {
+                    return;
+                };
+                // Everything resumes at once: its NSO/ConfD in the role it
+                // had, its coroha with what queued up (timers late).
+                if stopped.confd_was_serving {
+                    self.confd_resume(i);
+                }
+                for ev in stopped.events {
+                    self.schedule(self.now, ev);
+                }
+                self.reconnect(i);
+            }
+            Fault::SendLoss(i, true) => {
+                if !self.send_lost[i] {
+                    self.send_lost[i] = true;
+                    self.cut_off(i);
+                }
+            }
+            Fault::SendLoss(i, false) => {
+                if self.send_lost[i] {
+                    self.send_lost[i] = false;
+                    self.reconnect(i);
+                }
+            }
+            Fault::ConfdRefuse(i, true) => {
+                // Only a start enters phase 0: a running server is
+                // restarted, and comes back in NONE.
+                self.confd_stop(i, "restarted in start phase 0");
+                self.confd_start(i, true);
+            }
+            Fault::ConfdRefuse(i, false) => self.confd[i].refusing = false,
+            Fault::CorosyncRestart(i) => {
+                if self.cs[i].up {
+                    self.corosync_stop(i, true);
+                    self.schedule(self.now + 1000, Ev::CorosyncStart(i));
+                }
+            }
+            Fault::CorosyncKill(i, after) => {
+                if self.cs[i].up {
+                    self.corosync_stop(i, false);
+                    self.schedule(self.now + after, Ev::CorosyncStart(i));
+                }
+            }
+            request @ (Fault::Switchover { .. }
+            | Fault::Standby { .. }
+            | Fault::ConfirmDown { .. }) => self.operator_request(request, 0),
+        }
+    }
+
+    /// An operator runs a command on one node. Refused, they try again
+    /// every second, as after the command's non-zero exit. (A request
+    /// taken but lost in a view change in flight is not noticed: the
+    /// commands do not wait for the outcome yet.)
+    pub(crate) fn operator_request(&mut self, request: Fault, tries: u32) {
+        if let Fault::Standby { node, on, .. } = request {
+            if tries == 0 {
+                self.standby_wanted[node] = Some(on);
+            } else if self.standby_wanted[node] != Some(on) {
+                return;
+            }
+        }
+        if tries > 0 {
+            let text = request.describe(&self.names);
+            self.record(None, format!("{text}, again (try {})", tries + 1));
+        }
+        let (i, op) = match &request {
+            Fault::Switchover { at, to } => (
+                *at,
+                Operator::Switchover {
+                    to: to.map(|t| self.names[t].clone()),
+                },
+            ),
+            Fault::Standby { at, node, on } => (
+                *at,
+                Operator::Standby {
+                    node: self.names[*node].clone(),
+                    on: *on,
+                },
+            ),
+            Fault::ConfirmDown { at, node } => (
+                *at,
+                Operator::ConfirmDown {
+                    node: self.names[*node].clone(),
+                },
+            ),
+            other => unreachable!("not an operator request: {other:?}"),
+        };
+        // No daemon to ask: the command cannot reach the control socket.
+        let admitted = self.coroha[i].as_ref().map_or_else(
+            || Err("coroha is not running on this node".to_string()),
+            |c| c.policy.admit(&op),
+        );
+        match admitted {
+            Err(why) if tries < OPERATOR_TRIES => {
+                self.reach(Rare::OperatorRefused);
+                self.record(Some(i), format!("operator request refused: {why}"));
+                let tries = tries + 1;
+                self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });
+            }
+            Err(why) => {
+                self.record(Some(i), format!("operator gives up: {why}"));
+            }
+            Ok(()) => self.operator(i, op),
+        }
+    }
+
+    fn operator(&mut self, i: Idx, op: Operator) {
+        if self.coroha[i].is_some() {
+            self.step_policy(i, Input::Operator(op));
+        } else {
+            self.record(
+                Some(i),
+                "operator request ignored: coroha is not running".into(),
+            );
         }
     }
 }

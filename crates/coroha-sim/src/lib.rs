@@ -32,7 +32,7 @@ use confd_ha::{HaFailure, HaOrder, HaRole};
 use coroha_config::Config;
 use coroha_policy::cluster::{Member, NodeId, Reason, RingId};
 use coroha_policy::message::Envelope;
-use coroha_policy::{Input, Operator, Persisted, Policy};
+use coroha_policy::{Input, Persisted, Policy};
 use rng::Rng;
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -108,10 +108,19 @@ impl SimOptions {
 /// recommended production settings, with a fence hook that restarts
 /// NSO/ConfD (it comes back in NONE).
 pub fn default_config(nodes: usize) -> Config {
+    config_with(nodes, true)
+}
+
+/// As [`default_config`], with or without a `fence_node` hook (the
+/// classic fault kinds ran without one).
+pub fn config_with(nodes: usize, fence_node: bool) -> Config {
     let mut text = String::from(
         "[cluster]\nstate_dir = \"/var/lib/coroha\"\n[policy]\nstartup_settle = \"5s\"\nfence_hung_primary = true\n\
          [hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n",
     );
+    if fence_node {
+        text.push_str("fence_node = [\"stonith_admin\", \"--reboot\", \"{node}\"]\n");
+    }
     for i in 1..=nodes {
         text.push_str(&format!(
             "[[node]]\nname = \"n{i}\"\nid = {i}\naddress = \"10.0.0.{i}\"\n"
@@ -219,6 +228,27 @@ enum Ev {
         node: Idx,
         pid: u32,
     },
+    /// A MAAPI read-only call reaches the local server.
+    ReadOnly {
+        node: Idx,
+        pid: u32,
+        on: bool,
+    },
+    /// The `fence_node` hook run on `node` has powered `target` off.
+    FenceNodeDone {
+        node: Idx,
+        pid: u32,
+        target: Idx,
+    },
+}
+
+/// What a stopped node owes itself when it resumes.
+#[derive(Default)]
+struct Stopped {
+    /// Events for its coroha (corosync callbacks, timers, replies).
+    events: Vec<Ev>,
+    /// Its NSO/ConfD was serving when the node stopped.
+    confd_was_serving: bool,
 }
 
 struct Coroha {
@@ -241,6 +271,11 @@ struct Corosync {
     ring_members: Vec<Idx>,
     wfa_ok: bool,
     fd_last: [u64; 2],
+    /// Its packets are lost or it is stopped: it keeps its ring, forms no
+    /// new one and delivers nothing (see `Fault::SendLoss`).
+    stuck: bool,
+    /// Callbacks due while stuck, delivered when it is heard again.
+    late: Vec<(Fd, Input)>,
 }
 
 pub struct Sim {
@@ -256,6 +291,11 @@ pub struct Sim {
     free: Vec<usize>,
     powered: Vec<bool>,
     group: Vec<u32>,
+    /// Every packet the node sends is lost (`Fault::SendLoss`).
+    send_lost: Vec<bool>,
+    /// The whole node is stopped (`Fault::Freeze`): what reaches its
+    /// coroha waits here, in order, until it resumes.
+    stopped: Vec<Option<Stopped>>,
     /// A node whose corosync crashed stays out of everybody's ring until
     /// the others have declared it dead (NodeDown before NodeUp).
     merge_after: Vec<u64>,
@@ -312,6 +352,8 @@ impl Sim {
             free: vec![],
             powered: vec![false; n],
             group: vec![0; n],
+            send_lost: vec![false; n],
+            stopped: (0..n).map(|_| None).collect(),
             merge_after: vec![0; n],
             link: vec![vec![(false, 0); n]; n],
             cs: vec![Corosync::default(); n],
@@ -472,6 +514,25 @@ impl Sim {
     // ----- event handling --------------------------------------------------
 
     fn handle(&mut self, ev: Ev) {
+        let for_coroha = match &ev {
+            Ev::Dispatch { node, .. }
+            | Ev::Timer { node, .. }
+            | Ev::OrderTimeout { node, .. }
+            | Ev::FenceDone { node, .. }
+            | Ev::FenceNodeDone { node, .. } => Some(*node),
+            Ev::OperatorRetry {
+                request:
+                    Fault::Switchover { at, .. }
+                    | Fault::Standby { at, .. }
+                    | Fault::ConfirmDown { at, .. },
+                ..
+            } => Some(*at),
+            _ => None,
+        };
+        if let Some(stopped) = for_coroha.and_then(|i| self.stopped[i].as_mut()) {
+            stopped.events.push(ev);
+            return;
+        }
         match ev {
             Ev::Fault(f) => self.fault(f),
             Ev::Reconfigure => self.reconfigure(),
@@ -526,6 +587,23 @@ impl Sim {
                 let next = self.now + self.opts.write_interval;
                 self.schedule(next, Ev::Write);
             }
+            Ev::ReadOnly { node, pid, on } => self.apply_read_only(node, pid, on),
+            Ev::FenceNodeDone { node, pid, target } => {
+                // Like `stonith_admin --reboot`: it answers once the node
+                // is off; the node boots again later.
+                self.record(
+                    Some(node),
+                    format!("fence_node hook: {} powered off", self.names[target]),
+                );
+                self.fault(Fault::Crash(target));
+                self.update_links();
+                self.schedule(self.now + 8000, Ev::Fault(Fault::Boot(target)));
+                if self.coroha[node].as_ref().is_some_and(|c| c.pid == pid) {
+                    let ok = true;
+                    let target = Self::id(target);
+                    self.step_policy(node, Input::FenceNodeDone { node: target, ok });
+                }
+            }
             Ev::FenceDone { node, pid } => {
                 // The fence hook restarts NSO/ConfD: it comes back in NONE
                 // with its data, no longer primary.
@@ -535,201 +613,6 @@ impl Sim {
                     self.step_policy(node, Input::FenceDone { ok: true });
                 }
             }
-        }
-    }
-
-    fn fault(&mut self, f: Fault) {
-        if !matches!(f, Fault::Boot(_)) || self.now > 0 {
-            let text = f.describe(&self.names);
-            self.record(None, text);
-        }
-        match f {
-            Fault::Crash(i) => {
-                if !self.powered[i] {
-                    return;
-                }
-                self.powered[i] = false;
-                self.cs[i] = Corosync::default();
-                self.coroha[i] = None;
-                self.crashed(i, timing::DETECT_LOSS);
-                // The process vanishes with the machine: no TCP close, so
-                // peers notice only after their ticks.
-                self.confd[i].running = false;
-                self.confd[i].hung = false;
-                self.confd[i].owed.clear();
-                self.confd[i].stalled.clear();
-                self.topology_changed(timing::DETECT_LOSS);
-            }
-            Fault::Boot(i) => {
-                if self.powered[i] {
-                    return;
-                }
-                self.powered[i] = true;
-                let data = std::mem::take(&mut self.confd[i].data);
-                let history = std::mem::take(&mut self.confd[i].history);
-                self.confd[i] = Confd {
-                    data,
-                    history,
-                    ..Confd::new()
-                };
-                self.confd[i].set_role(self.now, HaRole::None);
-                // Peers' connections to the old process are reset on their
-                // next tick.
-                let tick = self.now + self.opts.tick;
-                self.schedule(tick, Ev::LinkCheck);
-                self.schedule(self.now, Ev::CorosyncStart(i));
-                self.start_coroha(i);
-            }
-            Fault::Partition(groups) => {
-                let handing_over = self
-                    .coroha
-                    .iter()
-                    .flatten()
-                    .any(|c| c.policy.promoting().is_some() || c.policy.stopping());
-                if handing_over {
-                    self.reach(Rare::PartitionDuringHandover);
-                }
-                for g in self.group.iter_mut() {
-                    *g = 0;
-                }
-                for (k, g) in groups.iter().enumerate() {
-                    for i in g {
-                        self.group[*i] = k as u32 + 1;
-                    }
-                }
-                self.topology_changed(timing::DETECT_LOSS);
-            }
-            Fault::Heal => {
-                for g in self.group.iter_mut() {
-                    *g = 0;
-                }
-                self.schedule(self.now + timing::DETECT_MERGE, Ev::Reconfigure);
-                // Held messages flow as soon as the ring is whole again.
-                self.schedule(self.now + 1, Ev::Reconfigure);
-            }
-            Fault::KillCoroha(i) => self.kill_coroha(i, Reason::ProcDown, timing::PROC_DOWN),
-            Fault::StartCoroha(i) => {
-                let stopping = self.coroha[i].as_ref().is_some_and(|c| c.policy.stopping());
-                if stopping {
-                    // Like systemd: start again once the stop has finished.
-                    self.schedule(self.now + 1000, Ev::Fault(Fault::StartCoroha(i)));
-                } else if self.powered[i] && self.coroha[i].is_none() {
-                    self.start_coroha(i);
-                }
-            }
-            Fault::StopCoroha(i) => self.operator(i, Operator::Stop { handover: true }),
-            Fault::MaintenanceStop(i) => self.operator(i, Operator::Stop { handover: false }),
-            Fault::ConfdStop(i) => self.confd_stop(i, "process died"),
-            Fault::ConfdStart(i) => self.confd_start(i, false),
-            Fault::ConfdHang(i) => {
-                if self.confd[i].running {
-                    self.confd[i].hung = true;
-                    self.schedule(self.now + 3 * self.opts.tick, Ev::LinkCheck);
-                }
-            }
-            Fault::ConfdResume(i) => {
-                if !(self.confd[i].running && self.confd[i].hung) {
-                    return;
-                }
-                self.confd[i].hung = false;
-                for ev in std::mem::take(&mut self.confd[i].owed) {
-                    self.send_event(i, ev);
-                }
-                for (pid, id, order) in std::mem::take(&mut self.confd[i].stalled) {
-                    self.submit_order(i, pid, id, order);
-                }
-                self.confd[i].busy_until = self.confd[i].busy_until.max(self.now);
-            }
-            Fault::ConfdRefuse(i, true) => {
-                // Only a start enters phase 0: a running server is
-                // restarted, and comes back in NONE.
-                self.confd_stop(i, "restarted in start phase 0");
-                self.confd_start(i, true);
-            }
-            Fault::ConfdRefuse(i, false) => self.confd[i].refusing = false,
-            Fault::CorosyncRestart(i) => {
-                if self.cs[i].up {
-                    self.corosync_stop(i, true);
-                    self.schedule(self.now + 1000, Ev::CorosyncStart(i));
-                }
-            }
-            Fault::CorosyncKill(i, after) => {
-                if self.cs[i].up {
-                    self.corosync_stop(i, false);
-                    self.schedule(self.now + after, Ev::CorosyncStart(i));
-                }
-            }
-            request @ (Fault::Switchover { .. }
-            | Fault::Standby { .. }
-            | Fault::ConfirmDown { .. }) => self.operator_request(request, 0),
-        }
-    }
-
-    /// An operator runs a command on one node. Refused, they try again
-    /// every second, as after the command's non-zero exit. (A request
-    /// taken but lost in a view change in flight is not noticed: the
-    /// commands do not wait for the outcome yet.)
-    fn operator_request(&mut self, request: Fault, tries: u32) {
-        if let Fault::Standby { node, on, .. } = request {
-            if tries == 0 {
-                self.standby_wanted[node] = Some(on);
-            } else if self.standby_wanted[node] != Some(on) {
-                return;
-            }
-        }
-        if tries > 0 {
-            let text = request.describe(&self.names);
-            self.record(None, format!("{text}, again (try {})", tries + 1));
-        }
-        let (i, op) = match &request {
-            Fault::Switchover { at, to } => (
-                *at,
-                Operator::Switchover {
-                    to: to.map(|t| self.names[t].clone()),
-                },
-            ),
-            Fault::Standby { at, node, on } => (
-                *at,
-                Operator::Standby {
-                    node: self.names[*node].clone(),
-                    on: *on,
-                },
-            ),
-            Fault::ConfirmDown { at, node } => (
-                *at,
-                Operator::ConfirmDown {
-                    node: self.names[*node].clone(),
-                },
-            ),
-            other => unreachable!("not an operator request: {other:?}"),
-        };
-        // No daemon to ask: the command cannot reach the control socket.
-        let admitted = self.coroha[i].as_ref().map_or_else(
-            || Err("coroha is not running on this node".to_string()),
-            |c| c.policy.admit(&op),
-        );
-        match admitted {
-            Err(why) if tries < OPERATOR_TRIES => {
-                self.reach(Rare::OperatorRefused);
-                self.record(Some(i), format!("operator request refused: {why}"));
-                let tries = tries + 1;
-                self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });
-            }
-            Err(why) => {
-                self.record(Some(i), format!("operator gives up: {why}"));
-            }
-            Ok(()) => self.operator(i, op),
-        }
-    }
-
-    fn operator(&mut self, i: Idx, op: Operator) {
-        if self.coroha[i].is_some() {
-            self.step_policy(i, Input::Operator(op));
-        } else {
-            self.record(
-                Some(i),
-                "operator request ignored: coroha is not running".into(),
-            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Scripted scenarios (`coroha simulate FILE.toml`) and random fault
 //! schedules (`coroha simulate --random N`).
 
-use super::{default_config, line, Coverage, Entry, Fault, Sabotage, Sim, SimOptions, Violation};
+use super::{config_with, line, Coverage, Entry, Fault, Sabotage, Sim, SimOptions, Violation};
 use confd_ha::HaRole;
 use coroha_config::{Config, ConfigError, Dur};
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,10 @@ pub struct Scenario {
     /// Overrides of the `[policy]` table of the generated configuration.
     #[serde(default)]
     pub policy: toml::Table,
+    /// Configure a `fence_node` hook (in the simulator: power the node
+    /// off, and on again 8 s later).
+    #[serde(default)]
+    pub fence_node: bool,
     #[serde(default, rename = "node")]
     pub node_overrides: Vec<NodeOverride>,
     #[serde(default, rename = "event")]
@@ -145,6 +149,9 @@ impl Outcome {
     }
 }
 
+/// The `fence_node` hook of simulated configurations.
+const FENCE_NODE_HOOK: &str = "fence_node = [\"stonith_admin\", \"--reboot\", \"{node}\"]\n";
+
 impl Scenario {
     pub fn load(path: &std::path::Path) -> Result<Scenario, Vec<ConfigError>> {
         let (text, file) = coroha_config::read_located(path)?;
@@ -167,6 +174,11 @@ impl Scenario {
             || policy.get("fence_hung_primary").and_then(|v| v.as_bool()) == Some(true)
         {
             text.push_str("[hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n");
+            if self.fence_node {
+                text.push_str(FENCE_NODE_HOOK);
+            }
+        } else if self.fence_node {
+            text.push_str(&format!("[hooks]\n{FENCE_NODE_HOOK}"));
         }
         text.push_str(&format!(
             "[policy]\n{}",
@@ -245,6 +257,10 @@ impl Scenario {
                 "confd-resume" => Fault::ConfdResume(idx(&e.node, "node", a)?),
                 "confd-refuse" => Fault::ConfdRefuse(idx(&e.node, "node", a)?, true),
                 "confd-accept" => Fault::ConfdRefuse(idx(&e.node, "node", a)?, false),
+                "freeze" => Fault::Freeze(idx(&e.node, "node", a)?),
+                "thaw" => Fault::Thaw(idx(&e.node, "node", a)?),
+                "send-loss" => Fault::SendLoss(idx(&e.node, "node", a)?, true),
+                "send-loss-end" => Fault::SendLoss(idx(&e.node, "node", a)?, false),
                 "corosync-restart" => Fault::CorosyncRestart(idx(&e.node, "node", a)?),
                 "corosync-kill" => Fault::CorosyncKill(
                     idx(&e.node, "node", a)?,
@@ -420,6 +436,20 @@ pub struct RandomRun {
     /// Stop starting schedules after this long (the report says how many
     /// ran; every violation still names the seed that replays it).
     pub time_limit: Option<std::time::Duration>,
+    pub faults: FaultSet,
+}
+
+/// Which fault kinds random schedules draw from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FaultSet {
+    /// The thirteen kinds of the first scale runs: their seeds replay the
+    /// schedules documented in docs/design.md §12.
+    Classic,
+    /// Those, and what real clusters showed on top (issue 11): a whole
+    /// node stopped and resumed, one-way loss, NSO/ConfD in start phase 0
+    /// on the lowest-id node.
+    #[default]
+    All,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -439,7 +469,23 @@ pub struct RandomReport {
 
 /// The faults of one random schedule: 1 to 4 faults (sometimes two at the
 /// same instant), each undone later, then a quiet period.
-pub fn random_faults(seed: u64, nodes: usize) -> (Vec<(u64, Fault)>, u64) {
+impl std::str::FromStr for FaultSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<FaultSet, String> {
+        match s {
+            "classic" => Ok(FaultSet::Classic),
+            "all" => Ok(FaultSet::All),
+            other => Err(format!("{other:?}: expected \"all\" or \"classic\"")),
+        }
+    }
+}
+
+pub fn random_faults(seed: u64, nodes: usize, set: FaultSet) -> (Vec<(u64, Fault)>, u64) {
+    let kinds = match set {
+        FaultSet::Classic => 13,
+        FaultSet::All => 16,
+    };
     let mut rng = super::rng::Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut faults = vec![];
     let count = rng.range(1, 4);
@@ -449,7 +495,7 @@ pub fn random_faults(seed: u64, nodes: usize) -> (Vec<(u64, Fault)>, u64) {
         let i = rng.range(0, nodes as u64 - 1) as usize;
         let j = (i + rng.range(1, nodes as u64 - 1) as usize) % nodes;
         let back = t + rng.range(500, 12_000);
-        match rng.range(0, 13) {
+        match rng.range(0, kinds) {
             0 => faults.extend([(t, Fault::Crash(i)), (back, Fault::Boot(i))]),
             1 => {
                 let mut a = vec![];
@@ -502,6 +548,16 @@ pub fn random_faults(seed: u64, nodes: usize) -> (Vec<(u64, Fault)>, u64) {
                     },
                 ),
             ]),
+            13 => faults.extend([(t, Fault::Freeze(i)), (back, Fault::Thaw(i))]),
+            14 => faults.extend([
+                (t, Fault::SendLoss(i, true)),
+                (back, Fault::SendLoss(i, false)),
+            ]),
+            15 => faults.extend([
+                // The node that wins ties on id comes up unable to serve.
+                (t, Fault::ConfdRefuse(0, true)),
+                (back, Fault::ConfdRefuse(0, false)),
+            ]),
             _ => {
                 // A flapping link: the node drops off and back three times.
                 let mut at = t;
@@ -524,7 +580,7 @@ pub fn random_faults(seed: u64, nodes: usize) -> (Vec<(u64, Fault)>, u64) {
 
 pub fn run_random(run: &RandomRun) -> RandomReport {
     let started = std::time::Instant::now();
-    let config = default_config(run.nodes);
+    let config = config_with(run.nodes, run.faults == FaultSet::All);
     // A verbose run keeps whole timelines, in seed order: one thread.
     let jobs = if run.verbose {
         1
@@ -597,7 +653,7 @@ fn run_batch(run: &RandomRun, config: &Config, seeds: impl Iterator<Item = u64>)
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             break;
         }
-        let (faults, end) = random_faults(seed, run.nodes);
+        let (faults, end) = random_faults(seed, run.nodes, run.faults);
         let mut opts = SimOptions::new(config.clone(), seed);
         opts.sabotage = run.sabotage;
         opts.verbose = run.verbose;

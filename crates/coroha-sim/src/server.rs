@@ -111,11 +111,14 @@ impl Sim {
     }
 
     pub(crate) fn apply_order(&mut self, i: Idx, pid: u32, id: u64, order: HaOrder) {
-        if !self.confd[i].serving() {
-            // Died or froze while the order was queued.
-            if !self.confd[i].running {
-                self.reply(i, pid, id, Err(HaFailure::Unreachable), 0);
-            }
+        if !self.confd[i].running {
+            // Died while the order was queued.
+            self.reply(i, pid, id, Err(HaFailure::Unreachable), 0);
+            return;
+        }
+        if self.confd[i].hung {
+            // Froze while it was queued: served after the resume.
+            self.confd[i].stalled.push((pid, id, order));
             return;
         }
         let refused = self.confd[i].refusing && order != HaOrder::GetStatus;
@@ -151,6 +154,10 @@ impl Sim {
                 Ok(HaReply::Ok)
             }
             HaOrder::BeNone => {
+                if self.confd[i].role == HaRole::Primary {
+                    // As captured: benone on a primary clears read-only.
+                    self.confd[i].read_only = false;
+                }
                 self.drop_children(i, code::HA_CLOSED);
                 self.detach_from_parent(i);
                 self.set_confd_role(i, HaRole::None);
@@ -276,6 +283,25 @@ impl Sim {
         }
     }
 
+    /// A frozen server carries on: what it owes its subscriber first, then
+    /// the orders that reached it while frozen.
+    pub(crate) fn confd_resume(&mut self, i: Idx) {
+        if !(self.confd[i].running && self.confd[i].hung) {
+            return;
+        }
+        self.confd[i].hung = false;
+        if let Some((pid, on)) = self.confd[i].stalled_read_only.take() {
+            self.apply_read_only(i, pid, on);
+        }
+        for ev in std::mem::take(&mut self.confd[i].owed) {
+            self.send_event(i, ev);
+        }
+        for (pid, id, order) in std::mem::take(&mut self.confd[i].stalled) {
+            self.submit_order(i, pid, id, order);
+        }
+        self.confd[i].busy_until = self.confd[i].busy_until.max(self.now);
+    }
+
     pub(crate) fn confd_stop(&mut self, i: Idx, why: &str) {
         if !self.confd[i].running {
             return;
@@ -295,6 +321,26 @@ impl Sim {
         self.set_confd_role(i, HaRole::None);
     }
 
+    /// MAAPI `set_readonly_mode`, answered at once by a serving server.
+    pub(crate) fn apply_read_only(&mut self, i: Idx, pid: u32, on: bool) {
+        let ok = self.confd[i].running;
+        if ok && self.confd[i].hung {
+            self.confd[i].stalled_read_only = Some((pid, on));
+            return;
+        }
+        if ok {
+            self.confd[i].read_only = on;
+        }
+        self.schedule(
+            self.now,
+            Ev::Dispatch {
+                node: i,
+                pid,
+                ev: Box::new(Input::ReadOnlyDone { on, ok }),
+            },
+        );
+    }
+
     /// Start the process in NONE; in start phase 0 (`phase0`) it refuses
     /// every order but getstatus until it reaches phase 1.
     pub(crate) fn confd_start(&mut self, i: Idx, phase0: bool) {
@@ -302,6 +348,7 @@ impl Sim {
             self.confd[i].running = true;
             self.confd[i].hung = false;
             self.confd[i].refusing = phase0;
+            self.confd[i].read_only = false;
             self.confd[i].busy_until = self.now;
             self.confd[i].set_role(self.now, HaRole::None);
         }

@@ -124,6 +124,24 @@ fn deliver(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Vec<Output>
     )
 }
 
+/// This node's heartbeat among a step's outputs (a node about to promote
+/// sends one with its intent: beprimary waits for it to come back).
+fn own_heartbeat(out: &[Output]) -> Option<Vec<u8>> {
+    out.iter().find_map(|o| match o {
+        Output::Multicast(m) if matches!(m.body, Body::Heartbeat { .. }) => Some(m.encode()),
+        _ => None,
+    })
+}
+
+/// Deliver the intent announced in `out`, then the heartbeat sent with
+/// it; the second step is where beprimary is given.
+fn deliver_intent(p: &mut Policy, now: u64, out: &[Output]) -> Ready {
+    let intent = own_announcement(out).expect("intent announced");
+    let heartbeat = own_heartbeat(out).expect("heartbeat sent with the intent");
+    let _ = deliver(p, now, 1, intent);
+    deliver_ready(p, now, 1, heartbeat)
+}
+
 fn peer(view: u64, id: NodeId) -> Vec<u8> {
     Envelope::new(view, Body::Announce(Box::new(NodeState::sample(id)))).encode()
 }
@@ -163,7 +181,7 @@ fn promotion_is_announced_first_then_persisted_then_ordered() {
         Body::Announce(s) => assert_eq!(s.promoting, Some(1)),
         other => panic!("{other:?}"),
     }
-    let ready = deliver_ready(&mut p, 13, 1, intent);
+    let ready = deliver_intent(&mut p, 13, &out);
     assert_eq!(ready.persist().map(|s| s.max_epoch), Some(1));
     // The order is only handed out once the epoch is written.
     let mut written = None;
@@ -182,8 +200,7 @@ fn promotion_is_announced_first_then_persisted_then_ordered() {
 fn a_state_that_cannot_be_persisted_releases_no_order() {
     let (mut p, view) = started(&[1, 2, 3], true);
     let out = elect_me_announcing(&mut p, view);
-    let intent = own_announcement(&out).expect("intent announced");
-    let ready = deliver_ready(&mut p, 13, 1, intent);
+    let ready = deliver_intent(&mut p, 13, &out);
     let result = ready.persist_then(|_| Err("disk full"));
     assert_eq!(
         result,
@@ -487,8 +504,7 @@ fn answer_none(p: &mut Policy, now: u64, id: u64) -> Vec<Output> {
 fn a_server_refusing_promotion_stays_refusing_for_the_settle_time() {
     let (mut p, view) = started(&[1, 2, 3], true);
     let out = elect_me_announcing(&mut p, view);
-    let intent = own_announcement(&out).expect("intent announced");
-    let out = deliver(&mut p, 13, 1, intent);
+    let Ok(out) = deliver_intent(&mut p, 13, &out).persist_then(|_| Ok::<(), Infallible>(()));
     let mut now = 13;
     let mut id = out
         .iter()

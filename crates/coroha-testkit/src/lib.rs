@@ -39,6 +39,16 @@ pub fn cases() -> Vec<Case> {
     serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("vectors JSON")
 }
 
+/// The MAAPI read-only cases of the IPC captures from the same server
+/// (data/confd-8.2.5-maapi-readonly-vectors.json).
+pub fn maapi_read_only_cases() -> Vec<Case> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/confd-8.2.5-maapi-readonly-vectors.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("vectors JSON")
+}
+
 pub fn bytes(hex: &str) -> Vec<u8> {
     (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())

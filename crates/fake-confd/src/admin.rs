@@ -63,6 +63,7 @@ fn status(server: &Server) -> Value {
         "secondaries": n.secondaries.iter().map(|s| name(&s.id)).collect::<Vec<_>>(),
         "txid": n.txid,
         "phase0": n.phase0,
+        "read_only": n.read_only,
         "history": st.timeline.iter()
             .map(|(ms, s)| json!({"unix_ms": ms.to_string(), "state": state_name(*s)}))
             .collect::<Vec<_>>(),
@@ -72,14 +73,18 @@ fn status(server: &Server) -> Value {
 /// Commit one transaction: only a primary takes writes, and the write is
 /// acknowledged once every secondary has it (or has been dropped).
 async fn write(server: &Arc<Server>) -> Value {
-    let txid = server.with(|st| {
-        (st.node.state == PRIMARY).then(|| {
+    let txid = server.with(|st| match (st.node.state, st.node.read_only) {
+        (PRIMARY, false) => {
             st.node.txid += 1;
-            st.node.txid
-        })
+            Ok(st.node.txid)
+        }
+        // As the real server refuses it (ecode 17, BADSTATE).
+        (_, true) => Err("node is in read-only mode"),
+        _ => Err("not primary"),
     });
-    let Some(txid) = txid else {
-        return json!({"ok": false, "error": "not primary"});
+    let txid = match txid {
+        Ok(t) => t,
+        Err(e) => return json!({"ok": false, "error": e}),
     };
     links::replicate(server, txid).await;
     json!({"ok": true, "txid": txid})

@@ -139,6 +139,10 @@ pub struct FakeNode {
     pub secondaries: Vec<Attached>,
     /// The replicated write counter (the "CDB transaction id").
     pub txid: u64,
+    /// MAAPI read-only mode: commits are refused. Node-wide, not kept
+    /// across a restart, cleared by `benone` on a primary (as captured,
+    /// confd-ipc-wire §4).
+    pub read_only: bool,
     /// Every state it had, in order.
     pub history: Vec<i32>,
 }
@@ -152,6 +156,7 @@ impl FakeNode {
             primary: None,
             secondaries: vec![],
             txid,
+            read_only: false,
             history: vec![NONE],
         }
     }
@@ -235,6 +240,9 @@ impl FakeNode {
                 out
             }
             RawOrder::BeNone => {
+                if self.state == PRIMARY {
+                    self.read_only = false;
+                }
                 let mut out = self.leave_role();
                 self.set_state(NONE);
                 out.extend([Effect::Event(Event::IsNone(0)), ok]);

@@ -290,6 +290,48 @@ impl Server {
 }
 
 /// Serve the HA control socket after the handshake.
+/// A MAAPI socket: `set_readonly_mode` as the real server answers it
+/// (an integer sets or clears the node-wide flag; anything else is
+/// ecode 18 "Expected integer"); every other op is refused with ecode 18,
+/// since fake-confd has no data model.
+pub async fn maapi_socket(s: Box<dyn Conn>, server: Arc<Server>) {
+    use wire::maapi::OP_SET_READONLY;
+    let (rd, mut wr) = tokio::io::split(s);
+    let mut reader = FrameReader::new(rd);
+    while let Some(frame) = reader.next().await {
+        let Some(op) = frame
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return;
+        };
+        let value = frame.get(4..).and_then(|t| wire::decode_term(t).ok());
+        let reply = match (op, value.as_ref().and_then(wire::as_int)) {
+            (OP_SET_READONLY, Some(v)) => {
+                server.with(|st| st.node.read_only = v != 0);
+                op.to_be_bytes().to_vec()
+            }
+            (OP_SET_READONLY, None) => maapi_error(op, "Expected integer"),
+            _ => maapi_error(op, "not supported by fake-confd"),
+        };
+        if wr.write_all(&wire::frame(&reply)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An error reply: the op with its top bit set, ecode 18, the reason as a
+/// binary with a trailing NUL.
+fn maapi_error(op: u32, reason: &str) -> Vec<u8> {
+    let reason = wire::encode_term(&wire::bin(&format!("{reason}\0")));
+    [
+        (op | 0x8000_0000).to_be_bytes().as_slice(),
+        &18u32.to_be_bytes(),
+        &reason,
+    ]
+    .concat()
+}
+
 pub async fn ha_socket(s: Box<dyn Conn>, server: Arc<Server>) {
     let (rd, mut wr) = tokio::io::split(s);
     let mut reader = FrameReader::new(rd);

@@ -764,5 +764,7 @@ pub fn sync_ack() -> Vec<u8> {
     frame(&encode_term(&Term::from(Atom::from("ha_synced"))))
 }
 
+pub mod maapi;
+
 #[cfg(test)]
 mod tests;
