@@ -339,29 +339,6 @@ impl HaEvents {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints() {
-        assert_eq!(
-            Endpoint::parse("127.0.0.1:4565"),
-            Ok(Endpoint::Tcp("127.0.0.1:4565".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("[::1]:4569"),
-            Ok(Endpoint::Tcp("[::1]:4569".into()))
-        );
-        assert_eq!(
-            Endpoint::parse("unix:/tmp/nso/nso-ipc"),
-            Ok(Endpoint::Unix("/tmp/nso/nso-ipc".into()))
-        );
-        assert!(Endpoint::parse("localhost").is_err());
-        assert!(Endpoint::parse("unix:").is_err());
-    }
-}
-
 /// A MAAPI connection (client type 7) for read-only mode: no token, no
 /// user session needed (as captured).
 pub struct Maapi {
@@ -403,5 +380,28 @@ impl Maapi {
             )),
             wire::maapi::MaapiReply::Error { code, .. } => Err(ClientError::Server(code as i32)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:4565"),
+            Ok(Endpoint::Tcp("127.0.0.1:4565".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("[::1]:4569"),
+            Ok(Endpoint::Tcp("[::1]:4569".into()))
+        );
+        assert_eq!(
+            Endpoint::parse("unix:/tmp/nso/nso-ipc"),
+            Ok(Endpoint::Unix("/tmp/nso/nso-ipc".into()))
+        );
+        assert!(Endpoint::parse("localhost").is_err());
+        assert!(Endpoint::parse("unix:").is_err());
     }
 }
