@@ -150,3 +150,43 @@ async fn notifications_come_back_with_the_server() {
     }
     drop(fake);
 }
+
+/// Another HA client (Tail-f's `confd_cmd`) connecting to the same server
+/// replaces coroha's HA socket, as the real server does when the new
+/// token arrives. The session notices the close while idle, and an order
+/// given after the replacement is answered over a new connection instead
+/// of being reported as a dead server.
+#[tokio::test]
+async fn a_foreign_ha_client_replaces_the_socket_and_the_session_takes_it_back() {
+    let (ipc, ha) = addresses();
+    let _fake = start_fake(&ipc, &ha);
+    let mut session = HaSession::new(options(&ipc), quick());
+    assert!(matches!(session.probe().await, Health::Up(_)));
+
+    let foreign = ClientOptions {
+        token: b"confd_cmd".to_vec(),
+        ..options(&ipc)
+    };
+    let mut other = confd_ha::client::HaClient::connect(foreign.clone())
+        .await
+        .unwrap();
+    assert!(other.call(&Order::GetStatus).await.is_ok());
+    // The server closes coroha's idle socket.
+    tokio::time::timeout(Duration::from_secs(2), session.closed())
+        .await
+        .expect("the replaced socket is closed");
+    assert!(!session.connected());
+    session.reconnect().await.unwrap();
+    assert!(matches!(session.probe().await, Health::Up(_)));
+
+    // Replaced again, and this time an order comes first: it is answered.
+    let mut other = confd_ha::client::HaClient::connect(foreign).await.unwrap();
+    assert!(other.call(&Order::GetStatus).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (answer, replaced) = session.call_reconnecting(&Order::GetStatus).await;
+    assert!(
+        matches!(answer, Ok(Some(Reply::Status { .. }))),
+        "{answer:?}"
+    );
+    assert!(replaced, "the replacement is reported");
+}

@@ -628,9 +628,29 @@ pub struct CorosyncNode {
     pub name: Option<String>,
 }
 
-/// corosync's configured nodes and this node's id, read from cmap. Fails
-/// while corosync is not running.
-pub fn read_nodelist() -> Result<(NodeId, Vec<CorosyncNode>), String> {
+/// corosync's timing and quorum settings as it runs them: the runtime
+/// token and consensus grow with the node count beyond what corosync.conf
+/// says (token + 650 ms per node beyond two with the default coefficient).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totem {
+    /// `runtime.config.totem.token`, ms.
+    pub token: Option<u32>,
+    /// `runtime.config.totem.consensus`, ms.
+    pub consensus: Option<u32>,
+    /// `quorum.two_node`: each half of a split of two is quorate.
+    pub two_node: bool,
+}
+
+impl Totem {
+    /// How long corosync takes to notice a lost node, if it said.
+    pub fn detection(&self) -> Option<u64> {
+        Some(u64::from(self.token?) + u64::from(self.consensus?))
+    }
+}
+
+/// corosync's configured nodes, this node's id and its runtime totem
+/// settings, read from cmap. Fails while corosync is not running.
+pub fn read_nodelist() -> Result<(NodeId, Vec<CorosyncNode>, Totem), String> {
     let h = cmap::initialize(cmap::Map::Icmap).map_err(|e| {
         format!("cannot connect to corosync ({e:?}): is corosync running on this node?")
     })?;
@@ -654,7 +674,12 @@ pub fn read_nodelist() -> Result<(NodeId, Vec<CorosyncNode>), String> {
         };
         nodes.push(CorosyncNode { id, name });
     }
+    let totem = Totem {
+        token: number("runtime.config.totem.token"),
+        consensus: number("runtime.config.totem.consensus"),
+        two_node: number("quorum.two_node").is_some_and(|n| n == 1),
+    };
     let _ = cmap::finalize(&h);
     let local = local.ok_or("corosync does not say which node this is (runtime.votequorum.this_node_id); is votequorum the quorum provider?")?;
-    Ok((local, nodes))
+    Ok((local, nodes, totem))
 }

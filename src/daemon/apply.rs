@@ -169,7 +169,7 @@ impl Daemon {
 
     pub(super) fn reload(&mut self) {
         tracing::info!("SIGHUP: reloading {}", self.config_path.display());
-        let new = match Config::load(&self.config_path) {
+        let mut new = match Config::load(&self.config_path) {
             Ok(c) => c,
             Err(errors) => {
                 for e in errors {
@@ -178,6 +178,10 @@ impl Daemon {
                 return;
             }
         };
+        if new.policy.lease.is_none() {
+            // Derived from corosync's runtime timing at start: unchanged.
+            new.policy.lease = self.config.policy.lease;
+        }
         let r = self.config.reload(&new);
         for what in &r.needs_restart {
             tracing::warn!("reload: {what} changed; not applied until coroha restarts");

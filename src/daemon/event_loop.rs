@@ -4,7 +4,7 @@
 
 use super::control::Ask;
 use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders, spawn_read_only};
-use super::setup::{check_nodes, corosync_nodes};
+use super::setup::{check_nodes, check_totem, corosync_nodes};
 use super::{control, hooks, notify, state, Counters, Daemon, RunOptions};
 use crate::corosync::Corosync;
 use crate::retry::sleep_until;
@@ -19,9 +19,24 @@ use tokio::time::Instant;
 
 pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> {
     let (text, file) = coroha_config::read_located(&opts.config).map_err(|e| e[0].to_string())?;
-    let (local, corosync_nodes) = corosync_nodes(opts.wait_corosync).await?;
+    let (local, corosync_nodes, totem) = corosync_nodes(opts.wait_corosync).await?;
     let me = check_nodes(&config, &text, &file, local, &corosync_nodes)
         .map_err(|errors| error_lines(&errors))?;
+    let mut config = config;
+    if let (None, Some(detect)) = (config.policy.lease, totem.detection()) {
+        let lease = coroha_config::lease_for(detect);
+        tracing::info!(
+            "lease {lease} ms: 45 % of corosync's runtime token + consensus ({detect} ms)"
+        );
+        config.policy.lease = Some(coroha_config::Dur::ms(lease));
+    }
+    let (errors, warnings) = check_totem(&config, &text, &file, &totem);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    if !errors.is_empty() {
+        return Err(error_lines(&errors));
+    }
     for c in &corosync_nodes {
         if config.node_by_id(c.id).is_none() {
             tracing::warn!(
@@ -60,9 +75,9 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         control::serve_metrics(listener, asks_tx.clone());
     }
     let (replies_tx, mut replies) = mpsc::unbounded_channel();
-    let orders = spawn_ha_orders(ha_opts.clone(), replies_tx);
-    let (events_tx, mut ha_events) = mpsc::unbounded_channel();
     let (done, mut finished) = mpsc::unbounded_channel();
+    let orders = spawn_ha_orders(ha_opts.clone(), replies_tx, done.clone());
+    let (events_tx, mut ha_events) = mpsc::unbounded_channel();
     let read_only = spawn_read_only(ha_opts.clone(), done.clone());
     spawn_ha_notices(ha_opts, events_tx);
     let ids = config.nodes.iter().map(|n| n.get_ref().id).collect();

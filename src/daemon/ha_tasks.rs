@@ -19,14 +19,32 @@ pub(super) const SLOW_ORDER: Duration = Duration::from_millis(50);
 pub(super) fn spawn_ha_orders(
     opts: ClientOptions,
     replies: mpsc::UnboundedSender<(u64, Result<HaReply, HaFailure>)>,
+    notices: mpsc::UnboundedSender<coroha_policy::Input>,
 ) -> mpsc::UnboundedSender<(u64, HaOrder)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, HaOrder)>();
     tokio::spawn(async move {
         let mut session = HaSession::new(opts, Backoff::default());
         let mut unreachable = false;
-        while let Some((id, order)) = rx.recv().await {
+        loop {
+            // Between orders, watch the idle socket: the server closes it
+            // the moment another HA client sends its token, and that
+            // client's token is then the node's own (secondaries with
+            // coroha's token are refused). Take the socket back at once.
+            let (id, order) = tokio::select! {
+                next = rx.recv() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+                () = session.closed() => {
+                    replaced(&mut session, &notices).await;
+                    continue;
+                }
+            };
             let sent = Instant::now();
-            let answer = session.call(&order).await;
+            let (answer, was_replaced) = session.call_reconnecting(&order).await;
+            if was_replaced {
+                report_replaced(&notices);
+            }
             let took = sent.elapsed();
             if took > SLOW_ORDER {
                 tracing::warn!(target: "coroha::ha", "order {id} ({}) took {} ms", order.verb(), took.as_millis());
@@ -56,6 +74,27 @@ pub(super) fn spawn_ha_orders(
         }
     });
     tx
+}
+
+/// The server closed coroha's idle HA socket: connect again (coroha's
+/// token replaces the other client's), or leave it to the next order.
+async fn replaced(session: &mut HaSession, notices: &mpsc::UnboundedSender<coroha_policy::Input>) {
+    match session.reconnect().await {
+        Ok(()) => report_replaced(notices),
+        Err(e) => tracing::warn!(
+            target: "coroha::ha",
+            "NSO/ConfD closed the HA socket and does not take a new one: {e}"
+        ),
+    }
+}
+
+fn report_replaced(notices: &mpsc::UnboundedSender<coroha_policy::Input>) {
+    tracing::warn!(
+        target: "coroha::ha",
+        "another HA client (e.g. confd_cmd) took over this node's HA socket, and its token \
+         became the node's; coroha connected again with its own token. No role was changed"
+    );
+    let _ = notices.send(coroha_policy::Input::HaSocketReplaced);
 }
 
 pub(super) fn spawn_ha_notices(opts: ClientOptions, events: mpsc::UnboundedSender<HaEvent>) {

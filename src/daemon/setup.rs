@@ -1,7 +1,7 @@
 //! Before the loop starts: which configured node this is, checked
 //! against corosync's own nodelist; where the control socket is.
 
-use crate::corosync::{self, CorosyncNode};
+use crate::corosync::{self, CorosyncNode, Totem};
 use coroha_config::{error_lines, key_offset, Config, ConfigError};
 use coroha_policy::cluster::NodeId;
 use std::path::{Path, PathBuf};
@@ -66,8 +66,69 @@ pub fn check_nodes(
     }
 }
 
+/// What corosync runs with against what the configuration assumes
+/// (docs/design.md §13): errors that stop the daemon, and warnings.
+pub fn check_totem(
+    config: &Config,
+    text: &str,
+    file: &str,
+    totem: &Totem,
+) -> (Vec<ConfigError>, Vec<ConfigError>) {
+    let err = |offset: usize, message: String| ConfigError::at(text, file, offset, message);
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    if totem.two_node && config.hooks.fence_node.is_empty() {
+        errors.push(err(
+            key_offset(text, "hooks", "fence_node"),
+            "corosync runs with two_node: 1, where each half of a split is quorate on its own: \
+             without [hooks] fence_node both halves elect a primary and the commits of one are lost. \
+             Configure fence_node (the two nodes race to fence each other), or add a third node or a \
+             quorum device"
+                .into(),
+        ));
+    }
+    let lease = config
+        .policy
+        .lease
+        .map_or(coroha_config::DEFAULT_LEASE_MS, |l| l.as_ms());
+    if let Some(detect) = totem.detection() {
+        if lease >= detect {
+            errors.push(err(
+                key_offset(text, "policy", "lease"),
+                format!(
+                    "[policy] lease = {lease} ms is not below corosync's runtime token + consensus \
+                     ({detect} ms): a primary nobody hears would still take commits when the others \
+                     elect; expected less than {detect} ms"
+                ),
+            ));
+        } else if lease * 5 / 2 - lease / 4 <= detect {
+            warnings.push(err(
+                key_offset(text, "policy", "lease"),
+                format!(
+                    "[policy] lease = {lease} ms: corosync's runtime token + consensus is {detect} ms, \
+                     longer than 2.25 leases, so a healthy primary steps down while corosync re-forms \
+                     its ring after a secondary fails; a lease of {} ms or more avoids it",
+                    detect * 4 / 9 + 1
+                ),
+            ));
+        }
+        if config.policy.membership_detect.as_ms() < detect {
+            warnings.push(err(
+                key_offset(text, "policy", "membership_detect"),
+                format!(
+                    "[policy] membership_detect = {} ms is below corosync's runtime token + consensus \
+                     ({detect} ms)",
+                    config.policy.membership_detect.as_ms()
+                ),
+            ));
+        }
+    }
+    (errors, warnings)
+}
+
 /// Read corosync's node list, waiting up to `wait` for corosync to start.
-pub(super) async fn corosync_nodes(wait: Duration) -> Result<(NodeId, Vec<CorosyncNode>), String> {
+pub(super) async fn corosync_nodes(
+    wait: Duration,
+) -> Result<(NodeId, Vec<CorosyncNode>, Totem), String> {
     let until = Instant::now() + wait;
     let mut said = false;
     loop {
@@ -119,6 +180,55 @@ address = "10.0.0.4"
                 name: Some(format!("n{id}")),
             })
             .collect()
+    }
+
+    fn totem(token: u32, consensus: u32, two_node: bool) -> Totem {
+        Totem {
+            token: Some(token),
+            consensus: Some(consensus),
+            two_node,
+        }
+    }
+
+    #[test]
+    fn two_node_without_fencing_is_refused_and_with_it_accepted() {
+        let c = Config::parse(CONFIG, "c.toml").unwrap();
+        let (errors, _) = check_totem(&c, CONFIG, "c.toml", &totem(1000, 1200, true));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("two_node"), "{}", errors[0]);
+        let text = format!(
+            "{CONFIG}[hooks]\nfence_node = [\"stonith_admin\", \"--reboot\", \"{{node}}\"]\n"
+        );
+        let c = Config::parse(&text, "c.toml").unwrap();
+        let (errors, _) = check_totem(&c, &text, "c.toml", &totem(1000, 1200, true));
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn the_lease_is_checked_against_the_runtime_token_and_consensus() {
+        // 3 nodes, token 1000: runtime 1650 + 1980 = 3630 ms.
+        let c = Config::parse(CONFIG, "c.toml").unwrap();
+        let (errors, warnings) = check_totem(&c, CONFIG, "c.toml", &totem(1650, 1980, false));
+        assert!(
+            errors.is_empty() && warnings.is_empty(),
+            "{errors:?} {warnings:?}"
+        );
+        // 5 nodes, token 1000: 2950 + 3540 = 6490 ms; the 1.8 s default
+        // would demote a healthy primary when a secondary fails.
+        let (errors, warnings) = check_totem(&c, CONFIG, "c.toml", &totem(2950, 3540, false));
+        assert!(errors.is_empty());
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.message.contains("2885 ms or more")),
+            "{warnings:?}"
+        );
+        // A lease corosync's detection does not outlast.
+        let text = format!("{CONFIG}[policy]\nlease = \"3s\"\nmembership_detect = \"4s\"\n");
+        let c = Config::parse(&text, "c.toml").unwrap();
+        let (errors, _) = check_totem(&c, &text, "c.toml", &totem(1000, 1200, false));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("not below"), "{}", errors[0]);
     }
 
     #[test]

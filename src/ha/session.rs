@@ -93,6 +93,57 @@ impl HaSession {
         }
     }
 
+    /// Resolves when the server closes the idle connection (never while
+    /// there is none); the connection is then dropped.
+    pub async fn closed(&mut self) {
+        match self.client.as_mut() {
+            Some(client) => {
+                client.closed().await;
+                self.client = None;
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Connect again at once, without the back-off: after the server
+    /// closed the socket because another HA client replaced it, a new
+    /// connection (with coroha's token) replaces that one in turn.
+    pub async fn reconnect(&mut self) -> Result<(), ClientError> {
+        self.client = None;
+        match HaClient::connect(self.opts.clone()).await {
+            Ok(c) => {
+                self.client = Some(c);
+                self.retry_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.lost();
+                Err(e)
+            }
+        }
+    }
+
+    /// Send one order; if the server closed the connection before or
+    /// while it was sent (another HA client replaced it), connect again at
+    /// once and send it once more. HA orders are safe to repeat: the
+    /// server answers a repeated beprimary, benone or besecondary to the
+    /// same primary as done. Returns whether the connection was replaced.
+    pub async fn call_reconnecting(
+        &mut self,
+        order: &Order,
+    ) -> (Result<Option<Reply>, ClientError>, bool) {
+        let had_connection = self.connected();
+        match self.call(order).await {
+            Err(ClientError::Closed) if had_connection => {
+                if self.reconnect().await.is_err() {
+                    return (Err(ClientError::Closed), false);
+                }
+                (self.call(order).await, true)
+            }
+            other => (other, false),
+        }
+    }
+
     /// `get_status`, classified.
     pub async fn probe(&mut self) -> Health {
         match self.call(&Order::GetStatus).await {

@@ -253,6 +253,16 @@ impl HaClient {
         read_frame(&mut self.stream, &mut self.frames).await
     }
 
+    /// Resolves when the server closes this idle socket. The server never
+    /// writes to the HA socket unasked, so anything readable means it is
+    /// gone: most often another HA client (`confd_cmd`) connected, whose
+    /// token replaced this one. Cancel-safe: nothing is consumed until
+    /// the socket is closed anyway.
+    pub async fn closed(&mut self) {
+        let mut byte = [0u8; 1];
+        let _ = self.stream.read(&mut byte).await;
+    }
+
     /// Send one order and wait for its reply (none for an asynchronous
     /// besecondary: `Ok(None)`). `{error, Code}` becomes `Server(Code)`.
     pub async fn call(&mut self, order: &Order) -> Result<Option<Reply>, ClientError> {

@@ -194,13 +194,14 @@ pub struct PolicyConfig {
     pub membership_detect: Dur,
     /// The primary's lease (docs/design.md §13): it stays writable only
     /// this long after its last heartbeat came back through corosync, and
-    /// primary only 2.5 times as long. Must be below corosync's runtime
+    /// primary only 2.5 times as long. It must be below corosync's runtime
     /// `token + consensus` (a cut-off primary is read-only before the
-    /// others elect), and 2.5 times it above that plus a quarter lease (a
-    /// primary is not demoted while corosync re-forms its ring after a
-    /// secondary is lost): 1.8 s suits token 1000 on 3 nodes (3.6 s).
-    #[serde(default = "default_lease")]
-    pub lease: Dur,
+    /// others elect), and 2.25 leases must exceed it (a healthy primary is
+    /// not demoted while corosync re-forms its ring after a secondary
+    /// fails). Unset: 45 % of the runtime token + consensus, read from
+    /// corosync at start (1.6 s for token 1000 on 3 nodes, 2.9 s on 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Dur>,
     /// Send `secondary_dead` for secondaries whose node left the membership.
     #[serde(default = "default_true")]
     pub secondary_dead: bool,
@@ -235,8 +236,15 @@ fn default_orphan_grace() -> Dur {
 fn default_membership_detect() -> Dur {
     Dur::ms(7000)
 }
-fn default_lease() -> Dur {
-    Dur::ms(1800)
+/// The lease where corosync's runtime timing is not known (the
+/// simulator's 3.5 s detection, or `check-config`): suits token 1000 on 3
+/// nodes.
+pub const DEFAULT_LEASE_MS: u64 = 1800;
+
+/// The lease for corosync's runtime token + consensus (`detection`, ms):
+/// 45 %, between the two bounds of design §13.
+pub fn lease_for(detection: u64) -> u64 {
+    detection * 45 / 100
 }
 fn default_handover_timeout() -> Dur {
     Dur::ms(10_000)
@@ -254,7 +262,7 @@ impl Default for PolicyConfig {
             promotion_delay: default_zero(),
             orphan_grace: default_orphan_grace(),
             membership_detect: default_membership_detect(),
-            lease: default_lease(),
+            lease: None,
             secondary_dead: true,
             fence_hung_primary: false,
             handover_timeout: default_handover_timeout(),
@@ -520,18 +528,17 @@ impl Config {
                     .into(),
             ));
         }
-        let (lease, detect) = (
-            self.policy.lease.as_ms(),
-            self.policy.membership_detect.as_ms(),
-        );
-        if lease == 0 || lease >= detect {
-            out.push((
-                at("policy", "lease"),
-                format!(
-                    "[policy] lease = {lease} ms: expected more than 0 and less than membership_detect \
-                     ({detect} ms): a cut-off primary must be read-only before the others notice it is gone"
-                ),
-            ));
+        if let Some(lease) = self.policy.lease.map(|l| l.as_ms()) {
+            let detect = self.policy.membership_detect.as_ms();
+            if lease == 0 || lease >= detect {
+                out.push((
+                    at("policy", "lease"),
+                    format!(
+                        "[policy] lease = {lease} ms: expected more than 0 and less than membership_detect \
+                         ({detect} ms): a cut-off primary must be read-only before the others notice it is gone"
+                    ),
+                ));
+            }
         }
         if self.policy.fence_hung_primary && self.hooks.fence.is_empty() {
             out.push((
@@ -689,7 +696,7 @@ impl Config {
             promotion_delay: p.promotion_delay.as_ms(),
             orphan_grace: p.orphan_grace.as_ms(),
             membership_detect: p.membership_detect.as_ms(),
-            lease: p.lease.as_ms().max(1),
+            lease: p.lease.map_or(DEFAULT_LEASE_MS, |l| l.as_ms()).max(1),
             fence_node: !self.hooks.fence_node.is_empty(),
             secondary_dead: p.secondary_dead,
             fence_hung_primary: p.fence_hung_primary,

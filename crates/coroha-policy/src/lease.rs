@@ -89,12 +89,21 @@ impl Policy {
     }
 
     /// The local NSO/ConfD may acknowledge commits: it is primary, a
-    /// quorum heard this node within the lease, and the view is quorate.
+    /// quorum heard this node within the lease, the view is quorate, and
+    /// the group has this node's latest state. The last part matters
+    /// when a secondary drops out: from then on this primary alone holds
+    /// what it acknowledges, and only its delivered announcement (the
+    /// sync generation it bumped) makes the others prefer it if it is
+    /// lost next. Until then it takes no commit (seed 97005461: a primary
+    /// nobody heard lost its last secondary and went on acknowledging
+    /// commits that no later primary had).
     pub(crate) fn writable(&self, now: u64) -> bool {
         self.local.role.is_primary()
             && self.lease_valid(now)
             && self.quorum.stable()
             && !self.coroha_minority()
+            && self.view.states.get(&self.cfg.me) == self.last_announced.as_ref()
+            && self.last_announced.is_some()
     }
 
     /// Heartbeats while this node is, or is becoming, primary.

@@ -147,6 +147,10 @@ pub enum Input {
         ok: bool,
     },
     Operator(Operator),
+    /// Another HA client (e.g. Tail-f's `confd_cmd`) replaced this
+    /// daemon's HA socket, which the I/O edge has taken back. The server
+    /// changed no role for it; whatever that client ordered is read back.
+    HaSocketReplaced,
     /// A deadline from [`Policy::next_deadline`] has passed.
     Timer,
 }
@@ -587,6 +591,14 @@ impl Policy {
             Input::ReadOnlyDone { on, ok } => self.on_read_only_done(on, ok),
             Input::FenceNodeDone { node, ok } => self.on_fence_node_done(now, node, ok),
             Input::Operator(op) => self.on_operator(now, op),
+            Input::HaSocketReplaced => {
+                self.log(
+                    Level::Warn,
+                    "another HA client replaced this daemon's HA socket; reading the status again",
+                );
+                self.status_at = now;
+                self.read_only_unknown();
+            }
             Input::Timer => self.on_timer(now),
         }
         self.confirm_evidence(now);

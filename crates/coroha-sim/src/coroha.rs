@@ -37,10 +37,16 @@ impl Sim {
 
     /// coroha connects to corosync: votequorum first, then the CPG join.
     pub(crate) fn start_session(&mut self, i: Idx) {
+        if self.cs[i].stuck {
+            // A join needs the token round: it completes once the node is
+            // heard again.
+            self.schedule(self.now + 500, Ev::Session(i));
+            return;
+        }
         let Some(c) = self.coroha[i].as_mut() else {
             return;
         };
-        if c.session {
+        if c.session || !self.cs[i].ready {
             return;
         }
         c.session = true;

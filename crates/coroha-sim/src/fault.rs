@@ -44,6 +44,11 @@ pub enum Fault {
     /// configuration at all, its ring stays the old one while the others
     /// form one without it; nothing it multicasts is delivered.
     SendLoss(Idx, bool),
+    /// An operator's `confd_cmd -c ha_status` (or any other HA client)
+    /// connects to the node's NSO/ConfD: the server closes coroha's HA
+    /// socket and takes the other client's token; no role changes
+    /// (confd-ha-wire §4.4). coroha's edge reconnects at once.
+    ForeignHaClient(Idx),
     /// corosync SIGTERM then start, or SIGKILL then start after `after` ms.
     CorosyncRestart(Idx),
     CorosyncKill(Idx, u64),
@@ -85,6 +90,7 @@ impl Fault {
             Fault::Thaw(_) => "thaw",
             Fault::SendLoss(_, true) => "send_loss",
             Fault::SendLoss(_, false) => "send_loss_end",
+            Fault::ForeignHaClient(_) => "foreign_ha_client",
             Fault::CorosyncRestart(_) => "corosync_restart",
             Fault::CorosyncKill(..) => "corosync_kill",
             Fault::Switchover { .. } => "switchover",
@@ -131,6 +137,12 @@ impl Fault {
                 format!("FAULT every packet {} sends is lost (one-way loss)", n(i))
             }
             Fault::SendLoss(i, false) => format!("FAULT {}'s packets get through again", n(i)),
+            Fault::ForeignHaClient(i) => {
+                format!(
+                    "OPERATOR confd_cmd -c ha_status on {} (another HA client)",
+                    n(i)
+                )
+            }
             Fault::CorosyncRestart(i) => format!("OPERATOR corosync on {} restarted", n(i)),
             Fault::CorosyncKill(i, after) => {
                 format!("FAULT corosync on {} killed, back after {after} ms", n(i))
@@ -321,6 +333,15 @@ impl Sim {
                 self.confd_start(i, true);
             }
             Fault::ConfdRefuse(i, false) => self.confd[i].refusing = false,
+            Fault::ForeignHaClient(i) => {
+                // The server runs: coroha's socket is closed and taken
+                // back within a round trip; the role stays.
+                let pid = self.coroha[i].as_ref().map(|c| c.pid);
+                if let (Some(pid), true) = (pid, self.confd[i].serving()) {
+                    let ev = Box::new(Input::HaSocketReplaced);
+                    self.schedule(self.now + 2, Ev::Dispatch { node: i, pid, ev });
+                }
+            }
             Fault::CorosyncRestart(i) => {
                 if self.cs[i].up {
                     self.corosync_stop(i, true);

@@ -185,6 +185,9 @@ enum Ev {
     Reconfigure,
     CorosyncReady(Idx),
     CorosyncStart(Idx),
+    /// coroha tries its corosync session again (it could not join while
+    /// its corosync was stuck).
+    Session(Idx),
     Dispatch {
         node: Idx,
         pid: u32,
@@ -537,6 +540,7 @@ impl Sim {
             Ev::Fault(f) => self.fault(f),
             Ev::Reconfigure => self.reconfigure(),
             Ev::CorosyncStart(i) => self.corosync_start(i),
+            Ev::Session(i) => self.start_session(i),
             Ev::CorosyncReady(i) => {
                 if self.cs[i].up && !self.cs[i].ready {
                     self.cs[i].ready = true;

@@ -261,6 +261,7 @@ impl Scenario {
                 "thaw" => Fault::Thaw(idx(&e.node, "node", a)?),
                 "send-loss" => Fault::SendLoss(idx(&e.node, "node", a)?, true),
                 "send-loss-end" => Fault::SendLoss(idx(&e.node, "node", a)?, false),
+                "confd-cmd" => Fault::ForeignHaClient(idx(&e.node, "node", a)?),
                 "corosync-restart" => Fault::CorosyncRestart(idx(&e.node, "node", a)?),
                 "corosync-kill" => Fault::CorosyncKill(
                     idx(&e.node, "node", a)?,
@@ -447,7 +448,7 @@ pub enum FaultSet {
     Classic,
     /// Those, and what real clusters showed on top (issue 11): a whole
     /// node stopped and resumed, one-way loss, NSO/ConfD in start phase 0
-    /// on the lowest-id node.
+    /// on the lowest-id node, another HA client (`confd_cmd`).
     #[default]
     All,
 }
@@ -484,7 +485,7 @@ impl std::str::FromStr for FaultSet {
 pub fn random_faults(seed: u64, nodes: usize, set: FaultSet) -> (Vec<(u64, Fault)>, u64) {
     let kinds = match set {
         FaultSet::Classic => 13,
-        FaultSet::All => 16,
+        FaultSet::All => 17,
     };
     let mut rng = super::rng::Rng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut faults = vec![];
@@ -558,6 +559,7 @@ pub fn random_faults(seed: u64, nodes: usize, set: FaultSet) -> (Vec<(u64, Fault
                 (t, Fault::ConfdRefuse(0, true)),
                 (back, Fault::ConfdRefuse(0, false)),
             ]),
+            16 => faults.push((t, Fault::ForeignHaClient(i))),
             _ => {
                 // A flapping link: the node drops off and back three times.
                 let mut at = t;
