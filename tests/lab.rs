@@ -87,6 +87,16 @@ fn primary_isolated(n: u32) {
     let q = lab.wait_settled(&without(n, p), SETTLE);
     assert_ne!(q, p);
     wait_state(&lab, p, "none", SETTLE);
+    // Demoted and cut off, it takes no commit (MAAPI read-only mode); the
+    // new primary does.
+    wait_for(SETTLE, &format!("n{p} read-only"), || {
+        let s = lab.fake_status(p)?;
+        (s["read_only"] == true).then_some(())
+    });
+    wait_for(SETTLE, &format!("n{q} writable"), || {
+        let s = lab.fake_status(q)?;
+        (s["read_only"] == false).then_some(())
+    });
     let overlap = lab.max_overlap_ms();
     assert!(
         overlap <= QUORUM_LOSS_BOUND_MS,
@@ -533,4 +543,48 @@ fn daemon_interfaces() {
         "{err}"
     );
     assert!(err.contains(&format!("{}:", bad.display())), "{err}");
+}
+
+/// The whole primary stops (SIGSTOP of corosync, coroha and fake-confd,
+/// like a paused VM). A stopped process cannot demote itself, and on
+/// resume its NSO/ConfD would take commits as a primary; so with a
+/// fence_node hook the survivors fence it before they promote anybody.
+/// The node then starts again and follows the new primary.
+#[test]
+fn frozen_primary_is_fenced_before_the_new_one_is_promoted() {
+    let Some((_g, mut lab)) = lab_with(3, Lab::fence_node_by_killing) else {
+        return;
+    };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let t0 = unix_ms();
+    for which in [Proc::Corosync, Proc::Coroha, Proc::Fake] {
+        lab.signal(p, which, "STOP");
+    }
+    let q = lab.wait_settled(&without(3, p), SETTLE);
+    assert_ne!(q, p);
+    let fenced = without(3, p)
+        .into_iter()
+        .find_map(|id| lab.log_time(id, t0, "fenced: its NSO/ConfD is no longer primary"))
+        .expect("a survivor fenced the frozen primary");
+    let promoted = lab
+        .promotions_since(t0)
+        .into_iter()
+        .find(|(id, _)| *id == q)
+        .map(|(_, t)| t)
+        .expect("the new primary's promotion");
+    assert!(
+        fenced <= promoted,
+        "n{q} promoted at {promoted}, before n{p} was fenced at {fenced}"
+    );
+    no_overlap(&lab);
+    eprintln!(
+        "frozen primary n{p}: fenced {} ms after it stopped, n{q} promoted {} ms after",
+        fenced - t0,
+        promoted - t0
+    );
+    lab.start_corosync(p);
+    lab.start_fake(p);
+    lab.start_coroha(p);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
+    no_overlap(&lab);
 }

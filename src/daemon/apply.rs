@@ -192,6 +192,8 @@ impl Daemon {
         }
         tracing::info!("reload: applied {}", r.applied.join(", "));
         self.config = r.config;
-        self.policy.reload(self.config.settings(self.me));
+        let mut settings = self.config.settings(self.me);
+        settings.two_node = self.two_node;
+        self.policy.reload(settings);
     }
 }

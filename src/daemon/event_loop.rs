@@ -84,7 +84,8 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let (corosync, mut cluster_events) = Corosync::start(config.cluster.group.clone(), ids)
         .map_err(|e| format!("cannot start the corosync thread: {e}"))?;
 
-    let settings = config.settings(me);
+    let mut settings = config.settings(me);
+    settings.two_node = totem.two_node;
     let mut d = Daemon {
         policy: Policy::new(settings, persisted),
         config,
@@ -99,6 +100,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         role_hooks: hooks::spawn_role_runner(),
         done,
         read_only,
+        two_node: totem.two_node,
         counters: Counters::default(),
         ready: false,
         systemd_status: None,

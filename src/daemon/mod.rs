@@ -122,6 +122,8 @@ struct Daemon {
     done: mpsc::UnboundedSender<coroha_policy::Input>,
     /// Read-only mode requests for the MAAPI task.
     read_only: mpsc::UnboundedSender<bool>,
+    /// corosync's `quorum.two_node`, read at start.
+    two_node: bool,
     counters: Counters,
     ready: bool,
     /// What systemd was last told.

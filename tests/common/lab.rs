@@ -99,6 +99,8 @@ pub struct Lab {
     pub nodes: Vec<Node>,
     /// Extra lines for every node's coroha.toml `[policy]`.
     pub policy: String,
+    /// Extra lines for every node's coroha.toml `[hooks]`.
+    pub hooks: String,
 }
 
 pub fn addr(id: u32) -> String {
@@ -122,6 +124,7 @@ impl Lab {
             bridge: bridge.clone(),
             nodes: vec![],
             policy: policy.to_string(),
+            hooks: String::new(),
         };
         must(&format!("ip netns add {bridge}"));
         must(&format!(
@@ -205,12 +208,28 @@ impl Lab {
                  [metrics]\nlisten = \"127.0.0.1:9647\"\n\n\
                  [hooks]\non_primary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
                  on_secondary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
-                 on_none = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\n\
+                 on_none = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n{hooks}\n\
                  {coroha_nodes}",
-                policy = self.policy
+                policy = self.policy,
+                hooks = self.hooks
             ),
         )
         .unwrap();
+    }
+
+    /// A `fence_node` hook that does what STONITH does to a node here:
+    /// every process of its namespace is killed (a stopped one too), and
+    /// its fake-confd's history says it is dead.
+    pub fn fence_node_by_killing(&mut self) {
+        let d = self.dir.display();
+        self.hooks = format!(
+            "fence_node = [\"sh\", \"-c\", \"kill -KILL $(ip netns pids crh{tag}$COROHA_FENCE_NODE); \
+             echo $(date +%s%3N) dead >> {d}/$COROHA_FENCE_NODE/history\"]\n",
+            tag = self.tag
+        );
+        for i in 0..self.nodes.len() {
+            self.write_configs(i);
+        }
     }
 
     pub fn node(&self, id: u32) -> &Node {

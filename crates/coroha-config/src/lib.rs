@@ -202,6 +202,13 @@ pub struct PolicyConfig {
     /// corosync at start (1.6 s for token 1000 on 3 nodes, 2.9 s on 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Dur>,
+    /// With corosync's `two_node` and a `fence_node` hook, both halves of
+    /// a split fence each other: the primary's side fences at once, the
+    /// other waits this much longer, so the primary survives (Pacemaker's
+    /// `priority-fencing-delay`). It delays failover after a real crash of
+    /// the primary in a two-node cluster by as much.
+    #[serde(default = "default_fence_race_delay")]
+    pub fence_race_delay: Dur,
     /// Send `secondary_dead` for secondaries whose node left the membership.
     #[serde(default = "default_true")]
     pub secondary_dead: bool,
@@ -236,6 +243,10 @@ fn default_orphan_grace() -> Dur {
 fn default_membership_detect() -> Dur {
     Dur::ms(7000)
 }
+fn default_fence_race_delay() -> Dur {
+    Dur::ms(5000)
+}
+
 /// The lease where corosync's runtime timing is not known (the
 /// simulator's 3.5 s detection, or `check-config`): suits token 1000 on 3
 /// nodes.
@@ -263,6 +274,7 @@ impl Default for PolicyConfig {
             orphan_grace: default_orphan_grace(),
             membership_detect: default_membership_detect(),
             lease: None,
+            fence_race_delay: default_fence_race_delay(),
             secondary_dead: true,
             fence_hung_primary: false,
             handover_timeout: default_handover_timeout(),
@@ -698,6 +710,9 @@ impl Config {
             membership_detect: p.membership_detect.as_ms(),
             lease: p.lease.map_or(DEFAULT_LEASE_MS, |l| l.as_ms()).max(1),
             fence_node: !self.hooks.fence_node.is_empty(),
+            // Known from corosync only: the daemon and the simulator set it.
+            two_node: false,
+            fence_race_delay: p.fence_race_delay.as_ms(),
             secondary_dead: p.secondary_dead,
             fence_hung_primary: p.fence_hung_primary,
             has_fence: !self.hooks.fence.is_empty(),

@@ -151,6 +151,7 @@ impl Policy {
     pub(crate) fn act(&mut self, now: u64) {
         self.last_step_at = now;
         self.arm_hold_timer(now);
+        self.fence_orphan_if_due(now);
         if self.pending.is_some() || self.fence_running {
             return;
         }
@@ -253,8 +254,16 @@ impl Policy {
             (Some(hold), true) => {
                 if self.hold_timer.as_ref().map(HoldTimer::hold) != Some(&hold) {
                     let until = match &hold {
-                        Hold::PromotionDelay { primary, .. } => (now + self.cfg.promotion_delay)
-                            .max(self.lease_surely_over(*primary, now)),
+                        Hold::PromotionDelay { primary, .. } => {
+                            let race = if self.cfg.two_node && self.cfg.fence_node {
+                                // Let the primary's side fence this one first.
+                                self.cfg.fence_race_delay
+                            } else {
+                                0
+                            };
+                            (now + self.cfg.promotion_delay + race)
+                                .max(self.lease_surely_over(*primary, now) + race)
+                        }
                         Hold::OrphanGrace { .. } => now + self.cfg.orphan_grace,
                         Hold::Failback { .. } => match self.cfg.failback {
                             Failback::After(ms) => now + ms,

@@ -152,13 +152,20 @@ impl Policy {
     pub(crate) fn check_lease(&mut self, now: u64) {
         if self.local.role.is_primary() && !self.lease_valid(now) && !self.lease.lapse_reported {
             self.lease.lapse_reported = true;
-            let since = now.saturating_sub(self.lease.proof.unwrap_or(now));
-            self.log(
-                Level::Warn,
-                format!(
-                    "lease lapsed: no proof for {since} ms that a quorum hears this node; NSO/ConfD read-only until there is"
+            match self.lease.proof {
+                Some(p) => self.log(
+                    Level::Warn,
+                    format!(
+                        "lease lapsed: no proof for {} ms that a quorum hears this node; NSO/ConfD read-only until there is",
+                        now - p
+                    ),
                 ),
-            );
+                // A daemon that starts beside a primary: no lease yet.
+                None => self.log(
+                    Level::Info,
+                    "primary without a lease yet: NSO/ConfD read-only until this daemon's first heartbeat comes back",
+                ),
+            }
         }
         self.sync_read_only(now);
     }

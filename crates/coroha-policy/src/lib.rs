@@ -24,7 +24,7 @@ mod timers;
 
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
 pub use timers::Timer;
-use timers::{Evidence, HoldTimer, Stopping};
+use timers::{Evidence, HoldTimer, OrphanFence, Stopping};
 
 use cluster::{ClusterEvent, Member, NodeId, RingId};
 use confd_ha::{HaEvent, HaFailure, HaOrder, HaReply, HaRole};
@@ -421,6 +421,7 @@ pub struct Policy {
     heard: std::collections::BTreeMap<NodeId, u64>,
     /// Vanished primaries this node fenced (node, epoch).
     fenced: BTreeSet<(NodeId, u64)>,
+    orphan_fence: Option<OrphanFence>,
     out: Vec<Output>,
 }
 
@@ -466,6 +467,7 @@ impl Policy {
             read_only: lease::ReadOnly::default(),
             heard: std::collections::BTreeMap::new(),
             fenced: BTreeSet::new(),
+            orphan_fence: None,
             out: Vec::new(),
         }
     }

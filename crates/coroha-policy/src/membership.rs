@@ -95,6 +95,7 @@ impl Policy {
                 continue;
             }
             self.vanish_if_promoting(m.node, *reason);
+            self.win_fence_race(m.node, *reason);
             if self.known_primary().is_some_and(|k| k.node == m.node) {
                 match reason {
                     Reason::NodeDown => {
@@ -200,8 +201,13 @@ impl Policy {
             self.log(
                 Level::Warn,
                 format!(
-                    "orphaned primary {}: its node left the ring too; cannot tell whether its NSO/ConfD still serves: not promoting (start coroha there, or confirm it down)",
-                    k.name
+                    "orphaned primary {}: its node left the ring too; cannot tell whether its NSO/ConfD still serves: not promoting ({})",
+                    k.name,
+                    if self.cfg.fence_node {
+                        "fencing it first"
+                    } else {
+                        "start coroha there, or confirm it down"
+                    }
                 ),
             );
         }
@@ -257,6 +263,26 @@ impl Policy {
             if self.vanished.map_or(true, |(_, e)| e <= epoch) {
                 self.vanished = Some((node, epoch));
             }
+        }
+    }
+
+    /// Two nodes with corosync's `two_node`: after a split each is quorate
+    /// alone, and the other one will fence this primary after its delay.
+    /// The primary fences first, so that a split leaves it standing.
+    fn win_fence_race(&mut self, node: NodeId, reason: Reason) {
+        if self.cfg.two_node
+            && self.cfg.fence_node
+            && reason == Reason::NodeDown
+            && self.local.role.is_primary()
+        {
+            self.log(
+                Level::Warn,
+                format!(
+                    "{} left a two_node cluster: fencing it before it can fence this primary",
+                    self.name(node)
+                ),
+            );
+            self.out.push(crate::Output::FenceNode { node });
         }
     }
 

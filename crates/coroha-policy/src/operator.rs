@@ -3,6 +3,7 @@
 
 use crate::cluster::NodeId;
 use crate::message::{Body, Hold, Request};
+use crate::timers::OrphanFence;
 use crate::timers::{HoldTimer, Stopping};
 use crate::{Level, Operator, Output, Policy, Sabotage};
 
@@ -127,11 +128,90 @@ impl Policy {
         }
     }
 
+    /// An orphaned primary whose node left the ring too: nothing shows
+    /// whether its NSO/ConfD still serves, and without a `fence_node` hook
+    /// only `coroha confirm-down` moves on. With one, the coordinator fences
+    /// it once its orphan grace was released, and tells everybody it is
+    /// gone, like the operator's confirmation would.
+    pub(crate) fn fence_orphan_if_due(&mut self, now: u64) {
+        let Some(plan) = self.plan.as_ref() else {
+            return;
+        };
+        let Some(crate::elect::Target::Orphan(k)) = plan.target.clone() else {
+            return;
+        };
+        let due = self.cfg.fence_node
+            && self.quorum.stable()
+            && self.view.coordinator() == Some(self.cfg.me)
+            && plan.wait.is_none()
+            && !self.quorum.ring_members.contains(&k.node)
+            && !self.view.gone.contains(&(k.node, k.epoch));
+        if !due {
+            return;
+        }
+        let idle = match self.orphan_fence {
+            None => true,
+            Some(OrphanFence::RetryAt { at, .. }) => now >= at,
+            // Delivered in a view that changed before it arrived: again.
+            Some(OrphanFence::Done { node, epoch }) => (node, epoch) != (k.node, k.epoch),
+            Some(OrphanFence::Running { .. }) => false,
+        };
+        if idle {
+            self.log(
+                Level::Warn,
+                format!(
+                    "fencing orphaned primary {}: its node left the ring, so nothing shows whether it still serves",
+                    k.name
+                ),
+            );
+            self.orphan_fence = Some(OrphanFence::Running {
+                node: k.node,
+                epoch: k.epoch,
+            });
+            self.out.push(Output::FenceNode { node: k.node });
+        }
+    }
+
     /// The `fence_node` hook finished. Success ends the hold; a failure
     /// is tried again after the back-off, and nobody is promoted meanwhile.
     pub(crate) fn on_fence_node_done(&mut self, now: u64, node: NodeId, ok: bool) {
+        if let Some(OrphanFence::Running { node: n, epoch }) = self.orphan_fence {
+            if n == node {
+                if ok {
+                    self.orphan_fence = Some(OrphanFence::Done { node, epoch });
+                    // Gone, then vanished: no second fence for it.
+                    self.fenced.insert((node, epoch));
+                    self.log(
+                        Level::Warn,
+                        format!("orphaned primary {} fenced", self.name(node)),
+                    );
+                    self.multicast(Body::Request(Request::PrimaryGone { node, epoch }));
+                } else {
+                    self.log(
+                        Level::Error,
+                        format!(
+                            "fence_node hook for orphaned primary {} failed: nobody is promoted until it succeeds (or `coroha confirm-down`); trying again in {} ms",
+                            self.name(node),
+                            self.cfg.retry_interval
+                        ),
+                    );
+                    self.orphan_fence = Some(OrphanFence::RetryAt {
+                        node,
+                        epoch,
+                        at: now + self.cfg.retry_interval,
+                    });
+                }
+                return;
+            }
+        }
         let Some(HoldTimer::Fencing { hold }) = self.hold_timer.clone() else {
-            // The view changed meanwhile; a success still counts.
+            // The view changed meanwhile, or it was the two_node race.
+            let what = if ok { "succeeded" } else { "failed" };
+            let level = if ok { Level::Warn } else { Level::Error };
+            self.log(
+                level,
+                format!("fence_node hook for {} {what}", self.name(node)),
+            );
             if ok {
                 if let Some((n, e)) = self.vanished.filter(|(n, _)| *n == node) {
                     self.fenced.insert((n, e));

@@ -62,6 +62,12 @@ pub struct Settings {
     /// A `fence_node` hook is configured: a primary that vanished is
     /// fenced before anybody else is promoted.
     pub fence_node: bool,
+    /// corosync runs with `two_node`: each half of a split is quorate, so
+    /// the two nodes race to fence each other (design §13).
+    pub two_node: bool,
+    /// In that race, how much longer a node that is not primary waits
+    /// before it fences the primary, so that the primary's side wins.
+    pub fence_race_delay: u64,
     pub secondary_dead: bool,
     pub fence_hung_primary: bool,
     /// A fence hook is configured: the escalation when demotion fails.

@@ -79,6 +79,17 @@ pub(crate) struct Evidence {
     pub(crate) stands_at: u64,
 }
 
+/// Fencing an orphaned primary whose node left the ring (`fence_node`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OrphanFence {
+    /// The hook runs.
+    Running { node: NodeId, epoch: u64 },
+    /// It failed; try again at `at`.
+    RetryAt { node: NodeId, epoch: u64, at: u64 },
+    /// It succeeded and `PrimaryGone` is on its way.
+    Done { node: NodeId, epoch: u64 },
+}
+
 /// An operator stop in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stopping {
@@ -110,8 +121,9 @@ impl Policy {
         match timer {
             Timer::Status => idle.then_some(self.status_at),
             Timer::Retry => self.retry_at.filter(|_| idle),
-            Timer::Hold => match &self.hold_timer {
-                Some(HoldTimer::Running { until, .. }) => Some(*until),
+            Timer::Hold => match (&self.hold_timer, self.orphan_fence) {
+                (Some(HoldTimer::Running { until, .. }), _) => Some(*until),
+                (_, Some(OrphanFence::RetryAt { at, .. })) => Some(at),
                 _ => None,
             },
             Timer::Settle => match (self.started_at, self.settling_flag()) {

@@ -11,7 +11,8 @@ impl Sim {
 
     pub(crate) fn start_coroha(&mut self, i: Idx) {
         self.next_pid += 1;
-        let settings = self.opts.config.settings(Self::id(i));
+        let mut settings = self.opts.config.settings(Self::id(i));
+        settings.two_node = self.opts.two_node;
         let mut policy = Policy::new(settings, self.disk[i].clone());
         if let Some(rule) = self.opts.sabotage {
             policy.sabotage(rule);

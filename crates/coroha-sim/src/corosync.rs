@@ -389,6 +389,13 @@ impl Sim {
     }
 
     pub(crate) fn push_fd(&mut self, j: Idx, fd: Fd, ev: Input) {
+        // The group as this node's corosync will report it, delivered now
+        // or late: the next change is computed from it.
+        if let (Fd::Cpg, Input::Cluster(ClusterEvent::CpgConfChg { members, .. })) = (fd, &ev) {
+            if let Some(c) = self.coroha[j].as_mut() {
+                c.cpg_view = members.clone();
+            }
+        }
         if self.cs[j].stuck {
             // Nothing is delivered while its token is lost; if its ring
             // survives, corosync delivers it late.
@@ -405,11 +412,6 @@ impl Sim {
         let slot = fd as usize;
         let at = (self.now + jitter).max(self.cs[j].fd_last[slot]);
         self.cs[j].fd_last[slot] = at;
-        if let (Fd::Cpg, Input::Cluster(ClusterEvent::CpgConfChg { members, .. })) = (fd, &ev) {
-            if let Some(c) = self.coroha[j].as_mut() {
-                c.cpg_view = members.clone();
-            }
-        }
         self.schedule(
             at,
             Ev::Dispatch {

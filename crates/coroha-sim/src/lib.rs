@@ -599,7 +599,9 @@ impl Sim {
                     Some(node),
                     format!("fence_node hook: {} powered off", self.names[target]),
                 );
-                self.fault(Fault::Crash(target));
+                if self.powered[target] {
+                    self.fault(Fault::Crash(target));
+                }
                 self.update_links();
                 self.schedule(self.now + 8000, Ev::Fault(Fault::Boot(target)));
                 if self.coroha[node].as_ref().is_some_and(|c| c.pid == pid) {
