@@ -388,8 +388,12 @@ impl Policy {
                 self.secondary_dead_sent.remove(&id);
             }
         }
-        if matches!(p.order, HaOrder::BePrimary { .. }) && failure != HaFailure::Timeout {
-            // It did not become primary (a timeout leaves that open).
+        if matches!(p.order, HaOrder::BePrimary { .. }) && failure == HaFailure::Unreachable {
+            // It did not become primary: nothing runs there. A timeout
+            // leaves that open; a refusal (start phase 0) keeps the intent
+            // and its epoch for the next try, so that retries do not climb
+            // the epoch (the plan calls the intent off once the node is
+            // Refusing and another node is chosen).
             self.local.promoting = None;
         }
         match failure {
@@ -445,6 +449,9 @@ impl Policy {
                 }
                 let refused = self.local.failures >= self.cfg.max_order_failures;
                 if refused && matches!(p.order, HaOrder::BePrimary { .. }) {
+                    // Not a candidate any more: the intent goes, so that
+                    // the next node elected need not wait for it.
+                    self.local.promoting = None;
                     let hold = self.cfg.startup_settle.max(self.cfg.status_interval);
                     self.local.refusing_until = Some(now + hold);
                     self.set_health(
