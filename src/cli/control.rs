@@ -96,6 +96,9 @@ pub fn render_status(s: &StatusReport) -> String {
         c.expected_votes,
         c.group.len(),
     );
+    if let Some(failing) = &p.failing {
+        let _ = writeln!(out, "failing: {failing}");
+    }
     if let Some(pending) = &p.pending {
         let _ = writeln!(out, "order in flight: {pending}");
     }
@@ -157,6 +160,7 @@ mod tests {
                 primary: Some("n1".into()),
                 plan: Some("n1 stays primary".into()),
                 pending: None,
+                failing: None,
                 stopping: false,
                 members: vec![
                     member("n1", HaRole::Primary, None, false),

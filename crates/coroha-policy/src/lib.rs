@@ -258,6 +258,10 @@ pub struct Status {
     pub plan: Option<String>,
     /// The HA order in flight.
     pub pending: Option<String>,
+    /// An order that keeps failing, and why (a wrong HA token, a server
+    /// that refuses): tried again with back-off until it succeeds.
+    #[serde(default)]
+    pub failing: Option<String>,
     pub stopping: bool,
     pub members: Vec<MemberStatus>,
 }
@@ -395,6 +399,10 @@ pub struct Policy {
     retry_at: Option<u64>,
     /// The order that failed last: it is not repeated before `retry_at`.
     failed_order: Option<HaOrder>,
+    /// How often in a row it failed (the back-off doubles each time).
+    repeats: u32,
+    /// What keeps failing and why, until an order succeeds (status).
+    failing: Option<String>,
     hold_timer: Option<HoldTimer>,
     leaving: Option<Stopping>,
     fence_running: bool,
@@ -452,6 +460,8 @@ impl Policy {
             status_at: 0,
             retry_at: None,
             failed_order: None,
+            repeats: 0,
+            failing: None,
             hold_timer: None,
             leaving: None,
             fence_running: false,
@@ -564,6 +574,7 @@ impl Policy {
             primary: brief.primary.map(|n| self.name(n)),
             plan: self.plan.as_ref().map(|p| p.cause.to_string()),
             pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
+            failing: self.failing.clone(),
             stopping: self.leaving.is_some(),
             members,
         }

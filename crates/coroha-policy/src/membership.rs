@@ -147,6 +147,7 @@ impl Policy {
             members,
             ..View::default()
         };
+        self.reset_backoff();
         self.plan = None;
         self.hold_timer = None;
         // Announce in every new view, even when nothing changed locally.
@@ -457,6 +458,7 @@ impl Policy {
             }
             Request::Release(hold) => {
                 self.log(Level::Info, format!("{hold:?} elapsed"));
+                self.reset_backoff();
                 if self.hold_timer.as_ref().is_some_and(|t| *t.hold() == hold) {
                     self.hold_timer = None;
                 }

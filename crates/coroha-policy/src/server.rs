@@ -59,6 +59,8 @@ impl Policy {
                     self.local.failures = 0;
                     self.retry_at = None;
                     self.failed_order = None;
+                    self.repeats = 0;
+                    self.failing = None;
                 }
                 let still_refusing = self.local.health == Health::Refusing
                     && matches!(p.order, HaOrder::GetStatus)
@@ -477,10 +479,35 @@ impl Policy {
             }
         }
         if !matches!(p.order, HaOrder::GetStatus) {
-            self.retry_at = Some(now + self.cfg.retry_interval);
+            // The same order failing again waits longer each time (1, 2,
+            // 4, 8, 16 s): a cause that does not go away is not hammered
+            // on, and what keeps failing is in the status.
+            let again = self.failed_order.as_ref() == Some(&p.order);
+            self.repeats = if again { self.repeats + 1 } else { 1 };
+            let backoff = self.cfg.retry_interval << (self.repeats - 1).min(4);
+            self.retry_at = Some(now + backoff);
+            self.failing = Some(failing_text(&p.order, failure, self.repeats));
+            if let (HaFailure::Error(confd_ha::code::HA_BADTOKEN), 1) = (failure, self.repeats) {
+                self.log(
+                    Level::Error,
+                    format!(
+                        "{verb} refused with HA_BADTOKEN: this node's HA token differs from the one its \
+                         primary was given; a configuration error, not a transient: check [ha] token or \
+                         token_file on every node (retrying with back-off)"
+                    ),
+                );
+            }
             self.failed_order = Some(p.order);
         }
         self.status_at = self.status_at.min(now + self.cfg.status_interval);
+    }
+
+    /// After a view change or a released hold, an order that kept failing
+    /// is tried again at once: what it waits for may have changed (an
+    /// orphan's grace is over, and its failure is now evidence).
+    pub(crate) fn reset_backoff(&mut self) {
+        self.repeats = 0;
+        self.retry_at = None;
     }
 
     /// A failed attach to an orphaned primary, once its grace is over, is
@@ -637,4 +664,17 @@ impl Policy {
             );
         }
     }
+}
+
+/// What keeps failing, for `coroha status`.
+fn failing_text(order: &HaOrder, failure: HaFailure, times: u32) -> String {
+    let why = match failure {
+        HaFailure::Error(confd_ha::code::HA_BADTOKEN) => {
+            "HA_BADTOKEN: the HA token differs between nodes (a configuration error)".to_string()
+        }
+        HaFailure::Error(code) => confd_ha::code::name(code).to_string(),
+        HaFailure::Timeout => "no answer in time".into(),
+        HaFailure::Unreachable => "NSO/ConfD not reachable".into(),
+    };
+    format!("{} failed {times} time(s) in a row: {why}", order.verb())
 }

@@ -550,3 +550,37 @@ fn a_server_refusing_promotion_stays_refusing_for_the_settle_time() {
     }
     assert_eq!(p.my_state().health, Health::Ok);
 }
+
+/// An order that keeps failing is tried again after 1 s, then 2 s, and
+/// what fails is in the status until an order succeeds.
+#[test]
+fn a_failing_order_backs_off_and_shows_in_the_status() {
+    let (mut p, view) = started(&[1, 2, 3], true);
+    let out = elect_me_announcing(&mut p, view);
+    let Ok(out) = deliver_intent(&mut p, 13, &out).persist_then(|_| Ok::<(), Infallible>(()));
+    let (mut id, _) = first_order(&out).expect("beprimary");
+    let mut now = 13;
+    let mut tries = vec![];
+    for _ in 0..2 {
+        let mut out = refuse(&mut p, now, id);
+        let refused_at = now;
+        loop {
+            let (next, order) = next_order(&mut p, &mut now, std::mem::take(&mut out));
+            if matches!(order, HaOrder::BePrimary { .. }) {
+                tries.push(now - refused_at);
+                id = next;
+                break;
+            }
+            out = answer_none(&mut p, now, next);
+        }
+    }
+    assert!(
+        (1000..1200).contains(&tries[0]) && (2000..2200).contains(&tries[1]),
+        "retried after {tries:?} ms"
+    );
+    let failing = p.status().failing.expect("shown in the status");
+    assert!(
+        failing.contains("beprimary failed 2 time(s) in a row: BADSTATE"),
+        "{failing}"
+    );
+}
