@@ -588,3 +588,48 @@ fn frozen_primary_is_fenced_before_the_new_one_is_promoted() {
     assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
     no_overlap(&lab);
 }
+
+/// An operator runs an HA client of their own (`coroha ha status` with
+/// another token, as Tail-f's `confd_cmd -c ha_status` does) on the
+/// primary and on a secondary. The server gives each its HA socket and
+/// its token; coroha takes them back at once and changes no role. A
+/// secondary that restarts afterwards attaches again: the primary's token
+/// is coroha's again.
+#[test]
+fn a_foreign_ha_client_changes_no_role() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let s = without(3, p)[0];
+    let t0 = unix_ms();
+    for id in [p, s] {
+        let out = lab.in_node(
+            id,
+            &format!(
+                "{} ha --ipc 127.0.0.1:4565 --token confd_cmd status",
+                lab::COROHA
+            ),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for id in [p, s] {
+        wait_for(SETTLE, &format!("n{id} takes its HA socket back"), || {
+            lab.log_time(id, t0, "took over this node's HA socket")
+        });
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        lab.changes_since(t0).is_empty(),
+        "roles changed: {:?}",
+        lab.changes_since(t0)
+    );
+    no_overlap(&lab);
+    // The secondary's NSO/ConfD restarts and must be let in again.
+    lab.signal(s, Proc::Fake, "KILL");
+    lab.start_fake(s);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), p);
+    no_overlap(&lab);
+}
