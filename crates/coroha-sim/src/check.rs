@@ -106,10 +106,11 @@ impl Sim {
         // can make it stop: a node whose coroha is not running (killed, or
         // stopped in maintenance mode) is unmanaged and exempt.
         // A node nobody hears (one-way loss) is in no quorate partition,
-        // whatever its own corosync still says; a stopped node cannot act
-        // until it resumes, and the bound runs from then.
+        // whatever its own corosync still says. A frozen server serves
+        // nobody and a stopped node cannot act: the bound runs from when
+        // they resume (section 10 of the design).
         for i in 0..n {
-            let primary = self.confd[i].running
+            let primary = self.confd[i].serving()
                 && self.confd[i].role == HaRole::Primary
                 && self.coroha[i].is_some()
                 && self.stopped[i].is_none();
