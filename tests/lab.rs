@@ -54,6 +54,16 @@ fn no_overlap(lab: &Lab) {
     );
 }
 
+/// Node `p` starts again (corosync, fake-confd, coroha) and follows the
+/// primary `q`, which stays put; never two primaries.
+fn rejoins_under(lab: &mut Lab, p: u32, q: u32) {
+    lab.start_corosync(p);
+    lab.start_fake(p);
+    lab.start_coroha(p);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
+    no_overlap(lab);
+}
+
 fn wait_state(lab: &Lab, id: u32, state: &str, limit: Duration) {
     wait_for(limit, &format!("n{id} in state {state}"), || {
         let s = lab.fake_status(id)?;
@@ -127,11 +137,7 @@ fn primary_node_crash() {
     assert_ne!(q, p);
     no_overlap(&lab);
     // The node comes back and joins as a secondary: the primary stays put.
-    lab.start_corosync(p);
-    lab.start_fake(p);
-    lab.start_coroha(p);
-    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
-    no_overlap(&lab);
+    rejoins_under(&mut lab, p, q);
 }
 
 #[test]
@@ -582,11 +588,7 @@ fn frozen_primary_is_fenced_before_the_new_one_is_promoted() {
         fenced - t0,
         promoted - t0
     );
-    lab.start_corosync(p);
-    lab.start_fake(p);
-    lab.start_coroha(p);
-    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
-    no_overlap(&lab);
+    rejoins_under(&mut lab, p, q);
 }
 
 /// An operator runs an HA client of their own (`coroha ha status` with
