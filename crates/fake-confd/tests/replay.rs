@@ -475,7 +475,20 @@ fn replay(case: &Case, setup: &Setup) -> Vec<String> {
             }
             let ipc = &cluster.fakes[&node_of(&step.conn, setup.default_node)].ipc;
             let conn = conns.entry(step.conn.clone()).or_insert_with(|| {
-                let c = TcpStream::connect(ipc).unwrap();
+                // A fake restarted by the case may not listen yet on a
+                // loaded machine: give it a moment, as a client would.
+                let mut tries = 0;
+                let c = loop {
+                    match TcpStream::connect(ipc) {
+                        Ok(c) => break c,
+                        Err(e) if tries < 100 => {
+                            let _ = e;
+                            tries += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        Err(e) => panic!("{ipc}: {e}"),
+                    }
+                };
                 c.set_read_timeout(Some(PATIENCE)).unwrap();
                 c
             });
