@@ -481,8 +481,7 @@ fn replay(case: &Case, setup: &Setup) -> Vec<String> {
                 let c = loop {
                     match TcpStream::connect(ipc) {
                         Ok(c) => break c,
-                        Err(e) if tries < 100 => {
-                            let _ = e;
+                        Err(_) if tries < 100 => {
                             tries += 1;
                             std::thread::sleep(std::time::Duration::from_millis(20));
                         }
