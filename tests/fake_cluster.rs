@@ -180,6 +180,12 @@ fn two_fake_nodes_through_coroha_ha() {
     assert_eq!(w["ok"], true);
     assert_eq!(b.ctl("status")["txid"], w["txid"]);
     assert_eq!(b.ctl("write")["ok"], false, "a secondary takes no writes");
+    // CDB's txid: the secondary is at its primary's commit, tagged with it.
+    let (code, txid_a) = a.ha(&["txid"]);
+    assert_eq!(code, 0);
+    assert_eq!(txid_a["primary"], "a");
+    assert_eq!(txid_a["empty"], false);
+    assert_eq!(b.ha(&["txid"]).1, txid_a);
 
     // The primary dies: the secondary reports it and falls to none.
     a.kill();
@@ -197,6 +203,8 @@ fn two_fake_nodes_through_coroha_ha() {
     let watch_a = Watch::start(&a);
     assert_eq!(a.ha(&["besecondary", "a", "b", b.ip]).0, 0);
     assert_eq!(a.ctl("status")["txid"], w["txid"]);
+    // Same triple, and a secondary that already had it keeps its own tag.
+    assert_eq!(a.ha(&["txid"]).1["txid"], txid_a["txid"]);
     assert_eq!(b.ha(&["status"]).1["nodes"][0]["node"], "a");
     assert_eq!(watch_a.next()["event"], "secondary_initialized");
     assert_eq!(

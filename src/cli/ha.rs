@@ -29,6 +29,9 @@ pub enum HaCommand {
     Berelay,
     /// Tell this primary that secondary NODE is dead.
     SecondaryDead { node: String },
+    /// Show which commit the running datastore is at (CDB `cdb_get_txid`):
+    /// equal on a primary and its in-sync secondaries.
+    Txid,
     /// Print HA events until interrupted.
     Watch {
         /// Subscribe with HA_INFO_SYNC and acknowledge each event.
@@ -155,6 +158,7 @@ pub async fn run(args: HaArgs) -> i32 {
         HaCommand::Berelay => Order::BeRelay,
         HaCommand::SecondaryDead { node } => Order::SecondaryDead { node: node.clone() },
         HaCommand::Watch { sync } => return watch(&opts, *sync, args.json).await,
+        HaCommand::Txid => return txid(&opts, args.json).await,
     };
     let result = match HaClient::connect(opts).await {
         Ok(mut client) => client.call(&order).await,
@@ -218,6 +222,37 @@ fn print_reply(reply: Option<&Reply>, as_json: bool) {
                 "sent (no reply expected)".into()
             }
         ),
+    }
+}
+
+async fn txid(opts: &ClientOptions, as_json: bool) -> i32 {
+    let result = match confd_ha::client::Cdb::connect_cdb(opts).await {
+        Ok(mut cdb) => cdb.txid().await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(t) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"txid": t.stamp.to_string(), "primary": t.primary, "empty": t.stamp.is_empty()})
+                );
+            } else {
+                match &t.primary {
+                    Some(p) => println!("txid: {} (committed by {p})", t.stamp),
+                    None => println!("txid: {}", t.stamp),
+                }
+            }
+            0
+        }
+        Err(e) => {
+            if as_json {
+                println!("{}", error_json(&e));
+            } else {
+                eprintln!("coroha ha: cdb_get_txid: {e}");
+            }
+            1
+        }
     }
 }
 

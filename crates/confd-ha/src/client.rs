@@ -5,7 +5,8 @@
 //! token arrives, so a daemon keeps exactly one.
 
 use crate::wire::{
-    self, AccessCheck, Deframer, Hello, HelloReply, Order, Reply, WireError, PROTOCOL_VERSIONS,
+    self, AccessCheck, Deframer, Hello, HelloReply, Order, Reply, Term, WireError,
+    PROTOCOL_VERSIONS,
 };
 pub use crate::Endpoint;
 use std::fmt;
@@ -349,32 +350,48 @@ impl HaEvents {
     }
 }
 
-/// A MAAPI connection (client type 7) for read-only mode: no token, no
-/// user session needed (as captured).
-pub struct Maapi {
+/// A request socket beside the HA socket: MAAPI (client type 7) for
+/// read-only mode, CDB (client type 5) for the transaction id. No token,
+/// no user or CDB session needed (as captured).
+pub struct IpcSocket {
     stream: Box<dyn Stream>,
     frames: Deframer,
     bound: Duration,
 }
 
-impl Maapi {
-    pub async fn connect(opts: &ClientOptions) -> Result<Maapi, ClientError> {
+/// The MAAPI socket coroha keeps for `set_readonly_mode`.
+pub type Maapi = IpcSocket;
+/// The CDB read socket coroha keeps for `cdb_get_txid`.
+pub type Cdb = IpcSocket;
+
+impl IpcSocket {
+    /// A MAAPI connection.
+    pub async fn connect(opts: &ClientOptions) -> Result<IpcSocket, ClientError> {
+        IpcSocket::open(opts, wire::ipc::CLIENT_MAAPI).await
+    }
+
+    /// A CDB read connection.
+    pub async fn connect_cdb(opts: &ClientOptions) -> Result<IpcSocket, ClientError> {
+        IpcSocket::open(opts, wire::ipc::CLIENT_CDB).await
+    }
+
+    async fn open(opts: &ClientOptions, kind: u8) -> Result<IpcSocket, ClientError> {
         let proto = opts.protocol.unwrap_or(PROTOCOL_VERSIONS[0]);
         let mut stream = open(&opts.endpoint, opts.connect_timeout).await?;
-        handshake(&mut stream, wire::maapi::CLIENT_MAAPI, proto, opts).await?;
-        Ok(Maapi {
+        handshake(&mut stream, kind, proto, opts).await?;
+        Ok(IpcSocket {
             stream,
             frames: Deframer::default(),
             bound: opts.timeout,
         })
     }
 
-    /// `set_readonly_mode`: commits are refused while it is on. An error
-    /// reply becomes `Server(code)`; the connection stays usable.
-    pub async fn set_read_only(&mut self, on: bool) -> Result<(), ClientError> {
+    /// One request and its reply, within the timeout. An error reply
+    /// becomes `Server(code)`; the connection stays usable.
+    async fn call(&mut self, op: u32, request: Vec<u8>) -> Result<Option<Term>, ClientError> {
         let exchange = async {
             self.stream
-                .write_all(&wire::maapi::set_readonly_request(on))
+                .write_all(&request)
                 .await
                 .map_err(|_| ClientError::Closed)?;
             read_frame(&mut self.stream, &mut self.frames).await
@@ -383,13 +400,33 @@ impl Maapi {
             Ok(result) => result?,
             Err(_) => return Err(ClientError::Timeout),
         };
-        match wire::maapi::decode_reply(&frame).map_err(ClientError::Protocol)? {
-            wire::maapi::MaapiReply::Ok { op } if op == wire::maapi::OP_SET_READONLY => Ok(()),
-            wire::maapi::MaapiReply::Ok { op } => Err(ClientError::Protocol(
-                WireError::Unexpected(format!("reply to op {op}")),
+        match wire::ipc::decode_reply(&frame).map_err(ClientError::Protocol)? {
+            wire::ipc::IpcReply::Ok { op: got, value } if got == op => Ok(value),
+            wire::ipc::IpcReply::Ok { op: got, .. } => Err(ClientError::Protocol(
+                WireError::Unexpected(format!("reply to op {got}, asked {op}")),
             )),
-            wire::maapi::MaapiReply::Error { code, .. } => Err(ClientError::Server(code as i32)),
+            wire::ipc::IpcReply::Error { code, .. } => Err(ClientError::Server(code as i32)),
         }
+    }
+
+    /// `set_readonly_mode` (MAAPI): commits are refused while it is on.
+    pub async fn set_read_only(&mut self, on: bool) -> Result<(), ClientError> {
+        let op = wire::ipc::OP_SET_READONLY;
+        self.call(op, wire::ipc::set_readonly_request(on))
+            .await
+            .map(drop)
+    }
+
+    /// `cdb_get_txid` (CDB): which commit the running datastore is at.
+    pub async fn txid(&mut self) -> Result<crate::Txid, ClientError> {
+        let op = wire::ipc::OP_GET_TXID;
+        let value = self.call(op, wire::ipc::get_txid_request()).await?;
+        let term = value.ok_or_else(|| {
+            ClientError::Protocol(WireError::Unexpected(
+                "no transaction id in the reply".into(),
+            ))
+        })?;
+        wire::ipc::txid_from_term(&term).map_err(ClientError::Protocol)
     }
 }
 

@@ -45,6 +45,53 @@ impl HaRole {
     }
 }
 
+/// Which commit a node's running datastore is at, as CDB's `cdb_get_txid`
+/// reports it: the wall-clock time of that commit (MegaSecs, Secs,
+/// MicroSecs) on the node that made it. A synchronous secondary reports
+/// exactly its primary's; `{0,0,0}` is a node whose CDB was never
+/// initialised. Ordered by time, so two stamps order commits only when the
+/// same clock made both (one primary's lineage).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct TxStamp {
+    pub mega: u32,
+    pub secs: u32,
+    pub micros: u32,
+}
+
+impl TxStamp {
+    /// From microseconds since the Unix epoch (the simulator's clock).
+    pub fn from_micros(us: u64) -> TxStamp {
+        TxStamp {
+            mega: (us / 1_000_000_000_000) as u32,
+            secs: (us / 1_000_000 % 1_000_000) as u32,
+            micros: (us % 1_000_000) as u32,
+        }
+    }
+
+    /// `{0,0,0}`: no data at all (a wiped node in start phase 0).
+    pub fn is_empty(self) -> bool {
+        self == TxStamp::default()
+    }
+}
+
+impl std::fmt::Display for TxStamp {
+    /// As ConfD shows it in `/confd-state/internal/cdb/datastore`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}-{:06}", self.mega, self.secs, self.micros)
+    }
+}
+
+/// A `cdb_get_txid` answer: the stamp, and the primary that made the
+/// commit when the node has been in HA (informative only: two nodes with
+/// equal data can carry different names, as captured).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Txid {
+    pub stamp: TxStamp,
+    pub primary: Option<String>,
+}
+
 /// An order to the local NSO/ConfD: the policy emits exactly what goes on
 /// the wire.
 pub use wire::Order as HaOrder;

@@ -198,7 +198,7 @@ fn mutated_captures_never_panic_the_decoder() {
 /// decodes to what the server meant (ok, or ecode 18 with its reason).
 #[test]
 fn captured_read_only_requests_and_replies_match() {
-    use confd_ha::wire::maapi::{decode_reply, set_readonly_request, MaapiReply};
+    use confd_ha::wire::ipc::{decode_reply, set_readonly_request, IpcReply};
     let mut requests = 0;
     let mut replies = 0;
     for case in coroha_testkit::maapi_read_only_cases() {
@@ -222,7 +222,7 @@ fn captured_read_only_requests_and_replies_match() {
                     assert!(
                         matches!(
                             &reply,
-                            MaapiReply::Error {
+                            IpcReply::Error {
                                 op: 229,
                                 code: 18,
                                 ..
@@ -231,7 +231,13 @@ fn captured_read_only_requests_and_replies_match() {
                         "{reply:?}"
                     );
                 } else {
-                    assert_eq!(reply, MaapiReply::Ok { op: 229 });
+                    assert_eq!(
+                        reply,
+                        IpcReply::Ok {
+                            op: 229,
+                            value: None
+                        }
+                    );
                 }
                 replies += 1;
             }
@@ -240,5 +246,55 @@ fn captured_read_only_requests_and_replies_match() {
     assert!(
         requests >= 6 && replies >= 8,
         "{requests} requests, {replies} replies"
+    );
+}
+
+/// Every `cdb_get_txid` the real server answered: the request is byte for
+/// byte ours, and every reply decodes to the triple (and node id) the
+/// capture's own decoder printed, in both integer encodings and both forms.
+#[test]
+fn captured_txid_requests_and_replies_match() {
+    use confd_ha::wire::ipc::{decode_reply, get_txid_request, txid_from_term, IpcReply};
+    let (mut requests, mut bare, mut tagged, mut empty) = (0, 0, 0, 0);
+    for case in coroha_testkit::cdb_txid_cases() {
+        for step in &case.steps {
+            let b = bytes(&step.hex);
+            if !step.decoded.contains("GET_TXID") || b.is_empty() {
+                continue;
+            }
+            if step.dir == "c2s" {
+                assert_eq!(get_txid_request(), b, "{}", step.decoded);
+                requests += 1;
+                continue;
+            }
+            let IpcReply::Ok {
+                op: 66,
+                value: Some(term),
+            } = decode_reply(&b[4..]).unwrap()
+            else {
+                panic!("{}: not a txid reply", step.decoded);
+            };
+            let txid = txid_from_term(&term).unwrap();
+            let s = txid.stamp;
+            let triple = format!("{{{},{},{}}}", s.mega, s.secs, s.micros);
+            let expected = match &txid.primary {
+                Some(name) => format!("term {{<<\"{name}\">>,{triple}}}"),
+                None => format!("term {triple}"),
+            };
+            assert!(
+                step.decoded.ends_with(&expected),
+                "{} decoded as {expected}",
+                step.decoded
+            );
+            match (&txid.primary, s.is_empty()) {
+                (_, true) => empty += 1,
+                (Some(_), false) => tagged += 1,
+                (None, false) => bare += 1,
+            }
+        }
+    }
+    assert!(
+        requests >= 50 && bare >= 10 && tagged >= 20 && empty >= 1,
+        "{requests} requests, {bare} bare, {tagged} tagged, {empty} empty"
     );
 }

@@ -49,6 +49,17 @@ pub fn maapi_read_only_cases() -> Vec<Case> {
     serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("vectors JSON")
 }
 
+/// The CDB connections of the IPC captures from the same server, each
+/// case reduced to its `cdb_get_txid` socket(s)
+/// (data/confd-8.2.5-cdb-txid-vectors.json).
+pub fn cdb_txid_cases() -> Vec<Case> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/confd-8.2.5-cdb-txid-vectors.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("vectors JSON")
+}
+
 pub fn bytes(hex: &str) -> Vec<u8> {
     (0..hex.len() / 2)
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())

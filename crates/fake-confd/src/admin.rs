@@ -62,6 +62,7 @@ fn status(server: &Server) -> Value {
         "primary": n.primary.as_ref().map(|(id, _)| name(id)),
         "secondaries": n.secondaries.iter().map(|s| name(&s.id)).collect::<Vec<_>>(),
         "txid": n.txid,
+        "cdb_txid": n.cdb_txid().stamp.to_string(),
         "phase0": n.phase0,
         "read_only": n.read_only,
         "history": st.timeline.iter()
@@ -74,10 +75,7 @@ fn status(server: &Server) -> Value {
 /// acknowledged once every secondary has it (or has been dropped).
 async fn write(server: &Arc<Server>) -> Value {
     let txid = server.with(|st| match (st.node.state, st.node.read_only) {
-        (PRIMARY, false) => {
-            st.node.txid += 1;
-            Ok(st.node.txid)
-        }
+        (PRIMARY, false) => Ok(st.node.commit(crate::server::unix_micros())),
         // As the real server refuses it (ecode 17, BADSTATE).
         (_, true) => Err("node is in read-only mode"),
         _ => Err("not primary"),

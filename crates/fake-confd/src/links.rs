@@ -196,7 +196,7 @@ async fn uplink(
 /// A commit from our primary: take it, pass it on to our own secondaries
 /// (as a relay), and acknowledge it once they have.
 fn apply_commit(server: &Arc<Server>, txid: u64, gen: u64) {
-    server.with(|st| st.node.txid = st.node.txid.max(txid));
+    server.with(|st| st.node.replicated(txid));
     let server = server.clone();
     tokio::spawn(async move {
         replicate(&server, txid).await;

@@ -119,7 +119,7 @@ async fn serve(mut s: Box<dyn Conn>, server: Arc<Server>) {
     match kind {
         wire::CLIENT_HA => server::ha_socket(s, server).await,
         wire::CLIENT_NOTIFICATIONS => server::notification_socket(s, server).await,
-        wire::maapi::CLIENT_MAAPI => server::maapi_socket(s, server).await,
+        wire::ipc::CLIENT_MAAPI | wire::ipc::CLIENT_CDB => server::ipc_socket(s, server).await,
         // Other accepted client types: read and ignore.
         _ => {
             let mut sink = [0u8; 512];

@@ -137,8 +137,17 @@ pub struct FakeNode {
     pub primary: Option<(Term, Term)>,
     /// Attached secondaries, newest first, including those behind a relay.
     pub secondaries: Vec<Attached>,
-    /// The replicated write counter (the "CDB transaction id").
+    /// The replicated write counter, which is also the CDB transaction id:
+    /// each commit takes the wall clock in microseconds (or one more than
+    /// the last, if the clock is behind), as the real server stamps a
+    /// commit with its time. 0 is a node that never had data (`{0,0,0}`).
     pub txid: u64,
+    /// The node id `cdb_get_txid` tags the txid with (confd-ipc-wire §6):
+    /// `beprimary` tags an untagged one with the node's own id, a commit as
+    /// primary with its own, a replicated one with its primary's; `benone`
+    /// on a primary drops it; a joining secondary already at its primary's
+    /// txid keeps its own form.
+    pub txid_primary: Option<Term>,
     /// MAAPI read-only mode: commits are refused. Node-wide, not kept
     /// across a restart, cleared by `benone` on a primary (as captured,
     /// confd-ipc-wire §4).
@@ -156,8 +165,32 @@ impl FakeNode {
             primary: None,
             secondaries: vec![],
             txid,
+            txid_primary: None,
             read_only: false,
             history: vec![NONE],
+        }
+    }
+
+    /// Commit one transaction as primary at wall-clock time `now_us`.
+    pub fn commit(&mut self, now_us: u64) -> u64 {
+        self.txid = (self.txid + 1).max(now_us);
+        self.txid_primary = self.id.clone();
+        self.txid
+    }
+
+    /// A commit replicated from our primary.
+    pub fn replicated(&mut self, txid: u64) {
+        if txid > self.txid {
+            self.txid = txid;
+            self.txid_primary = self.primary.as_ref().map(|(id, _)| id.clone());
+        }
+    }
+
+    /// What `cdb_get_txid` answers.
+    pub fn cdb_txid(&self) -> confd_ha::Txid {
+        confd_ha::Txid {
+            stamp: confd_ha::TxStamp::from_micros(self.txid),
+            primary: self.txid_primary.as_ref().map(Reply::node_name),
         }
     }
 
@@ -234,6 +267,9 @@ impl FakeNode {
                     return vec![ok];
                 }
                 let mut out = self.leave_role();
+                if self.txid_primary.is_none() {
+                    self.txid_primary = Some(me.clone());
+                }
                 self.id = Some(me);
                 self.set_state(PRIMARY);
                 out.extend([ok, Effect::Event(Event::IsPrimary(0))]);
@@ -242,6 +278,7 @@ impl FakeNode {
             RawOrder::BeNone => {
                 if self.state == PRIMARY {
                     self.read_only = false;
+                    self.txid_primary = None;
                 }
                 let mut out = self.leave_role();
                 self.set_state(NONE);
@@ -308,6 +345,9 @@ impl FakeNode {
         match outcome {
             Ok(txid) => {
                 self.id = Some(join.me.clone());
+                if self.txid != txid {
+                    self.txid_primary = Some(join.primary.clone());
+                }
                 self.txid = txid;
                 self.set_state(SECONDARY);
                 self.primary = Some((join.primary.clone(), join.address.clone()));
@@ -455,6 +495,33 @@ mod tests {
             order(&mut n, join("n3", true)),
             vec![Effect::Reply(Reply::Ok)]
         );
+    }
+
+    #[test]
+    fn the_txid_tag_follows_the_captured_rules() {
+        let mut n = FakeNode::new(false, 0);
+        assert!(n.cdb_txid().stamp.is_empty(), "no data: {{0,0,0}}");
+        order(&mut n, Order::BePrimary { me: "n1".into() });
+        let first = n.commit(5_000_000);
+        assert_eq!(n.commit(0), first + 1, "never backwards on a slow clock");
+        assert_eq!(n.cdb_txid().primary.as_deref(), Some("n1"));
+        order(&mut n, Order::BeNone);
+        assert_eq!(n.cdb_txid().primary, None, "benone on a primary drops it");
+        // Joined to n3 at another commit: n3's data and tag.
+        let out = order(&mut n, join("n3", true));
+        let Effect::Join(j) = out[0].clone() else {
+            panic!("{out:?}")
+        };
+        n.join_done(&j, Ok(first + 7));
+        assert_eq!(n.cdb_txid().primary.as_deref(), Some("n3"));
+        assert_eq!(
+            n.cdb_txid().stamp,
+            confd_ha::TxStamp::from_micros(first + 7)
+        );
+        // Promoted: the replicated tag stays until its first commit.
+        order(&mut n, Order::BeNone);
+        order(&mut n, Order::BePrimary { me: "n1".into() });
+        assert_eq!(n.cdb_txid().primary.as_deref(), Some("n3"));
     }
 
     #[test]

@@ -131,6 +131,13 @@ pub struct Server {
     orders: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The wall clock in microseconds: what a commit is stamped with.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 fn unix_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -289,13 +296,16 @@ impl Server {
     }
 }
 
-/// Serve the HA control socket after the handshake.
-/// A MAAPI socket: `set_readonly_mode` as the real server answers it
-/// (an integer sets or clears the node-wide flag; anything else is
-/// ecode 18 "Expected integer"); every other op is refused with ecode 18,
-/// since fake-confd has no data model.
-pub async fn maapi_socket(s: Box<dyn Conn>, server: Arc<Server>) {
-    use wire::maapi::OP_SET_READONLY;
+/// A MAAPI or CDB socket: `set_readonly_mode` and `cdb_get_txid` as the
+/// real server answers them. An integer sets or clears the node-wide
+/// read-only flag, anything else is ecode 18 "Expected integer"; the txid
+/// is answered in any start phase; libconfd's two unanswered CDB frames
+/// (client name, op 0, and `pid/fd`, op 19) get no reply; every other op is
+/// refused with ecode 18, since fake-confd has no data model.
+pub async fn ipc_socket(s: Box<dyn Conn>, server: Arc<Server>) {
+    use wire::ipc::{error_reply, ok_reply, OP_GET_TXID, OP_SET_READONLY};
+    const OP_CLIENT_NAME: u32 = 0;
+    const OP_CLIENT_INFO: u32 = 19;
     let (rd, mut wr) = tokio::io::split(s);
     let mut reader = FrameReader::new(rd);
     while let Some(frame) = reader.next().await {
@@ -307,12 +317,17 @@ pub async fn maapi_socket(s: Box<dyn Conn>, server: Arc<Server>) {
         };
         let value = frame.get(4..).and_then(|t| wire::decode_term(t).ok());
         let reply = match (op, value.as_ref().and_then(wire::as_int)) {
+            (OP_CLIENT_NAME | OP_CLIENT_INFO, _) => continue,
             (OP_SET_READONLY, Some(v)) => {
                 server.with(|st| st.node.read_only = v != 0);
-                op.to_be_bytes().to_vec()
+                ok_reply(op, None)
             }
-            (OP_SET_READONLY, None) => maapi_error(op, "Expected integer"),
-            _ => maapi_error(op, "not supported by fake-confd"),
+            (OP_SET_READONLY, None) => error_reply(op, 18, "Expected integer"),
+            (OP_GET_TXID, _) => {
+                let txid = server.with(|st| st.node.cdb_txid());
+                ok_reply(op, Some(&wire::ipc::txid_to_term(&txid)))
+            }
+            _ => error_reply(op, 18, "not supported by fake-confd"),
         };
         if wr.write_all(&wire::frame(&reply)).await.is_err() {
             return;
@@ -320,18 +335,7 @@ pub async fn maapi_socket(s: Box<dyn Conn>, server: Arc<Server>) {
     }
 }
 
-/// An error reply: the op with its top bit set, ecode 18, the reason as a
-/// binary with a trailing NUL.
-fn maapi_error(op: u32, reason: &str) -> Vec<u8> {
-    let reason = wire::encode_term(&wire::bin(&format!("{reason}\0")));
-    [
-        (op | 0x8000_0000).to_be_bytes().as_slice(),
-        &18u32.to_be_bytes(),
-        &reason,
-    ]
-    .concat()
-}
-
+/// Serve the HA control socket after the handshake.
 pub async fn ha_socket(s: Box<dyn Conn>, server: Arc<Server>) {
     let (rd, mut wr) = tokio::io::split(s);
     let mut reader = FrameReader::new(rd);

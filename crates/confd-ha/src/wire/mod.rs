@@ -9,7 +9,8 @@
 //! non-binary node id) cannot be built, and `Order::from_term` accepts only
 //! the canonical forms.
 
-use eetf::{Atom, Binary, FixInteger, List, Term, Tuple};
+pub use eetf::Term;
+use eetf::{Atom, Binary, FixInteger, List, Tuple};
 use std::fmt;
 
 /// Client type byte of the handshake.
@@ -764,7 +765,7 @@ pub fn sync_ack() -> Vec<u8> {
     frame(&encode_term(&Term::from(Atom::from("ha_synced"))))
 }
 
-pub mod maapi;
+pub mod ipc;
 
 #[cfg(test)]
 mod tests;
