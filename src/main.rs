@@ -48,6 +48,15 @@ enum Command {
         /// loss and start phase 0 on the lowest-id node.
         #[arg(long, default_value = "all", value_name = "SET")]
         faults: coroha_sim::scenario::FaultSet,
+        /// With --random: infer freshness from epochs and sync generations
+        /// alone, without CDB's transaction id (design §6), to measure what
+        /// the id adds.
+        #[arg(long)]
+        no_txid: bool,
+        /// With --random: NSO/ConfD's HA tick timeout in the schedules
+        /// ("500ms"; default PT2S). Short ticks widen design §6's window.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        tick: Option<std::time::Duration>,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -168,6 +177,8 @@ fn main() -> ExitCode {
             jobs,
             time_limit,
             faults,
+            no_txid,
+            tick,
             json,
             verbose,
         } => {
@@ -192,6 +203,8 @@ fn main() -> ExitCode {
                     },
                     time_limit,
                     faults,
+                    txid: !no_txid,
+                    tick: tick.map(|t| t.as_millis() as u64),
                 },
                 json,
             )

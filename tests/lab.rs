@@ -477,6 +477,31 @@ fn daemon_interfaces() {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 
+    // CDB transaction ids: a commit on the primary reaches every node's
+    // status as that commit's id, each node in sync.
+    let commit = lab.fake_ctl(p, "write").expect("write on the primary");
+    let micros = commit["txid"].as_u64().expect("a txid");
+    let want = serde_json::json!({
+        "mega": micros / 1_000_000_000_000,
+        "secs": micros / 1_000_000 % 1_000_000,
+        "micros": micros % 1_000_000,
+    });
+    for id in all(3) {
+        wait_for(SETTLE, &format!("n{id}'s status shows the commit"), || {
+            let out = lab.coroha_cmd(id, &["status", "--json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let members = v["status"]["policy"]["members"].as_array()?.clone();
+            (members.len() == 3
+                && members
+                    .iter()
+                    .all(|m| m["txid"] == want && m["data"] == "in_sync"))
+            .then_some(())
+        });
+    }
+    let out = lab.coroha_cmd(p, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(" in-sync ").count(), 3, "{text}");
+
     // SIGHUP: a priority is applied, a group change waits for a restart,
     // and a broken file is refused with its position.
     let config = lab.node(p).dir.join("coroha.toml");

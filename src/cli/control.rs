@@ -4,6 +4,7 @@
 use crate::control::{request, Reply, Request, StatusReport};
 use confd_ha::HaRole;
 use coroha_policy::cluster::RingId;
+use coroha_policy::freshness::DataState;
 use coroha_policy::message::Health;
 use std::fmt::Write;
 use std::path::Path;
@@ -102,7 +103,10 @@ pub fn render_status(s: &StatusReport) -> String {
     if let Some(pending) = &p.pending {
         let _ = writeln!(out, "order in flight: {pending}");
     }
-    let _ = writeln!(out, "NODE         ROLE        EPOCH  PARENT     HEALTH");
+    let _ = writeln!(
+        out,
+        "NODE         ROLE        EPOCH  PARENT     HEALTH     DATA      TXID"
+    );
     for m in &p.members {
         let mut flags = String::new();
         if m.standby {
@@ -111,13 +115,22 @@ pub fn render_status(s: &StatusReport) -> String {
         if m.leaving {
             flags.push_str(" leaving");
         }
+        let data = match m.data {
+            DataState::InSync => "in-sync",
+            DataState::Behind => "behind",
+            DataState::Diverged => "diverged",
+            DataState::Unknown => "-",
+        };
+        let txid = m.txid.map_or_else(|| "-".to_string(), |t| t.to_string());
         let line = format!(
-            "{:<12} {:<10} {:>6}  {:<10} {:<10}{flags}",
+            "{:<12} {:<10} {:>6}  {:<10} {:<10} {:<9} {:<18}{flags}",
             m.name,
             role(m.role),
             m.epoch,
             or_dash(&m.parent),
             health(m.health),
+            data,
+            txid,
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
@@ -141,6 +154,8 @@ mod tests {
             health: Health::Ok,
             standby,
             leaving: false,
+            txid: None,
+            data: DataState::InSync,
         }
     }
 
@@ -163,8 +178,18 @@ mod tests {
                 failing: None,
                 stopping: false,
                 members: vec![
-                    member("n1", HaRole::Primary, None, false),
-                    member("n2", HaRole::Secondary, Some("n1"), true),
+                    MemberStatus {
+                        txid: Some(confd_ha::TxStamp {
+                            mega: 1796,
+                            secs: 229333,
+                            micros: 823989,
+                        }),
+                        ..member("n1", HaRole::Primary, None, false)
+                    },
+                    MemberStatus {
+                        data: DataState::Behind,
+                        ..member("n2", HaRole::Secondary, Some("n1"), true)
+                    },
                 ],
             },
             corosync: CorosyncView {
@@ -192,9 +217,9 @@ mod tests {
                 "node n1: primary (epoch 3), NSO/ConfD ok",
                 "primary: n1   plan: n1 stays primary",
                 "corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons",
-                "NODE         ROLE        EPOCH  PARENT     HEALTH",
-                "n1           primary         3  -          ok",
-                "n2           secondary       3  n1         ok         standby",
+                "NODE         ROLE        EPOCH  PARENT     HEALTH     DATA      TXID",
+                "n1           primary         3  -          ok         in-sync   1796-229333-823989",
+                "n2           secondary       3  n1         ok         behind    -                  standby",
             ]
         );
     }

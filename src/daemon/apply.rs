@@ -2,7 +2,7 @@
 //! order the policy gave them; signals and SIGHUP reload.
 
 use super::event_loop::log_membership;
-use super::ha_tasks::SLOW_ORDER;
+use super::ha_tasks::{IpcRequest, SLOW_ORDER};
 use super::{hooks, notify, Daemon};
 use confd_ha::{HaFailure, HaReply, HaRole};
 use coroha_config::Config;
@@ -36,7 +36,10 @@ impl Daemon {
                 }
                 Output::Fence => self.fence(),
                 Output::ReadOnly(on) => {
-                    let _ = self.read_only.send(on);
+                    let _ = self.read_only.send(IpcRequest::ReadOnly(on));
+                }
+                Output::ReadTxid => {
+                    let _ = self.txid.send(IpcRequest::Txid);
                 }
                 Output::FenceNode { node } => self.fence_node(node),
                 Output::RoleChanged { from, to, cause } => self.role_changed(from, to, cause),

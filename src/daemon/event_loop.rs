@@ -3,7 +3,7 @@
 //! one policy step; leaving the group and exiting once it says so.
 
 use super::control::Ask;
-use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders, spawn_read_only};
+use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders, spawn_ipc};
 use super::setup::{check_nodes, check_totem, corosync_nodes};
 use super::{control, hooks, notify, state, Counters, Daemon, RunOptions};
 use crate::corosync::Corosync;
@@ -78,7 +78,8 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let (done, mut finished) = mpsc::unbounded_channel();
     let orders = spawn_ha_orders(ha_opts.clone(), replies_tx, done.clone());
     let (events_tx, mut ha_events) = mpsc::unbounded_channel();
-    let read_only = spawn_read_only(ha_opts.clone(), done.clone());
+    let read_only = spawn_ipc(ha_opts.clone(), false, done.clone());
+    let txid = spawn_ipc(ha_opts.clone(), true, done.clone());
     spawn_ha_notices(ha_opts, events_tx);
     let ids = config.nodes.iter().map(|n| n.get_ref().id).collect();
     let (corosync, mut cluster_events) = Corosync::start(config.cluster.group.clone(), ids)
@@ -100,6 +101,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         role_hooks: hooks::spawn_role_runner(),
         done,
         read_only,
+        txid,
         two_node: totem.two_node,
         counters: Counters::default(),
         ready: false,

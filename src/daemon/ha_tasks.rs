@@ -123,41 +123,75 @@ pub(super) fn spawn_ha_notices(opts: ClientOptions, events: mpsc::UnboundedSende
     });
 }
 
-/// MAAPI read-only mode on a connection of its own, beside the HA socket
-/// (a lapsed lease must not wait behind an HA order). Each request is
-/// answered with `Input::ReadOnlyDone`; a failed connection is opened
-/// again at the next request.
-pub(super) fn spawn_read_only(
+/// A request on the sockets beside the HA socket.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum IpcRequest {
+    /// MAAPI `set_readonly_mode`, answered with `Input::ReadOnlyDone`.
+    ReadOnly(bool),
+    /// CDB `cdb_get_txid`, answered with `Input::TxidRead`.
+    Txid,
+}
+
+/// One MAAPI or CDB connection of its own beside the HA socket (a lapsed
+/// lease must not wait behind an HA order, nor a txid read behind a
+/// read-only call). Every request is answered; a failed connection is
+/// opened again at the next request.
+pub(super) fn spawn_ipc(
     opts: ClientOptions,
+    cdb: bool,
     done: mpsc::UnboundedSender<coroha_policy::Input>,
-) -> mpsc::UnboundedSender<bool> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+) -> mpsc::UnboundedSender<IpcRequest> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<IpcRequest>();
     tokio::spawn(async move {
-        let mut conn: Option<confd_ha::client::Maapi> = None;
-        while let Some(on) = rx.recv().await {
-            let result = async {
-                if conn.is_none() {
-                    conn = Some(confd_ha::client::Maapi::connect(&opts).await?);
-                }
-                match conn.as_mut() {
-                    Some(c) => c.set_read_only(on).await,
-                    None => Err(confd_ha::client::ClientError::Closed),
-                }
-            }
-            .await;
-            let mode = if on { "read-only" } else { "writable" };
-            match &result {
-                Ok(()) => tracing::info!(target: "coroha::ha", "NSO/ConfD set {mode}"),
-                Err(e) => {
-                    tracing::warn!(target: "coroha::ha", "setting NSO/ConfD {mode}: {e}");
-                    conn = None;
+        let mut conn: Option<confd_ha::client::IpcSocket> = None;
+        while let Some(request) = rx.recv().await {
+            if conn.is_none() {
+                let opened = if cdb {
+                    confd_ha::client::Cdb::connect_cdb(&opts).await
+                } else {
+                    confd_ha::client::Maapi::connect(&opts).await
+                };
+                match opened {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => tracing::warn!(target: "coroha::ha", "{request:?}: connecting: {e}"),
                 }
             }
-            let ok = result.is_ok();
-            if done
-                .send(coroha_policy::Input::ReadOnlyDone { on, ok })
-                .is_err()
-            {
+            let answer = match (request, conn.as_mut()) {
+                (IpcRequest::ReadOnly(on), c) => {
+                    let result = match c {
+                        Some(c) => c.set_read_only(on).await,
+                        None => Err(confd_ha::client::ClientError::Closed),
+                    };
+                    let mode = if on { "read-only" } else { "writable" };
+                    match &result {
+                        Ok(()) => tracing::info!(target: "coroha::ha", "NSO/ConfD set {mode}"),
+                        Err(e) => {
+                            tracing::warn!(target: "coroha::ha", "setting NSO/ConfD {mode}: {e}")
+                        }
+                    }
+                    let ok = result.is_ok();
+                    coroha_policy::Input::ReadOnlyDone { on, ok }
+                }
+                (IpcRequest::Txid, c) => {
+                    let result = match c {
+                        Some(c) => c.txid().await,
+                        None => Err(confd_ha::client::ClientError::Closed),
+                    };
+                    match &result {
+                        Ok(t) => tracing::debug!(target: "coroha::ha", "CDB txid {}", t.stamp),
+                        Err(e) => tracing::warn!(target: "coroha::ha", "reading the CDB txid: {e}"),
+                    }
+                    coroha_policy::Input::TxidRead(result.ok())
+                }
+            };
+            if matches!(
+                answer,
+                coroha_policy::Input::ReadOnlyDone { ok: false, .. }
+                    | coroha_policy::Input::TxidRead(None)
+            ) {
+                conn = None;
+            }
+            if done.send(answer).is_err() {
                 return;
             }
         }

@@ -2,6 +2,7 @@
 
 use super::Daemon;
 use confd_ha::HaRole;
+use coroha_policy::freshness::DataState;
 
 impl Daemon {
     /// Prometheus text exposition.
@@ -62,6 +63,22 @@ impl Daemon {
                 role.name(),
                 u64::from(s.role == Some(role))
             );
+        }
+        let _ = writeln!(out, "# HELP coroha_member_data Each member's data against the freshest anybody announced (CDB transaction id, design §6): 1 for its current state.\n# TYPE coroha_member_data gauge");
+        for m in &s.members {
+            for (state, name) in [
+                (DataState::InSync, "in_sync"),
+                (DataState::Behind, "behind"),
+                (DataState::Diverged, "diverged"),
+                (DataState::Unknown, "unknown"),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "coroha_member_data{{node=\"{}\",state=\"{name}\"}} {}",
+                    m.name,
+                    u64::from(m.data == state)
+                );
+            }
         }
         let mut counter =
             |name: &str, help: &str, value: u64| metric(&mut out, "counter", name, help, value);

@@ -121,7 +121,9 @@ struct Daemon {
     /// Where hooks and the read-only task report back (as policy inputs).
     done: mpsc::UnboundedSender<coroha_policy::Input>,
     /// Read-only mode requests for the MAAPI task.
-    read_only: mpsc::UnboundedSender<bool>,
+    /// MAAPI read-only calls and CDB txid reads, each on its own socket.
+    read_only: mpsc::UnboundedSender<ha_tasks::IpcRequest>,
+    txid: mpsc::UnboundedSender<ha_tasks::IpcRequest>,
     /// corosync's `quorum.two_node`, read at start.
     two_node: bool,
     counters: Counters,

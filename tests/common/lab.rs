@@ -412,9 +412,14 @@ impl Lab {
 
     /// fake-confd's own answer to `status`.
     pub fn fake_status(&self, id: u32) -> Option<Value> {
+        self.fake_ctl(id, "status")
+    }
+
+    /// fake-confd's answer to an admin command (`status`, `write`).
+    pub fn fake_ctl(&self, id: u32, command: &str) -> Option<Value> {
         let sock = self.node(id).dir.join("admin.sock");
         let out = Command::new(fake_confd())
-            .args(["ctl", &format!("unix:{}", sock.display()), "status"])
+            .args(["ctl", &format!("unix:{}", sock.display()), command])
             .output()
             .ok()?;
         serde_json::from_slice(&out.stdout).ok()

@@ -713,6 +713,7 @@ impl Config {
             // Known from corosync only: the daemon and the simulator set it.
             two_node: false,
             fence_race_delay: p.fence_race_delay.as_ms(),
+            read_txid: true,
             secondary_dead: p.secondary_dead,
             fence_hung_primary: p.fence_hung_primary,
             has_fence: !self.hooks.fence.is_empty(),

@@ -33,6 +33,9 @@ impl Policy {
             fresh: self.persisted.fresh,
             sync_loss: self.persisted.sync_loss,
             known_fresh: self.persisted.known_fresh,
+            txid: self.announced_txid(),
+            known_txid: self.persisted.known_txid,
+            diverged: self.persisted.data.diverged.is_some(),
             outlived: match self.persisted.outlived {
                 w if w.at == self.persisted.fresh => w.drops,
                 _ => 0,
@@ -44,6 +47,7 @@ impl Policy {
             },
             gen: self.local.gen,
             attached: self.local.role.attached(),
+            handed_over: self.handed_over.clone(),
             priority: me.map_or(0, |n| n.priority),
             can_primary: me.is_some_and(|n| n.can_primary),
             standby: self.persisted.standby,
@@ -110,7 +114,17 @@ impl Policy {
             return;
         }
         let state = self.my_state();
-        if self.last_announced.as_ref() != Some(&state) {
+        // While a primary stays, a new transaction id alone is not
+        // announced: the primary's travels with its heartbeats, the others'
+        // with their next announcement (a view change makes everybody
+        // announce), or every commit would cost a round of messages
+        // (design §6).
+        let quiet = self.plan_stays()
+            && self
+                .last_announced
+                .as_ref()
+                .is_some_and(|last| last.same_but_txid(&state));
+        if self.last_announced.as_ref() != Some(&state) && !quiet {
             self.last_announced = Some(state.clone());
             self.multicast(Body::Announce(Box::new(state)));
         }
@@ -244,6 +258,11 @@ impl Policy {
         if now >= self.status_at {
             self.status_at = now + self.cfg.status_interval;
             self.order(HaOrder::GetStatus, 0, None, "health check".into());
+            // While a primary stays, only its own id is news (it travels
+            // with its heartbeats); otherwise everybody's may decide.
+            if self.local.role.is_primary() || !self.plan_stays() {
+                self.want_txid();
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 //! in the hooks' `COROHA_CAUSE`. The `Display` text is the interface that
 //! operators and the golden timelines see; change it only on purpose.
 
-use crate::message::{Fresh, Health, NodeState};
+use crate::message::{Fresh, Health, Mark, NodeState};
 use std::fmt;
 use std::sync::Arc;
 
@@ -72,9 +72,11 @@ pub enum Unfit {
     Health(Health),
     /// It has older data than somebody has seen.
     Behind {
-        fresh: Fresh,
-        need: Fresh,
+        fresh: Mark,
+        need: Mark,
     },
+    /// Its data changed outside the lineage (design §6).
+    Diverged,
 }
 
 impl Unfit {
@@ -100,6 +102,7 @@ impl fmt::Display for Unfit {
             Unfit::CannotPrimary => f.write_str("can_primary = false"),
             Unfit::Health(h) => write!(f, "{}", format!("NSO/ConfD {h:?}").to_lowercase()),
             Unfit::Behind { fresh, need } => write!(f, "behind ({fresh} < {need})"),
+            Unfit::Diverged => f.write_str("diverged (its data changed outside the lineage)"),
         }
     }
 }

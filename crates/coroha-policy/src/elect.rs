@@ -3,9 +3,10 @@
 //! requests delivered in this view, never local observations, so all
 //! members of a configuration reach the same plan with no further messages.
 
-use super::message::{Fresh, Hold, KnownPrimary, NodeState};
+use super::message::{Hold, KnownPrimary, Mark, NodeState};
 use crate::cause::{Cause, Unfit, Unqualified};
 use crate::cluster::{Member, NodeId};
+use crate::freshness::{in_sync_candidate, need, vouched};
 use crate::Failback;
 use confd_ha::HaRole;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,7 +46,7 @@ impl View {
         self.members.iter().map(|m| m.node).min()
     }
 
-    fn standby(&self, node: NodeId, s: &NodeState) -> bool {
+    pub(crate) fn standby(&self, node: NodeId, s: &NodeState) -> bool {
         self.standby.get(&node).copied().unwrap_or(s.standby)
     }
 }
@@ -87,11 +88,11 @@ pub struct Plan {
     pub parent: BTreeMap<NodeId, NodeId>,
     pub relays: BTreeSet<NodeId>,
     /// Freshness a candidate needs: the freshest anybody has seen.
-    pub need: Fresh,
+    pub need: Mark,
 }
 
 impl Plan {
-    fn none(cause: Cause, need: Fresh) -> Plan {
+    fn none(cause: Cause, need: Mark) -> Plan {
         Plan {
             target: None,
             epoch: 0,
@@ -105,14 +106,15 @@ impl Plan {
     }
 }
 
-/// Ranking of candidates for a new primary: freshest data first, then the
-/// node that led that lineage (the primary of an epoch holds every write of
+/// Ranking of candidates for a new primary: freshest data first (lineage
+/// position, then the CDB transaction id read there), then the node that
+/// led that lineage (the primary of an epoch holds every write of
 /// it, also those acknowledged after a secondary dropped out unnoticed,
 /// design §12), then how many fellow secondaries it outlived in sync, then
 /// staying in sync, then priority, then the lowest node id.
-type Rank = (Fresh, bool, u64, u64, u32, std::cmp::Reverse<NodeId>);
+type Rank = (Mark, bool, u64, u64, u32, std::cmp::Reverse<NodeId>);
 
-fn rank(node: NodeId, s: &NodeState) -> Rank {
+fn rank(node: NodeId, s: &NodeState, mark: Mark) -> Rank {
     let in_sync = if s.sync_loss == 0 {
         u64::MAX
     } else {
@@ -121,7 +123,7 @@ fn rank(node: NodeId, s: &NodeState) -> Rank {
     let led = s.fresh.epoch > 0 && s.led_epoch == s.fresh.epoch;
     let outlived = s.outlived;
     (
-        s.fresh,
+        mark,
         led,
         outlived,
         in_sync,
@@ -132,14 +134,7 @@ fn rank(node: NodeId, s: &NodeState) -> Rank {
 
 pub fn elect(view: &View, params: ElectParams) -> Plan {
     let states = &view.states;
-    let need = states
-        .values()
-        .map(|s| s.fresh.max(s.known_fresh))
-        .max()
-        .unwrap_or_default();
-    let candidate =
-        |n: NodeId, s: &NodeState| s.eligible() && !view.standby(n, s) && s.fresh >= need;
-
+    let need = need(view);
     // Members whose NSO/ConfD is primary, best claim (highest epoch) first.
     let mut primaries: Vec<(NodeId, &NodeState)> = states
         .iter()
@@ -148,6 +143,16 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         .collect();
     primaries.sort_by_key(|(n, s)| (std::cmp::Reverse(s.role_epoch), *n));
     let current = primaries.first().copied();
+    let mark_of = |n: NodeId, s: &NodeState| {
+        if vouched(view, need, n, s) {
+            need
+        } else {
+            s.mark()
+        }
+    };
+    let candidate = |n: NodeId, s: &NodeState| {
+        s.eligible() && !s.diverged && !view.standby(n, s) && mark_of(n, s) >= need
+    };
 
     // A primary known to some member, not in the group, not shown gone.
     let orphan = states
@@ -187,7 +192,12 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         Some((c, cs)) if cs.eligible() && !view.standby(c, cs) => {
             let chosen = view
                 .switchover
-                .filter(|t| *t != c && states.get(t).is_some_and(|s| candidate(*t, s)))
+                .filter(|t| {
+                    *t != c
+                        && states
+                            .get(t)
+                            .is_some_and(|s| in_sync_candidate(view, *t, s, need))
+                })
                 .map(|t| {
                     (
                         t,
@@ -211,7 +221,7 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             let best = states
                 .iter()
                 .filter(|(n, s)| candidate(**n, s))
-                .max_by_key(|(n, s)| rank(**n, s));
+                .max_by_key(|(n, s)| rank(**n, s, mark_of(**n, s)));
             // A vanished primary whose coroha is back speaks for itself.
             let vanished = states
                 .values()
@@ -316,18 +326,20 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
 /// The best candidate other than `exclude`, for a switchover that names
 /// no target.
 pub fn best_other(view: &View, exclude: Option<NodeId>) -> Option<NodeId> {
-    let need = view
-        .states
-        .values()
-        .map(|s| s.fresh.max(s.known_fresh))
-        .max()
-        .unwrap_or_default();
+    let need = need(view);
     view.states
         .iter()
-        .filter(|(n, s)| {
-            Some(**n) != exclude && s.eligible() && !view.standby(**n, s) && s.fresh >= need
+        .filter(|(n, s)| Some(**n) != exclude && in_sync_candidate(view, **n, s, need))
+        .max_by_key(|(n, s)| {
+            rank(
+                **n,
+                s,
+                Mark {
+                    txid: None,
+                    ..s.mark()
+                },
+            )
         })
-        .max_by_key(|(n, s)| rank(**n, s))
         .map(|(n, _)| *n)
 }
 
@@ -338,7 +350,7 @@ fn failback(
     params: ElectParams,
     c: NodeId,
     cs: &NodeState,
-    need: Fresh,
+    need: Mark,
     wait: &mut Option<Hold>,
 ) -> Option<(NodeId, Cause)> {
     if params.failback == Failback::Never {
@@ -349,9 +361,7 @@ fn failback(
         .iter()
         .filter(|(n, s)| {
             **n != c
-                && s.eligible()
-                && !view.standby(**n, s)
-                && s.fresh >= need
+                && in_sync_candidate(view, **n, s, need)
                 && s.priority > cs.priority
                 && s.role == Some(HaRole::Secondary)
                 && s.parent == Some(c)
@@ -382,16 +392,20 @@ fn failback(
     }
 }
 
-fn no_candidate_reason(view: &View, need: Fresh) -> Cause {
+fn no_candidate_reason(view: &View, need: Mark) -> Cause {
     let nodes = view
         .states
         .values()
         .filter(|s| s.can_primary)
         .map(|s| Unqualified {
             name: s.name.clone(),
-            why: if s.eligible() && s.fresh < need {
+            why: if !s.eligible() {
+                Unfit::of(s)
+            } else if s.diverged {
+                Unfit::Diverged
+            } else if s.mark() < need {
                 Unfit::Behind {
-                    fresh: s.fresh,
+                    fresh: s.mark(),
                     need,
                 }
             } else {
@@ -403,15 +417,15 @@ fn no_candidate_reason(view: &View, need: Fresh) -> Cause {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::message::Health;
+    use crate::message::{Fresh, Health};
 
-    fn node(id: NodeId) -> NodeState {
+    pub(crate) fn node(id: NodeId) -> NodeState {
         NodeState::sample(id)
     }
 
-    fn primary(id: NodeId, epoch: u64) -> NodeState {
+    pub(crate) fn primary(id: NodeId, epoch: u64) -> NodeState {
         NodeState {
             role: Some(HaRole::Primary),
             role_epoch: epoch,
@@ -421,7 +435,7 @@ mod tests {
         }
     }
 
-    fn secondary(id: NodeId, of: NodeId, epoch: u64) -> NodeState {
+    pub(crate) fn secondary(id: NodeId, of: NodeId, epoch: u64) -> NodeState {
         NodeState {
             role: Some(HaRole::Secondary),
             role_epoch: epoch,
@@ -433,7 +447,7 @@ mod tests {
         }
     }
 
-    fn view(states: Vec<(NodeId, NodeState)>) -> View {
+    pub(crate) fn view(states: Vec<(NodeId, NodeState)>) -> View {
         View {
             id: 1,
             members: states
@@ -448,11 +462,11 @@ mod tests {
         }
     }
 
-    const NEVER: ElectParams = ElectParams {
+    pub(crate) const NEVER: ElectParams = ElectParams {
         failback: Failback::Never,
     };
 
-    fn target(plan: &Plan) -> Option<NodeId> {
+    pub(crate) fn target(plan: &Plan) -> Option<NodeId> {
         plan.target.as_ref().map(Target::node)
     }
 
@@ -495,8 +509,14 @@ mod tests {
             Cause::NoCandidate(vec![Unqualified {
                 name: "n2".into(),
                 why: Unfit::Behind {
-                    fresh: Fresh { epoch: 1, gen: 0 },
-                    need: Fresh { epoch: 1, gen: 2 },
+                    fresh: Mark {
+                        fresh: Fresh { epoch: 1, gen: 0 },
+                        txid: None
+                    },
+                    need: Mark {
+                        fresh: Fresh { epoch: 1, gen: 2 },
+                        txid: None
+                    },
                 },
             }])
         );

@@ -50,6 +50,9 @@ pub(crate) struct ReadOnly {
     told: Option<bool>,
     /// A call in flight, and the mode it sets.
     in_flight: Option<bool>,
+    /// The last call failed: the same mode is asked again from then on
+    /// (a server that cannot be reached is not asked at every step).
+    failed: Option<(bool, u64)>,
 }
 
 impl Policy {
@@ -122,7 +125,8 @@ impl Policy {
         }
         if now >= self.lease.next_beat {
             self.lease.next_beat = now + self.beat_interval();
-            self.multicast(Body::Heartbeat { sent_at: now });
+            let txid = self.announced_txid();
+            self.multicast(Body::Heartbeat { sent_at: now, txid });
         }
     }
 
@@ -182,21 +186,30 @@ impl Policy {
             return;
         }
         let wanted = !self.writable(now);
-        if self.read_only.told != Some(wanted) {
+        let backing_off = self
+            .read_only
+            .failed
+            .is_some_and(|(mode, again)| mode == wanted && now < again);
+        if self.read_only.told != Some(wanted) && !backing_off {
             self.read_only.in_flight = Some(wanted);
             self.out.push(Output::ReadOnly(wanted));
         }
     }
 
-    pub(crate) fn on_read_only_done(&mut self, on: bool, ok: bool) {
+    pub(crate) fn on_read_only_done(&mut self, now: u64, on: bool, ok: bool) {
         self.read_only.in_flight = None;
         self.read_only.told = ok.then_some(on);
-        if !ok {
+        // Asked again after a tenth of the retry interval: soon enough for
+        // a server that restarts, without spinning on one that is gone.
+        let again = self.read_only.failed.is_some_and(|(mode, _)| mode == on);
+        self.read_only.failed = (!ok).then_some((on, now + self.cfg.retry_interval / 10));
+        if !ok && !again {
             self.log(
                 Level::Warn,
                 format!(
-                    "could not set NSO/ConfD {}; trying again",
-                    if on { "read-only" } else { "writable" }
+                    "could not set NSO/ConfD {}; trying again every {} ms",
+                    if on { "read-only" } else { "writable" },
+                    self.cfg.retry_interval / 10
                 ),
             );
         }
@@ -211,6 +224,9 @@ impl Policy {
     /// When the lease next needs attention: a heartbeat, or a lapse.
     pub(crate) fn lease_deadline(&self) -> Option<u64> {
         let mut due = vec![];
+        if let Some((_, again)) = self.read_only.failed {
+            due.push(again);
+        }
         if self.local.promoting.is_some() || self.local.role.is_primary() {
             due.push(self.lease.next_beat);
         }

@@ -13,6 +13,7 @@ mod act;
 pub mod cause;
 pub mod cluster;
 pub mod elect;
+pub mod freshness;
 mod lease;
 mod local;
 mod membership;
@@ -21,6 +22,7 @@ mod operator;
 mod server;
 mod settings;
 mod timers;
+mod txid;
 
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
 pub use timers::Timer;
@@ -77,6 +79,12 @@ pub struct Persisted {
     /// second primary beside an orphan only they had heard of.
     #[serde(default)]
     pub known_primary: Option<RememberedPrimary>,
+    /// The highest CDB transaction id anybody announced at `known_fresh`.
+    #[serde(default)]
+    pub known_txid: Option<confd_ha::TxStamp>,
+    /// The local data's transaction id and whether it diverged (design §6).
+    #[serde(default)]
+    pub data: txid::DataRecord,
 }
 
 /// Secondaries in sync with `parent` at `fresh`, as announced.
@@ -147,6 +155,8 @@ pub enum Input {
         ok: bool,
     },
     Operator(Operator),
+    /// The answer to [`Output::ReadTxid`]: `None` if it could not be read.
+    TxidRead(Option<confd_ha::Txid>),
     /// Another HA client (e.g. Tail-f's `confd_cmd`) replaced this
     /// daemon's HA socket, which the I/O edge has taken back. The server
     /// changed no role for it; whatever that client ordered is read back.
@@ -177,6 +187,9 @@ pub enum Output {
     /// `set_readonly_mode`); answer with `Input::ReadOnlyDone`. Carried out
     /// before the step's later outputs: a lapsed lease stops commits first.
     ReadOnly(bool),
+    /// Read the local CDB transaction id (`cdb_get_txid`) on a socket of
+    /// its own; answer with `Input::TxidRead`.
+    ReadTxid,
     /// Run the `fence_node` hook against another node, whose NSO/ConfD may
     /// still be primary; answer with `Input::FenceNodeDone`.
     FenceNode {
@@ -277,6 +290,17 @@ pub struct MemberStatus {
     pub health: Health,
     pub standby: bool,
     pub leaving: bool,
+    /// CDB transaction id of its data as it last announced it, or as its
+    /// primary vouches for it.
+    #[serde(default)]
+    pub txid: Option<confd_ha::TxStamp>,
+    /// Its data against the freshest anybody announced (design §6).
+    #[serde(default = "unknown_data")]
+    pub data: freshness::DataState,
+}
+
+fn unknown_data() -> freshness::DataState {
+    freshness::DataState::Unknown
 }
 
 /// The order in flight (one at a time, like the server processes them).
@@ -430,6 +454,9 @@ pub struct Policy {
     /// Vanished primaries this node fenced (node, epoch).
     fenced: BTreeSet<(NodeId, u64)>,
     orphan_fence: Option<OrphanFence>,
+    txid_reads: txid::TxidReads,
+    /// Set by a `benone` on a primary: the secondaries attached then.
+    handed_over: Vec<NodeId>,
     out: Vec<Output>,
 }
 
@@ -478,6 +505,8 @@ impl Policy {
             heard: std::collections::BTreeMap::new(),
             fenced: BTreeSet::new(),
             orphan_fence: None,
+            txid_reads: Default::default(),
+            handed_over: vec![],
             out: Vec::new(),
         }
     }
@@ -550,7 +579,8 @@ impl Policy {
             .view
             .states
             .iter()
-            .map(|(id, s)| MemberStatus {
+            .map(|(id, s)| (id, s, freshness::data_of(&self.view, *id)))
+            .map(|(id, s, (data, txid))| MemberStatus {
                 id: *id,
                 name: s.name.to_string(),
                 role: s.role,
@@ -559,6 +589,8 @@ impl Policy {
                 health: s.health,
                 standby: s.standby,
                 leaving: s.leaving,
+                txid,
+                data,
             })
             .collect();
         Status {
@@ -601,7 +633,8 @@ impl Policy {
             Input::HaReply { id, result } => self.on_reply(now, id, result),
             Input::HaEvent(ev) => self.on_ha_event(ev),
             Input::FenceDone { ok } => self.on_fence_done(ok),
-            Input::ReadOnlyDone { on, ok } => self.on_read_only_done(on, ok),
+            Input::ReadOnlyDone { on, ok } => self.on_read_only_done(now, on, ok),
+            Input::TxidRead(read) => self.on_txid_read(read),
             Input::FenceNodeDone { node, ok } => self.on_fence_node_done(now, node, ok),
             Input::Operator(op) => self.on_operator(now, op),
             Input::HaSocketReplaced => {
@@ -625,6 +658,7 @@ impl Policy {
         }
         self.beat(now);
         self.sync_read_only(now);
+        self.read_txid_if_due();
         // Whatever changed of the durable state is written before any of
         // this step's outputs, orders included.
         let persist = (self.persisted != self.written).then(|| {

@@ -338,14 +338,31 @@ impl Policy {
         }
         self.heard.insert(sender.node, now);
         match envelope.body {
-            Body::Announce(state) => self.on_announce(sender.node, *state),
+            Body::Announce(state) => {
+                // While a primary stays, the decision reads no transaction
+                // id (design §6): a new one alone, the common announcement
+                // under load, need not be decided on again.
+                let txid_only = self
+                    .view
+                    .states
+                    .get(&sender.node)
+                    .is_some_and(|old| old.same_but_txid(&state));
+                let stays = self.plan_stays();
+                self.on_announce(sender.node, *state);
+                if txid_only && stays {
+                    return;
+                }
+            }
             Body::Request(r) => self.on_request(sender.node, r),
-            Body::Heartbeat { sent_at } => {
+            Body::Heartbeat { sent_at, txid } => {
                 if self.quorum.local == Some(sender) {
                     self.on_heartbeat(now, sent_at);
                 }
-                // Changes nothing the plan reads.
-                return;
+                let moved = self.note_heartbeat_txid(sender.node, txid);
+                // Otherwise changes nothing the plan reads.
+                if !moved || self.plan_stays() {
+                    return;
+                }
             }
         }
         if self.view.complete() {
@@ -363,11 +380,7 @@ impl Policy {
                 ),
             );
         }
-        self.persisted.known_fresh = self
-            .persisted
-            .known_fresh
-            .max(state.fresh)
-            .max(state.known_fresh);
+        self.note_known_mark(state.mark(), state.known_mark());
         if state.is_primary() {
             let newer = self
                 .known_primary()
@@ -494,6 +507,8 @@ impl Policy {
             p.target != plan.target || p.epoch != plan.epoch || p.cause != plan.cause
         });
         if changed {
+            // A new decision may rest on this node's data: say where it is.
+            self.want_txid();
             let who = match &plan.target {
                 Some(t) => format!("{} (epoch {})", self.name(t.node()), plan.epoch),
                 None => "none".into(),

@@ -3,7 +3,7 @@
 //! or carries another version, is ignored by the receiver with a log line.
 
 use crate::cluster::NodeId;
-use confd_ha::HaRole;
+use confd_ha::{HaRole, TxStamp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -23,6 +23,25 @@ pub struct Fresh {
 impl std::fmt::Display for Fresh {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}", self.epoch, self.gen)
+    }
+}
+
+/// Freshness with the data's own evidence (design §6): the lineage
+/// position first, then, among nodes at the same position (so in one
+/// primary's lineage, stamped by one clock), the CDB transaction id read
+/// at that position. Unknown (`None`) ranks below any id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mark {
+    pub fresh: Fresh,
+    pub txid: Option<TxStamp>,
+}
+
+impl std::fmt::Display for Mark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.txid {
+            Some(t) => write!(f, "{} txid {t}", self.fresh),
+            None => write!(f, "{}", self.fresh),
+        }
     }
 }
 
@@ -108,6 +127,19 @@ pub struct NodeState {
     pub sync_loss: u64,
     /// The freshest state this node has seen anybody announce.
     pub known_fresh: Fresh,
+    /// The CDB transaction id of its data, read at `fresh` while it was in
+    /// the lineage (primary, or an initialized secondary); `None` until
+    /// such a read (design §6).
+    #[serde(default)]
+    pub txid: Option<TxStamp>,
+    /// The highest transaction id anybody announced at `known_fresh`.
+    #[serde(default)]
+    pub known_txid: Option<TxStamp>,
+    /// Its data changed while it was outside the lineage (commits while
+    /// NONE, a wiped or restored CDB): it holds writes nobody else has and
+    /// may lack ones everybody has, so it is never elected on them.
+    #[serde(default)]
+    pub diverged: bool,
     /// The last epoch at which this node's NSO/ConfD was, or may have
     /// been, primary (0: never). The primary of an epoch holds every write
     /// of it, so it outranks its own secondaries at equal freshness.
@@ -122,6 +154,11 @@ pub struct NodeState {
     /// Primary only: sync generation and the secondaries attached to it.
     pub gen: u64,
     pub attached: Vec<NodeId>,
+    /// A primary that stepped down with `benone` (a handover): the
+    /// secondaries attached to it then, which hold every commit it made
+    /// (design §6). Empty once it has another role.
+    #[serde(default)]
+    pub handed_over: Vec<NodeId>,
     pub priority: u32,
     pub can_primary: bool,
     pub standby: bool,
@@ -154,10 +191,14 @@ impl NodeState {
             fresh: Fresh::default(),
             sync_loss: 0,
             known_fresh: Fresh::default(),
+            txid: None,
+            known_txid: None,
+            diverged: false,
             led_epoch: 0,
             outlived: 0,
             gen: 0,
             attached: vec![],
+            handed_over: vec![],
             priority: 100,
             can_primary: true,
             standby: false,
@@ -172,6 +213,87 @@ impl NodeState {
     }
 
     /// May this node become primary, data freshness aside?
+    /// Equal but for the transaction ids.
+    pub fn same_but_txid(&self, other: &NodeState) -> bool {
+        // Destructured, so that a new field cannot be forgotten here.
+        let NodeState {
+            name,
+            address,
+            role,
+            role_epoch,
+            parent,
+            initialized,
+            promoting,
+            health,
+            max_epoch,
+            fresh,
+            sync_loss,
+            known_fresh,
+            diverged,
+            led_epoch,
+            outlived,
+            gen,
+            attached,
+            handed_over,
+            priority,
+            can_primary,
+            standby,
+            leaving,
+            settling,
+            relay_via,
+            known_primary,
+            vanished,
+            nodes,
+            config_digest,
+            txid: _,
+            known_txid: _,
+        } = self;
+        *name == other.name
+            && *address == other.address
+            && *role == other.role
+            && *role_epoch == other.role_epoch
+            && *parent == other.parent
+            && *initialized == other.initialized
+            && *promoting == other.promoting
+            && *health == other.health
+            && *max_epoch == other.max_epoch
+            && *fresh == other.fresh
+            && *sync_loss == other.sync_loss
+            && *known_fresh == other.known_fresh
+            && *diverged == other.diverged
+            && *led_epoch == other.led_epoch
+            && *outlived == other.outlived
+            && *gen == other.gen
+            && *attached == other.attached
+            && *handed_over == other.handed_over
+            && *priority == other.priority
+            && *can_primary == other.can_primary
+            && *standby == other.standby
+            && *leaving == other.leaving
+            && *settling == other.settling
+            && *relay_via == other.relay_via
+            && *known_primary == other.known_primary
+            && *vanished == other.vanished
+            && *nodes == other.nodes
+            && *config_digest == other.config_digest
+    }
+
+    /// Its data's freshness as announced.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            fresh: self.fresh,
+            txid: self.txid,
+        }
+    }
+
+    /// The freshest data it has seen anybody announce.
+    pub fn known_mark(&self) -> Mark {
+        Mark {
+            fresh: self.known_fresh,
+            txid: self.known_txid,
+        }
+    }
+
     pub fn eligible(&self) -> bool {
         self.health == Health::Ok && self.can_primary && !self.standby && !self.leaving
     }
@@ -230,9 +352,13 @@ pub enum Body {
     Announce(Box<NodeState>),
     Request(Request),
     /// A primary's proof of life, stamped with its own clock: only the
-    /// sender reads it (design §13).
+    /// sender reads that (design §13). It carries the primary's latest
+    /// transaction id, so that everybody knows how far its data went
+    /// without an announcement per commit (design §6).
     Heartbeat {
         sent_at: u64,
+        #[serde(default)]
+        txid: Option<TxStamp>,
     },
 }
 

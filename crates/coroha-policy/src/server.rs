@@ -15,6 +15,10 @@ impl Policy {
 
     pub(crate) fn set_role(&mut self, role: HaRole, cause: &str) {
         let from = self.local.role.ha_role();
+        self.want_txid();
+        if role != HaRole::None {
+            self.handed_over.clear();
+        }
         if from != Some(role) {
             self.out.push(Output::RoleChanged {
                 from,
@@ -43,6 +47,7 @@ impl Policy {
             if health == Health::Ok {
                 // A restarted server forgot its read-only mode.
                 self.read_only_unknown();
+                self.want_txid();
             }
             self.local.health = health;
         }
@@ -109,6 +114,7 @@ impl Policy {
             (HaOrder::BeNone, _) => {
                 // benone on a primary clears read-only mode (as captured).
                 self.read_only_unknown();
+                self.handed_over = self.local.role.attached();
                 self.set_role(HaRole::None, &p.cause);
                 if self.leaving.is_some() {
                     self.log(Level::Info, "demoted for the handover");

@@ -68,6 +68,9 @@ pub struct Settings {
     /// In that race, how much longer a node that is not primary waits
     /// before it fences the primary, so that the primary's side wins.
     pub fence_race_delay: u64,
+    /// Read CDB's transaction id and elect by it (design §6). Always on in
+    /// the daemon; the simulator switches it off to measure what it adds.
+    pub read_txid: bool,
     pub secondary_dead: bool,
     pub fence_hung_primary: bool,
     /// A fence hook is configured: the escalation when demotion fails.

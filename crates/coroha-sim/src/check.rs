@@ -32,9 +32,14 @@ impl Sim {
             }
             let w = self.next_write;
             self.next_write += 1;
+            let txid = self.commit_stamp(p);
             self.confd[p].data.push(w);
+            self.confd[p].txid = txid;
+            self.confd[p].txid_tag = Some(p);
             for k in tree {
                 self.confd[k].data.push(w);
+                self.confd[k].txid = txid;
+                self.confd[k].txid_tag = Some(p);
             }
             self.writes_acked += 1;
             if self.stably_quorate(p) {

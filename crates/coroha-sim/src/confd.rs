@@ -26,6 +26,16 @@ pub struct Confd {
     pub joined: u64,
     /// Write ids in the order they were applied: the "CDB".
     pub data: Vec<u64>,
+    /// CDB's transaction id of `data`, in microseconds: each commit takes
+    /// its primary's clock (one more if that is not later), a secondary
+    /// copies its primary's, a restart keeps it, 0 is no data (as captured,
+    /// confd-ipc-wire §6).
+    pub txid: u64,
+    /// The node `cdb_get_txid` tags the id with (confd-ipc-wire §6):
+    /// `beprimary` tags an untagged id with the node itself, a commit with
+    /// its primary, `benone` on a primary drops the tag; a joining
+    /// secondary already at its primary's id keeps its own form.
+    pub txid_tag: Option<Idx>,
     /// Orders are served one at a time: when the server is next free.
     pub busy_until: u64,
     /// Every role this node had, with the time it took it.
@@ -55,6 +65,8 @@ impl Confd {
             children: vec![],
             joined: 0,
             data: vec![],
+            txid: 0,
+            txid_tag: None,
             busy_until: 0,
             history: vec![(0, HaRole::None)],
             owed: vec![],
@@ -62,6 +74,22 @@ impl Confd {
             silent_since: None,
             read_only: false,
             stalled_read_only: None,
+        }
+    }
+
+    /// The process after a restart: NONE, with its data and transaction
+    /// id (and, if given, its role history).
+    pub fn restarted(&mut self, keep_history: bool) -> Confd {
+        Confd {
+            data: std::mem::take(&mut self.data),
+            txid: self.txid,
+            txid_tag: self.txid_tag,
+            history: if keep_history {
+                std::mem::take(&mut self.history)
+            } else {
+                vec![(0, HaRole::None)]
+            },
+            ..Confd::new()
         }
     }
 

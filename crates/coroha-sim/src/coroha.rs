@@ -13,6 +13,7 @@ impl Sim {
         self.next_pid += 1;
         let mut settings = self.opts.config.settings(Self::id(i));
         settings.two_node = self.opts.two_node;
+        settings.read_txid = self.opts.txid;
         let mut policy = Policy::new(settings, self.disk[i].clone());
         if let Some(rule) = self.opts.sabotage {
             policy.sabotage(rule);
@@ -177,6 +178,9 @@ impl Sim {
             }
             Output::ReadOnly(on) => {
                 self.schedule(self.now + 1, Ev::ReadOnly { node: i, pid, on });
+            }
+            Output::ReadTxid => {
+                self.schedule(self.now + 1, Ev::ReadTxid { node: i, pid });
             }
             Output::FenceNode { node } => {
                 self.reach(Rare::FenceNode);

@@ -1,6 +1,6 @@
 //! The faults a schedule can inject, and how the timeline names them.
 
-use crate::confd::{Confd, Idx};
+use crate::confd::Idx;
 use crate::{timing, Corosync, Ev, Rare, Sim, Stopped, OPERATOR_TRIES};
 use confd_ha::HaRole;
 use coroha_policy::cluster::Reason;
@@ -213,6 +213,7 @@ impl Sim {
                 self.confd[i].hung = false;
                 self.confd[i].owed.clear();
                 self.confd[i].stalled.clear();
+                self.confd[i].stalled_read_only = None;
                 self.topology_changed(timing::DETECT_LOSS);
             }
             Fault::Boot(i) => {
@@ -220,13 +221,7 @@ impl Sim {
                     return;
                 }
                 self.powered[i] = true;
-                let data = std::mem::take(&mut self.confd[i].data);
-                let history = std::mem::take(&mut self.confd[i].history);
-                self.confd[i] = Confd {
-                    data,
-                    history,
-                    ..Confd::new()
-                };
+                self.confd[i] = self.confd[i].restarted(true);
                 self.confd[i].set_role(self.now, HaRole::None);
                 // Peers' connections to the old process are reset on their
                 // next tick.

@@ -71,6 +71,11 @@ pub struct SimOptions {
     pub write_interval: u64,
     /// NSO/ConfD HA tick timeout: a silent peer is dropped after 3 ticks.
     pub tick: u64,
+    /// How far the nodes' clocks, which stamp commits with transaction
+    /// ids, are apart (µs): node i runs (i mod 3 − 1) × this ahead.
+    pub clock_skew_us: u64,
+    /// The daemons read CDB's transaction id and elect by it (design §6).
+    pub txid: bool,
     /// A primary in a partition without quorum must stop within this (ms).
     pub quorum_loss_bound: u64,
     pub sabotage: Option<Sabotage>,
@@ -95,6 +100,9 @@ impl SimOptions {
             // PT2S, as on the captured server: 3 ticks (6 s) outlast corosync's
             // detection, so a primary blocks commits until coroha decides.
             tick: 2000,
+            // NTP keeps a LAN within milliseconds; 20 ms is generous.
+            clock_skew_us: 20_000,
+            txid: true,
             quorum_loss_bound: timing::DETECT_LOSS + 1500,
             sabotage: None,
             verbose: false,
@@ -236,6 +244,11 @@ enum Ev {
         node: Idx,
         pid: u32,
         on: bool,
+    },
+    /// A CDB `cdb_get_txid` reaches the local server.
+    ReadTxid {
+        node: Idx,
+        pid: u32,
     },
     /// The `fence_node` hook run on `node` has powered `target` off.
     FenceNodeDone {
@@ -592,6 +605,7 @@ impl Sim {
                 self.schedule(next, Ev::Write);
             }
             Ev::ReadOnly { node, pid, on } => self.apply_read_only(node, pid, on),
+            Ev::ReadTxid { node, pid } => self.read_txid(node, pid),
             Ev::FenceNodeDone { node, pid, target } => {
                 // Like `stonith_admin --reboot`: it answers once the node
                 // is off; the node boots again later.

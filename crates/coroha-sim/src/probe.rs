@@ -59,11 +59,7 @@ impl ServerProbe {
         if self.sim.confd[node].running {
             return vec![];
         }
-        let data = std::mem::take(&mut self.sim.confd[node].data);
-        self.sim.confd[node] = Confd {
-            data,
-            ..Confd::new()
-        };
+        self.sim.confd[node] = self.sim.confd[node].restarted(false);
         self.said()
     }
 }

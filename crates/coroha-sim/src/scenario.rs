@@ -40,6 +40,14 @@ pub struct Scenario {
     /// off, and on again 8 s later).
     #[serde(default)]
     pub fence_node: bool,
+    /// The daemons elect by CDB's transaction id (default); `false`
+    /// infers freshness from epochs and sync generations alone, as
+    /// before it (design §6).
+    #[serde(default = "yes")]
+    pub txid: bool,
+    /// NSO/ConfD's HA tick timeout, if not PT2S.
+    #[serde(default)]
+    pub tick: Option<Dur>,
     #[serde(default, rename = "node")]
     pub node_overrides: Vec<NodeOverride>,
     #[serde(default, rename = "event")]
@@ -298,6 +306,10 @@ impl Scenario {
         let mut opts = SimOptions::new(config, self.seed);
         opts.two_node = self.two_node;
         opts.wait_for_all = self.wait_for_all;
+        opts.txid = self.txid;
+        if let Some(tick) = self.tick {
+            opts.tick = tick.as_ms();
+        }
         opts.sabotage = sabotage;
         opts.verbose = verbose;
         opts.allowed = self.allow.clone();
@@ -438,6 +450,13 @@ pub struct RandomRun {
     /// ran; every violation still names the seed that replays it).
     pub time_limit: Option<std::time::Duration>,
     pub faults: FaultSet,
+    /// Freshness from CDB's transaction id (on), or inferred from epochs
+    /// and sync generations alone (off: as before issue 15, design §6).
+    pub txid: bool,
+    /// NSO/ConfD's HA tick timeout (ms), if not the default PT2S: shorter
+    /// ticks drop a silent secondary before corosync has decided, which
+    /// widens the window design §6 describes.
+    pub tick: Option<u64>,
 }
 
 /// Which fault kinds random schedules draw from.
@@ -666,6 +685,10 @@ fn run_batch(run: &RandomRun, config: &Config, seeds: impl Iterator<Item = u64>)
         let mut opts = SimOptions::new(config.clone(), seed);
         opts.sabotage = run.sabotage;
         opts.verbose = run.verbose;
+        opts.txid = run.txid;
+        if let Some(tick) = run.tick {
+            opts.tick = tick;
+        }
         let mut sim = Sim::new(opts);
         for (at, f) in &faults {
             sim.add_fault(*at, f.clone());
@@ -683,4 +706,8 @@ fn run_batch(run: &RandomRun, config: &Config, seeds: impl Iterator<Item = u64>)
         }
     }
     batch
+}
+
+fn yes() -> bool {
+    true
 }

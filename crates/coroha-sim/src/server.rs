@@ -147,6 +147,7 @@ impl Sim {
             }
             HaOrder::BePrimary { .. } => {
                 if self.confd[i].role != HaRole::Primary {
+                    self.confd[i].txid_tag.get_or_insert(i);
                     self.detach_from_parent(i);
                     self.set_confd_role(i, HaRole::Primary);
                     self.send_event(i, HaEvent::IsPrimary);
@@ -155,8 +156,10 @@ impl Sim {
             }
             HaOrder::BeNone => {
                 if self.confd[i].role == HaRole::Primary {
-                    // As captured: benone on a primary clears read-only.
+                    // As captured: benone on a primary clears read-only
+                    // and the tag of its transaction id.
                     self.confd[i].read_only = false;
+                    self.confd[i].txid_tag = None;
                 }
                 self.drop_children(i, code::HA_CLOSED);
                 self.detach_from_parent(i);
@@ -215,7 +218,11 @@ impl Sim {
             self.send_event(i, HaEvent::IsNone);
             return Err(HaFailure::Error(c));
         }
+        if self.confd[i].txid != self.confd[p].txid {
+            self.confd[i].txid_tag = self.confd[p].txid_tag;
+        }
         self.confd[i].data = self.confd[p].data.clone();
+        self.confd[i].txid = self.confd[p].txid;
         self.confd[i].silent_since = None;
         self.confd[i].parent = Some(p);
         self.confd[i].joined = self.confd.iter().map(|c| c.joined).max().unwrap_or(0) + 1;
@@ -290,8 +297,10 @@ impl Sim {
             return;
         }
         self.confd[i].hung = false;
-        if let Some((pid, on)) = self.confd[i].stalled_read_only.take() {
-            self.apply_read_only(i, pid, on);
+        // The caller gave up on it long ago (its client timed out); the
+        // server applies it all the same.
+        if let Some((_, on)) = self.confd[i].stalled_read_only.take() {
+            self.confd[i].read_only = on;
         }
         for ev in std::mem::take(&mut self.confd[i].owed) {
             self.send_event(i, ev);
@@ -318,21 +327,65 @@ impl Sim {
         for (pid, id, _) in std::mem::take(&mut self.confd[i].stalled) {
             self.reply(i, pid, id, Err(HaFailure::Unreachable), 0);
         }
+        // A read-only call it never applied dies with it (its caller has
+        // been told it failed).
+        self.confd[i].stalled_read_only = None;
         self.set_confd_role(i, HaRole::None);
     }
 
-    /// MAAPI `set_readonly_mode`, answered at once by a serving server.
+    /// The transaction id a commit on `p` gets: its clock, in
+    /// microseconds, skewed by its offset; one more than the last if that
+    /// is not later (a commit changes the id).
+    pub(crate) fn commit_stamp(&self, p: Idx) -> u64 {
+        let clock = (self.now * 1000).saturating_add_signed(self.clock_offset_us(p));
+        clock.max(self.confd[p].txid + 1)
+    }
+
+    fn clock_offset_us(&self, p: Idx) -> i64 {
+        (p as i64 % 3 - 1) * self.opts.clock_skew_us as i64
+    }
+
+    /// CDB `cdb_get_txid`: answered at once by a serving server; a frozen
+    /// one answers nothing (the client's timeout ends the call).
+    pub(crate) fn read_txid(&mut self, i: Idx, pid: u32) {
+        let c = &self.confd[i];
+        let (answer, after) = match (c.running, c.hung) {
+            (true, false) => {
+                let txid = confd_ha::Txid {
+                    stamp: confd_ha::TxStamp::from_micros(c.txid),
+                    primary: c.txid_tag.map(|k| self.names[k].to_string()),
+                };
+                (Some(txid), 0)
+            }
+            (true, true) => (None, self.opts.config.ha.timeout.as_ms()),
+            (false, _) => (None, 0),
+        };
+        self.schedule(
+            self.now + after,
+            Ev::Dispatch {
+                node: i,
+                pid,
+                ev: Box::new(Input::TxidRead(answer)),
+            },
+        );
+    }
+
+    /// MAAPI `set_readonly_mode`, answered at once by a serving server. A
+    /// frozen one keeps the request and applies it when it resumes; the
+    /// daemon's client gives up after its timeout (the call failed), as
+    /// the I/O edge does (`IpcSocket`'s bound).
     pub(crate) fn apply_read_only(&mut self, i: Idx, pid: u32, on: bool) {
-        let ok = self.confd[i].running;
-        if ok && self.confd[i].hung {
+        let ok = self.confd[i].running && !self.confd[i].hung;
+        let mut after = 0;
+        if self.confd[i].running && self.confd[i].hung {
             self.confd[i].stalled_read_only = Some((pid, on));
-            return;
+            after = self.opts.config.ha.timeout.as_ms();
         }
         if ok {
             self.confd[i].read_only = on;
         }
         self.schedule(
-            self.now,
+            self.now + after,
             Ev::Dispatch {
                 node: i,
                 pid,

@@ -584,3 +584,96 @@ fn a_failing_order_backs_off_and_shows_in_the_status() {
         "{failing}"
     );
 }
+
+fn asked_txid(out: &[Output]) -> bool {
+    out.iter().any(|o| matches!(o, Output::ReadTxid))
+}
+
+/// Answer a read that may be outstanding, then run the policy until it
+/// asks for the transaction id again, and answer that too: `txid` is what
+/// the server says now.
+fn answer_txid(p: &mut Policy, now: &mut u64, txid: confd_ha::Txid) {
+    if asked_txid(&step(p, *now, Input::TxidRead(Some(txid.clone())))) {
+        step(p, *now, Input::TxidRead(Some(txid)));
+        return;
+    }
+    for _ in 0..100 {
+        *now += 500;
+        let out = step(p, *now, Input::Timer);
+        for o in &out {
+            if let Output::Order {
+                id,
+                order: HaOrder::GetStatus,
+            } = o
+            {
+                step(
+                    p,
+                    *now,
+                    Input::HaReply {
+                        id: *id,
+                        result: Ok(HaReply::Status {
+                            role: HaRole::None,
+                            nodes: vec![],
+                        }),
+                    },
+                );
+            }
+        }
+        if asked_txid(&out) {
+            step(p, *now, Input::TxidRead(Some(txid)));
+            return;
+        }
+    }
+    panic!("no transaction id asked for");
+}
+
+fn txid(secs: u32, primary: Option<&str>) -> confd_ha::Txid {
+    confd_ha::Txid {
+        stamp: confd_ha::TxStamp {
+            mega: 1796,
+            secs,
+            micros: 0,
+        },
+        primary: primary.map(Into::into),
+    }
+}
+
+/// Outside HA the data must not change: a NONE node whose transaction id
+/// moves between two reads took commits nobody else has (or its CDB was
+/// replaced), and announces that it is diverged.
+#[test]
+fn data_that_changes_outside_ha_is_diverged() {
+    let (mut p, _) = started(&[1, 2, 3], true);
+    let mut now = 10;
+    answer_txid(&mut p, &mut now, txid(100, Some("n2")));
+    assert!(!p.my_state().diverged);
+    answer_txid(&mut p, &mut now, txid(100, Some("n2")));
+    assert!(!p.my_state().diverged, "the same id again is no change");
+    answer_txid(&mut p, &mut now, txid(200, None));
+    assert!(p.my_state().diverged);
+    assert_eq!(
+        p.persisted().data.diverged.map(|t| t.secs),
+        Some(200),
+        "kept across restarts"
+    );
+}
+
+/// `{0,0,0}` where the node had data: its CDB was wiped.
+#[test]
+fn an_empty_cdb_where_there_was_data_is_diverged() {
+    let mut persisted = Persisted::default();
+    let fresh = coroha_policy::message::Fresh { epoch: 1, gen: 0 };
+    persisted.fresh = fresh;
+    persisted.data.lineage = Some((fresh, txid(100, Some("n2")).stamp));
+    let mut p = connected(persisted);
+    let mut now = 10;
+    answer_txid(
+        &mut p,
+        &mut now,
+        confd_ha::Txid {
+            stamp: confd_ha::TxStamp::default(),
+            primary: None,
+        },
+    );
+    assert!(p.my_state().diverged);
+}

@@ -1,0 +1,211 @@
+//! Which commit the local data is at: CDB's transaction id (design §6).
+//!
+//! The id is read on a socket of its own (`Output::ReadTxid`) and counts
+//! only where it says something about the lineage: read while the node is
+//! in it (its primary, or an initialized secondary, whose id is its
+//! primary's after every commit) and still at the same freshness when the
+//! answer comes. Outside the lineage (NONE, not yet in sync) the data
+//! should not change at all: if it does, the node took writes nobody else
+//! has (a NONE node somebody made writable) or its CDB was replaced (wiped,
+//! restored), and it is diverged until a primary's copy overwrites it.
+
+use crate::cluster::NodeId;
+use crate::local::LocalRole;
+use crate::message::{Fresh, Health, Mark};
+use crate::{Level, Output, Policy};
+use confd_ha::{TxStamp, Txid};
+use serde::{Deserialize, Serialize};
+
+/// What survives a restart about the local data's transaction id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRecord {
+    /// The last id read in the lineage, and the freshness it was read at.
+    pub lineage: Option<(Fresh, TxStamp)>,
+    /// The first id read since the node last left the lineage.
+    pub outside: Option<TxStamp>,
+    /// The id that showed the data changed outside the lineage.
+    pub diverged: Option<TxStamp>,
+}
+
+/// A read in flight: where the node stood when it asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Asked {
+    fresh: Fresh,
+    in_lineage: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TxidReads {
+    asked: Option<Asked>,
+    /// Something happened that may have moved the id: read it again.
+    wanted: bool,
+}
+
+impl Policy {
+    /// The local data follows the lineage: it is the primary, or an
+    /// initialized secondary or relay (a copy of its primary's).
+    fn in_lineage(&self) -> bool {
+        match &self.local.role {
+            LocalRole::Primary { .. } => true,
+            role => role.parent().is_some() && role.initialized(),
+        }
+    }
+
+    /// Read the id again at the next opportunity (a role change, a health
+    /// check, a new decision).
+    pub(crate) fn want_txid(&mut self) {
+        self.txid_reads.wanted = true;
+    }
+
+    /// The id as announced: read at the current freshness, in the lineage.
+    pub(crate) fn announced_txid(&self) -> Option<TxStamp> {
+        self.persisted
+            .data
+            .lineage
+            .filter(|(f, _)| *f == self.persisted.fresh)
+            .map(|(_, t)| t)
+    }
+
+    /// Ask for the id if it is wanted, or if the freshness moved since the
+    /// last read in the lineage. One read at a time.
+    pub(crate) fn read_txid_if_due(&mut self) {
+        if !self.cfg.read_txid
+            || self.txid_reads.asked.is_some()
+            || matches!(self.local.health, Health::Down | Health::Fenced)
+        {
+            return;
+        }
+        let in_lineage = self.in_lineage();
+        let stale = in_lineage && self.announced_txid().is_none();
+        if self.txid_reads.wanted || stale {
+            self.txid_reads.wanted = false;
+            self.txid_reads.asked = Some(Asked {
+                fresh: self.persisted.fresh,
+                in_lineage,
+            });
+            self.out.push(Output::ReadTxid);
+        }
+    }
+
+    /// The answer to [`Output::ReadTxid`]; `None` if it could not be read.
+    pub(crate) fn on_txid_read(&mut self, read: Option<Txid>) {
+        let Some(asked) = self.txid_reads.asked.take() else {
+            return;
+        };
+        let Some(txid) = read else {
+            // Tried again at the next health check.
+            return;
+        };
+        let in_lineage = self.in_lineage();
+        let data = &mut self.persisted.data;
+        match (asked.in_lineage, in_lineage) {
+            (true, true) if asked.fresh == self.persisted.fresh => {
+                data.lineage = Some((asked.fresh, txid.stamp));
+                data.outside = None;
+                if data.diverged.take().is_some() {
+                    self.log(
+                        Level::Info,
+                        "the local data is a copy of the primary's again: no longer diverged",
+                    );
+                }
+            }
+            (false, false) => match data.outside {
+                None => self.left_lineage(&txid),
+                Some(first) if first != txid.stamp && data.diverged.is_none() => {
+                    self.diverge(txid.stamp, "its data changed while it was outside HA");
+                }
+                Some(_) => {}
+            },
+            // The role or the freshness moved while the read was under
+            // way: the answer belongs to neither side.
+            _ => self.want_txid(),
+        }
+    }
+
+    /// The first read since the node left the lineage (or since its
+    /// coroha started beside a server outside it): where its copy ended.
+    /// The last read in the lineage may predate the last commits that
+    /// reached it; those carry a primary's tag, or are its own if it led
+    /// this epoch (`benone` drops the tag). A later id without either was
+    /// made outside HA.
+    fn left_lineage(&mut self, txid: &Txid) {
+        let fresh = self.persisted.fresh;
+        let led = fresh.epoch > 0 && self.persisted.led_epoch == fresh.epoch;
+        let data = &mut self.persisted.data;
+        data.outside = Some(txid.stamp);
+        let had_data = data.lineage.is_some_and(|(_, t)| !t.is_empty());
+        let last = data.lineage.filter(|(f, _)| *f == fresh).map(|(_, t)| t);
+        if txid.stamp.is_empty() {
+            if had_data {
+                self.diverge(txid.stamp, "its CDB is empty (wiped)");
+            }
+            return;
+        }
+        match last {
+            Some(t) if t == txid.stamp => {}
+            Some(t) if txid.stamp < t => {
+                self.diverge(
+                    txid.stamp,
+                    "its data is older than it was in HA (restored?)",
+                );
+            }
+            _ if txid.primary.is_some() || led => data.lineage = Some((fresh, txid.stamp)),
+            Some(_) => self.diverge(
+                txid.stamp,
+                "it committed outside HA, or its CDB was replaced",
+            ),
+            // Nothing read at this freshness to compare with: unknown.
+            None => {}
+        }
+    }
+
+    fn diverge(&mut self, txid: TxStamp, why: &str) {
+        self.persisted.data.diverged = Some(txid);
+        self.log(
+            Level::Error,
+            format!(
+                "local data diverged from the lineage ({why}; txid {txid}): this node is not \
+                 elected on it; it follows a primary again once one exists, which overwrites it"
+            ),
+        );
+    }
+
+    /// The decision is that the current primary stays: no transaction id
+    /// enters it.
+    pub(crate) fn plan_stays(&self) -> bool {
+        self.plan
+            .as_ref()
+            .is_some_and(|p| matches!(p.cause, crate::cause::Cause::Stays { .. }))
+    }
+
+    /// A heartbeat's transaction id: the primary's data went this far.
+    /// Returns whether it moved.
+    pub(crate) fn note_heartbeat_txid(&mut self, from: NodeId, txid: Option<TxStamp>) -> bool {
+        // Its own stays as announced: writability compares the two.
+        if from == self.cfg.me {
+            return false;
+        }
+        let Some(state) = self.view.states.get_mut(&from) else {
+            return false;
+        };
+        if txid.is_none() || state.txid >= txid {
+            return false;
+        }
+        state.txid = txid;
+        let (mark, known) = (state.mark(), state.known_mark());
+        self.note_known_mark(mark, known);
+        true
+    }
+
+    /// Remember the freshest data anybody announced.
+    pub(crate) fn note_known_mark(&mut self, theirs: Mark, their_known: Mark) {
+        let known = Mark {
+            fresh: self.persisted.known_fresh,
+            txid: self.persisted.known_txid,
+        }
+        .max(theirs)
+        .max(their_known);
+        self.persisted.known_fresh = known.fresh;
+        self.persisted.known_txid = known.txid;
+    }
+}
