@@ -579,7 +579,7 @@ impl Policy {
             .view
             .states
             .iter()
-            .map(|(id, s)| (id, s, freshness::data_of(&self.view, *id)))
+            .map(|(id, s)| (id, s, freshness::data_of(&self.view.states, *id)))
             .map(|(id, s, (data, txid))| MemberStatus {
                 id: *id,
                 name: s.name.to_string(),
