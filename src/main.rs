@@ -195,7 +195,7 @@ fn main() -> ExitCode {
                     schedules: n,
                     seed,
                     nodes,
-                    sabotage: None,
+                    sabotage: Vec::new(),
                     verbose,
                     jobs: match jobs {
                         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -260,7 +260,7 @@ fn main() -> ExitCode {
 }
 
 fn simulate_scenario(scenario: &Scenario, json: bool, verbose: bool) -> ExitCode {
-    let outcome = match scenario.run(None, verbose) {
+    let outcome = match scenario.run(&[], verbose) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("scenario {}: {e}", scenario.name);

@@ -232,6 +232,25 @@ impl Lab {
         }
     }
 
+    /// The recommended setting where clients may reach a node cut off from
+    /// quorum (docs/design.md, section 11): on a lapsed lease or a lost
+    /// quorum, its own NSO/ConfD is killed rather than told `benone`, so
+    /// that a commit still waiting for its unreachable secondaries is never
+    /// acknowledged. Also sets up `fence_node` as
+    /// [`Lab::fence_node_by_killing`] does.
+    pub fn fence_on_quorum_loss(&mut self) {
+        self.fence_node_by_killing();
+        let d = self.dir.display();
+        self.hooks.push_str(&format!(
+            "fence = [\"sh\", \"-c\", \"pkill -KILL -f \\\"admin unix:{d}/$COROHA_NODE/admin.sock\\\"; \
+             echo $(date +%s%3N) dead >> {d}/$COROHA_NODE/history\"]\n"
+        ));
+        self.policy.push_str("on_quorum_loss = \"fence\"\n");
+        for i in 0..self.nodes.len() {
+            self.write_configs(i);
+        }
+    }
+
     pub fn node(&self, id: u32) -> &Node {
         &self.nodes[id as usize - 1]
     }

@@ -214,16 +214,6 @@ impl Policy {
                     format!("{node} left the membership"),
                 ))
             }
-            Next::HandOver { to, demote } => {
-                // A secondary attached to this primary has every write it
-                // acknowledged (replication is synchronous): the lead of
-                // the lineage passes to it, or it would rank below the
-                // node it replaces at equal freshness.
-                if self.local.role.attached().contains(&to) {
-                    self.persisted.led_epoch = 0;
-                }
-                Some(demote)
-            }
             Next::Order(order) => Some(order),
         };
         let next = order.filter(|next| {
@@ -404,10 +394,10 @@ impl Policy {
                 if primary {
                     if let Target::Member(t) = target {
                         let why = format!("handing over to {}: {}", self.name(*t), plan.cause);
-                        return Next::HandOver {
-                            to: *t,
-                            demote: NextOrder::plain(HaOrder::BeNone, why),
-                        };
+                        // `parent` names whom it hands over to: only this
+                        // `benone` makes the secondaries attached now the
+                        // holders of every commit (`handed_over`).
+                        return Next::Order(NextOrder::new(HaOrder::BeNone, 0, Some(*t), why));
                     }
                     return Next::Idle;
                 }
@@ -574,11 +564,6 @@ enum Next {
     /// Tell NSO/ConfD that this secondary's node left (`secondary_dead`).
     ShedSecondary {
         node: NodeId,
-    },
-    /// The plan moves the primary role to `to`: demote first.
-    HandOver {
-        to: NodeId,
-        demote: NextOrder,
     },
     Order(NextOrder),
 }

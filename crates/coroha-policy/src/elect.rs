@@ -6,7 +6,7 @@
 use super::message::{Hold, KnownPrimary, Mark, NodeState};
 use crate::cause::{Cause, Unfit, Unqualified};
 use crate::cluster::{Member, NodeId};
-use crate::freshness::{need, vouched};
+use crate::freshness::{holds, need};
 use crate::Failback;
 use confd_ha::HaRole;
 use std::collections::{BTreeMap, BTreeSet};
@@ -120,7 +120,11 @@ fn rank(node: NodeId, s: &NodeState, mark: Mark) -> Rank {
     } else {
         s.sync_loss
     };
-    let led = s.fresh.epoch > 0 && s.led_epoch == s.fresh.epoch;
+    // A primary that handed over (`benone` for a switchover or failback)
+    // gave the lead to the secondaries it lists: they hold every commit
+    // too, and the one it handed over to must not rank below it. Its data
+    // still holds every commit of the epoch (`freshness::led_epoch_of`).
+    let led = s.fresh.epoch > 0 && s.led_epoch == s.fresh.epoch && s.handed_over.is_empty();
     let outlived = s.outlived;
     (
         mark,
@@ -152,8 +156,8 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
     primaries.sort_by_key(|(n, s)| (std::cmp::Reverse(s.role_epoch), *n));
     let current = primaries.first().copied();
     let mark_of = |n: NodeId, s: &NodeState| {
-        if vouched(&view.states, need, n, s) {
-            need
+        if holds(&view.states, need, n, s) {
+            s.mark().max(need)
         } else {
             s.mark()
         }
@@ -258,7 +262,7 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
                         },
                         None => Cause::Freshest {
                             elected: bs.name.clone(),
-                            fresh: bs.fresh,
+                            fresh: mark_of(*b, bs).fresh,
                             priority: bs.priority,
                         },
                     };
@@ -403,15 +407,15 @@ fn failback(
 fn no_candidate_reason(view: &View, need: Mark) -> Cause {
     let nodes = view
         .states
-        .values()
-        .filter(|s| s.can_primary)
-        .map(|s| Unqualified {
+        .iter()
+        .filter(|(_, s)| s.can_primary)
+        .map(|(n, s)| Unqualified {
             name: s.name.clone(),
             why: if !s.eligible() {
                 Unfit::of(s)
             } else if s.diverged {
                 Unfit::Diverged
-            } else if s.mark() < need {
+            } else if !holds(&view.states, need, *n, s) {
                 Unfit::Behind {
                     fresh: s.mark(),
                     need,

@@ -46,6 +46,22 @@ pub(crate) fn vouched(states: &States, need: Mark, n: NodeId, s: &NodeState) -> 
         })
 }
 
+/// The primary of the freshest epoch holds every commit of it, also those
+/// it made alone after its last secondary dropped out, which nobody else
+/// has (design §7): it meets any need within that epoch. Its data would
+/// have to change outside the lineage to lose them, and that is
+/// `diverged`.
+pub(crate) fn led_epoch_of(need: Mark, s: &NodeState) -> bool {
+    let epoch = need.fresh.epoch;
+    epoch > 0 && s.fresh.epoch == epoch && s.led_epoch == epoch
+}
+
+/// Whether member `n` holds the data `need` stands for: it is at least
+/// that fresh, its primary vouches for it, or it led that epoch.
+pub(crate) fn holds(states: &States, need: Mark, n: NodeId, s: &NodeState) -> bool {
+    s.mark() >= need || vouched(states, need, n, s) || led_epoch_of(need, s)
+}
+
 /// Where a member's data stands (status and metrics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,7 +91,7 @@ pub fn data_of(states: &States, n: NodeId) -> (DataState, Option<confd_ha::TxSta
         (DataState::Diverged, s.txid)
     } else if vouched(states, need, n, s) {
         (DataState::InSync, need.txid.max(s.txid))
-    } else if s.is_primary() || s.mark() >= need {
+    } else if s.is_primary() || holds(states, need, n, s) {
         (DataState::InSync, s.txid)
     } else if s.txid.is_none() && s.fresh == need.fresh {
         (DataState::Unknown, None)

@@ -16,6 +16,7 @@ pub mod elect;
 pub mod freshness;
 mod lease;
 mod local;
+mod lone;
 mod membership;
 pub mod message;
 mod operator;
@@ -85,6 +86,10 @@ pub struct Persisted {
     /// The local data's transaction id and whether it diverged (design §6).
     #[serde(default)]
     pub data: txid::DataRecord,
+    /// A loss of sync with a primary that may serve on without this node
+    /// (design §7): announced for it once it is an orphan.
+    #[serde(default)]
+    pub lost_sync: Option<lone::LostSync>,
 }
 
 /// Secondaries in sync with `parent` at `fresh`, as announced.
@@ -333,6 +338,11 @@ struct Quorum {
 }
 
 impl Quorum {
+    /// Quorate as votequorum last said, also in the middle of a change.
+    fn ring_quorate(&self) -> bool {
+        self.connected && matches!(self.quorate, Some((_, true)))
+    }
+
     /// Safety rule 1: quorate, for the current ring, on both fds.
     fn stable(&self) -> bool {
         match (self.connected, self.vq_ring, self.quorate) {
@@ -402,6 +412,13 @@ pub enum Sabotage {
     /// Promote after a primary vanished without fencing it first, although
     /// a `fence_node` hook is configured (design §13).
     PromoteWithoutFence,
+    /// Keep no record of losing sync with a primary whose coroha is gone,
+    /// as if an orphan could not commit alone after its last secondary
+    /// dropped out (design §7).
+    IgnoreOrphanLoneCommits,
+    /// Know a member's promotion intent only from its announcement in the
+    /// current view (design §12).
+    ForgetIntentAcrossViews,
 }
 
 pub struct Policy {
@@ -431,7 +448,7 @@ pub struct Policy {
     leaving: Option<Stopping>,
     fence_running: bool,
     last_step_at: u64,
-    sabotage: Option<Sabotage>,
+    sabotage: Vec<Sabotage>,
     /// Lost this primary (node, epoch): do not attach to it again until its
     /// coroha shows it is alive, so a dead primary does not hold up the
     /// order pipeline while corosync has not yet noticed.
@@ -440,6 +457,9 @@ pub struct Policy {
     /// The orphan whose node left the ring was reported (once, not at
     /// every ring and quorum event).
     orphan_out_of_ring_warned: Option<KnownPrimary>,
+    /// Each member's promotion intent as last announced, kept across view
+    /// changes until it announces again (see `announced_intent`).
+    intents: std::collections::BTreeMap<NodeId, u64>,
     gone_reported: BTreeSet<(NodeId, u64)>,
     /// The other secondaries last announced in sync with the same primary
     /// at the same freshness as this node; kept across views, since a
@@ -493,10 +513,11 @@ impl Policy {
             leaving: None,
             fence_running: false,
             last_step_at: 0,
-            sabotage: None,
+            sabotage: Vec::new(),
             reattach_block: None,
             secondary_dead_sent: BTreeSet::new(),
             orphan_out_of_ring_warned: None,
+            intents: std::collections::BTreeMap::new(),
             gone_reported: BTreeSet::new(),
             fellows: Fellows::default(),
             evidence: None,
@@ -513,14 +534,14 @@ impl Policy {
 
     #[doc(hidden)]
     pub fn sabotage(&mut self, rule: Sabotage) {
-        self.sabotage = Some(rule);
+        self.sabotage.push(rule);
         if rule == Sabotage::ForgetKnownPrimaryOnRestart {
             self.persisted.known_primary = None;
         }
     }
 
     fn sabotaged(&self, rule: Sabotage) -> bool {
-        self.sabotage == Some(rule)
+        self.sabotage.contains(&rule)
     }
 
     pub fn role(&self) -> Option<HaRole> {
@@ -648,6 +669,7 @@ impl Policy {
             Input::Timer => self.on_timer(now),
         }
         self.confirm_evidence(now);
+        self.account_for_orphan();
         self.claim_fresh();
         self.announce_if_changed();
         let promoting = self.local.promoting;

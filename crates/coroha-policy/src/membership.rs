@@ -224,10 +224,10 @@ impl Policy {
         if reason == Reason::NodeDown || self.sabotaged(Sabotage::IgnoreOrderInFlightOfLeaver) {
             return false;
         }
-        let Some(state) = self.view.states.get(&node) else {
+        let Some(epoch) = self.announced_intent(node) else {
             return false;
         };
-        let Some(epoch) = state.promoting else {
+        let Some(n) = self.cfg.node(node) else {
             return false;
         };
         if self.known_primary().is_some_and(|k| k.epoch > epoch) {
@@ -236,8 +236,8 @@ impl Policy {
         let k = KnownPrimary {
             node,
             epoch,
-            name: state.name.clone(),
-            address: state.address.clone(),
+            name: n.name.clone(),
+            address: n.address.clone(),
             promotion_in_flight: true,
         };
         self.log(
@@ -252,6 +252,20 @@ impl Policy {
         true
     }
 
+    /// The promotion a member last announced it intends, in this view or
+    /// an earlier one: a member cut off right after a view change never
+    /// announces again, and its `beprimary` may still be applied (seed
+    /// 1576617975: cut off by one-way loss, it was promoted on its stuck
+    /// ring while the others, in a new view without its announcement,
+    /// elected another node at once).
+    fn announced_intent(&self, node: NodeId) -> Option<u64> {
+        match self.view.states.get(&node) {
+            Some(state) => state.promoting,
+            None if self.sabotaged(Sabotage::ForgetIntentAcrossViews) => None,
+            None => self.intents.get(&node).copied(),
+        }
+    }
+
     /// A member that announced it was promoting itself went down with its
     /// node: its `beprimary` may have been applied, and nothing tells
     /// whether its coroha could demote it (stopped, or cut off while its
@@ -259,7 +273,7 @@ impl Policy {
     /// nobody is promoted before its lease has surely run out, and before
     /// it is fenced where a `fence_node` hook is configured (design §13).
     fn vanish_if_promoting(&mut self, node: NodeId, reason: Reason) {
-        let promoting = self.view.states.get(&node).and_then(|s| s.promoting);
+        let promoting = self.announced_intent(node);
         if let (Reason::NodeDown, Some(epoch)) = (reason, promoting) {
             if self.vanished.map_or(true, |(_, e)| e <= epoch) {
                 self.vanished = Some((node, epoch));
@@ -428,6 +442,10 @@ impl Policy {
             });
             self.persisted.sync_loss = 0;
         }
+        match state.promoting {
+            Some(epoch) => self.intents.insert(from, epoch),
+            None => self.intents.remove(&from),
+        };
         self.view.states.insert(from, state);
     }
 

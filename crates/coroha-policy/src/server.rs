@@ -4,6 +4,7 @@
 use crate::cluster::NodeId;
 use crate::elect::{Plan, Target};
 use crate::local::LocalRole;
+use crate::lone::LossCause;
 use crate::message::{Body, Fresh, Health, NodeState, Request};
 use crate::timers::Evidence;
 use crate::{Fellows, Level, Outlived, Output, Pending, Policy, Sabotage};
@@ -96,6 +97,7 @@ impl Policy {
                 self.local.gen = 0;
                 self.persisted.sync_loss = 0;
                 self.persisted.role_epoch = p.epoch;
+                self.forget_lost_sync();
                 self.claim_lead(p.epoch);
                 self.set_role(HaRole::Primary, &p.cause);
                 // A new term: nobody is attached to it yet.
@@ -109,12 +111,20 @@ impl Policy {
                 self.local.role_epoch = p.epoch;
                 self.persisted.role_epoch = p.epoch;
                 self.persisted.sync_loss = 0;
+                self.forget_lost_sync();
                 self.adopt_fresh_from_parent();
             }
             (HaOrder::BeNone, _) => {
                 // benone on a primary clears read-only mode (as captured).
                 self.read_only_unknown();
-                self.handed_over = self.local.role.attached();
+                // Only a handover passes the lead on; a `benone` on quorum
+                // loss or lease loss does not (its secondaries may have
+                // dropped out unseen).
+                self.handed_over = if p.parent.is_some() {
+                    self.local.role.attached()
+                } else {
+                    Vec::new()
+                };
                 self.set_role(HaRole::None, &p.cause);
                 if self.leaving.is_some() {
                     self.log(Level::Info, "demoted for the handover");
@@ -180,7 +190,7 @@ impl Policy {
 
     /// The local copy stopped following a primary that, as far as the
     /// delivered state shows, still serves: it may fall behind.
-    pub(crate) fn note_sync_lost(&mut self, why: &str) {
+    pub(crate) fn note_sync_lost(&mut self, why: &str, cause: LossCause) {
         let Some(parent) = self.local.role.parent() else {
             return;
         };
@@ -200,6 +210,7 @@ impl Policy {
                 .max()
                 .unwrap_or(0);
             self.persisted.sync_loss = seen + 1;
+            self.record_lost_sync(parent, cause);
             let text = format!(
                 "no longer in sync with primary {} ({why}; loss #{})",
                 self.name(parent),
@@ -368,7 +379,10 @@ impl Policy {
                 if !self.sabotaged(Sabotage::IgnoreOwnSilentLoss) {
                     // A restart into NONE raises no NOPRIMARY: the status
                     // answer is where this node learns it lost sync.
-                    self.note_sync_lost(&format!("NSO/ConfD reports {}", new.name()));
+                    self.note_sync_lost(
+                        &format!("NSO/ConfD reports {}", new.name()),
+                        LossCause::Local,
+                    );
                 }
                 self.set_role(new, &format!("observed: NSO/ConfD reports {}", new.name()));
                 let initialized = self.local.role.initialized();
@@ -413,7 +427,7 @@ impl Policy {
                     // blocks commits for three ticks, then drops it and
                     // goes on without it. Its own NOPRIMARY comes only when
                     // it resumes, after secondaries that lost sync later.
-                    self.note_sync_lost("NSO/ConfD does not answer");
+                    self.note_sync_lost("NSO/ConfD does not answer", LossCause::Local);
                 }
                 if matches!(p.order, HaOrder::BePrimary { .. })
                     && !self.sabotaged(Sabotage::ForgetUnknownPromotion)
@@ -437,7 +451,7 @@ impl Policy {
                 }
             }
             HaFailure::Unreachable => {
-                self.note_sync_lost("NSO/ConfD is not running");
+                self.note_sync_lost("NSO/ConfD is not running", LossCause::Local);
                 self.set_health(Health::Down, &format!("{verb}: nothing listening"));
                 if self.local.role != LocalRole::None {
                     self.set_role(HaRole::None, "NSO/ConfD is not running");
@@ -453,6 +467,7 @@ impl Policy {
                     ),
                 );
                 if matches!(p.order, HaOrder::BeSecondary { .. }) {
+                    self.settle_lost_sync(p.parent, code);
                     self.on_attach_failed(now, p.parent, code);
                 }
                 let refused = self.local.failures >= self.cfg.max_order_failures;
@@ -598,7 +613,12 @@ impl Policy {
         self.read_only_unknown();
         match ev {
             HaEvent::NoPrimary(code) => {
-                self.note_sync_lost(&format!("NOPRIMARY {}", confd_ha::code::name(code)));
+                let cause = if code == confd_ha::code::HA_CLOSED {
+                    LossCause::Closed
+                } else {
+                    LossCause::NoTick
+                };
+                self.note_sync_lost(&format!("NOPRIMARY {}", confd_ha::code::name(code)), cause);
                 if let Some(parent) = self.local.role.parent() {
                     let me = self.cfg.me;
                     let epoch = self.local.role_epoch;

@@ -15,8 +15,8 @@ impl Sim {
         settings.two_node = self.opts.two_node;
         settings.read_txid = self.opts.txid;
         let mut policy = Policy::new(settings, self.disk[i].clone());
-        if let Some(rule) = self.opts.sabotage {
-            policy.sabotage(rule);
+        for rule in &self.opts.sabotage {
+            policy.sabotage(*rule);
         }
         self.coroha[i] = Some(Coroha {
             pid: self.next_pid,

@@ -138,9 +138,11 @@ impl Sim {
         for i in 0..self.names.len() {
             if let Some(ring) = self.cs[i].ring {
                 let members = self.cs[i].ring_members.clone();
-                let broken = members
-                    .iter()
-                    .any(|j| !(self.cs[*j].up && self.reachable(i, *j)));
+                // A member whose corosync restarted is in another ring:
+                // this one has lost that member's token for good.
+                let broken = members.iter().any(|j| {
+                    !(self.cs[*j].up && self.cs[*j].ring == Some(ring) && self.reachable(i, *j))
+                });
                 if broken {
                     self.frozen.insert(ring, true);
                 }
@@ -242,14 +244,17 @@ impl Sim {
         if changed.is_empty() {
             // The ring survived (a split healed before it was noticed):
             // totem resumes and delivers what it held, once every member
-            // is reachable again.
+            // it was formed with is reachable again and still in it. A
+            // member whose corosync restarted meanwhile is in a ring of
+            // its own: the old ring never resumes, it is reformed.
             let whole = |s: &Sim, r: &RingId| {
                 (0..s.names.len())
                     .filter(|k| s.cs[*k].ring == Some(*r))
                     .all(|a| {
-                        (0..s.names.len())
-                            .filter(|k| s.cs[*k].ring == Some(*r))
-                            .all(|b| s.reachable(a, b))
+                        s.cs[a]
+                            .ring_members
+                            .iter()
+                            .all(|b| s.cs[*b].up && s.cs[*b].ring == Some(*r) && s.reachable(a, *b))
                     })
             };
             let healed: Vec<RingId> = self
@@ -286,7 +291,10 @@ impl Sim {
                 self.ring_changed(j, &old);
             }
         }
+        // The rings just formed are whole; one that lost a member and was
+        // not reformed yet stays frozen (its token is lost).
         self.frozen.clear();
+        self.freeze_broken_rings();
         // Messages held during the change: delivered in the new
         // configuration, to the members that moved on with the sender.
         for (sender, message) in std::mem::take(&mut self.held) {

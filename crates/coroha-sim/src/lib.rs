@@ -78,7 +78,7 @@ pub struct SimOptions {
     pub txid: bool,
     /// A primary in a partition without quorum must stop within this (ms).
     pub quorum_loss_bound: u64,
-    pub sabotage: Option<Sabotage>,
+    pub sabotage: Vec<Sabotage>,
     /// Record debug lines in the timeline too.
     pub verbose: bool,
     /// Invariants whose violations are recorded but do not stop the run.
@@ -104,7 +104,7 @@ impl SimOptions {
             clock_skew_us: 20_000,
             txid: true,
             quorum_loss_bound: timing::DETECT_LOSS + 1500,
-            sabotage: None,
+            sabotage: Vec::new(),
             verbose: false,
             allowed: vec![],
             wire: false,

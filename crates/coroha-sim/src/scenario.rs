@@ -298,7 +298,7 @@ impl Scenario {
         Ok(out)
     }
 
-    pub fn run(&self, sabotage: Option<Sabotage>, verbose: bool) -> Result<Outcome, String> {
+    pub fn run(&self, sabotage: &[Sabotage], verbose: bool) -> Result<Outcome, String> {
         if !self.allow.is_empty() && self.allow_reason.trim().is_empty() {
             return Err("allow = [...] needs allow_reason".into());
         }
@@ -310,7 +310,7 @@ impl Scenario {
         if let Some(tick) = self.tick {
             opts.tick = tick.as_ms();
         }
-        opts.sabotage = sabotage;
+        opts.sabotage = sabotage.to_vec();
         opts.verbose = verbose;
         opts.allowed = self.allow.clone();
         let mut sim = Sim::new(opts);
@@ -440,7 +440,7 @@ pub struct RandomRun {
     pub schedules: u64,
     pub seed: u64,
     pub nodes: usize,
-    pub sabotage: Option<Sabotage>,
+    pub sabotage: Vec<Sabotage>,
     /// Keep the full timeline of every schedule (for replaying one seed).
     pub verbose: bool,
     /// Threads to spread the schedules over. Each schedule depends on its
@@ -683,7 +683,7 @@ fn run_batch(run: &RandomRun, config: &Config, seeds: impl Iterator<Item = u64>)
         }
         let (faults, end) = random_faults(seed, run.nodes, run.faults);
         let mut opts = SimOptions::new(config.clone(), seed);
-        opts.sabotage = run.sabotage;
+        opts.sabotage = run.sabotage.clone();
         opts.verbose = run.verbose;
         opts.txid = run.txid;
         if let Some(tick) = run.tick {

@@ -10,7 +10,7 @@ fn run(
     schedules: u64,
     nodes: usize,
     seed: u64,
-    sabotage: Option<Sabotage>,
+    sabotage: &[Sabotage],
 ) -> coroha_sim::scenario::RandomReport {
     run_of(FaultSet::All, true, schedules, nodes, seed, sabotage)
 }
@@ -22,13 +22,13 @@ fn run_of(
     schedules: u64,
     nodes: usize,
     seed: u64,
-    sabotage: Option<Sabotage>,
+    sabotage: &[Sabotage],
 ) -> coroha_sim::scenario::RandomReport {
     run_random(&RandomRun {
         schedules,
         seed,
         nodes,
-        sabotage,
+        sabotage: sabotage.to_vec(),
         verbose: false,
         jobs: 2,
         time_limit: None,
@@ -40,7 +40,7 @@ fn run_of(
 
 /// `schedules` random schedules on `nodes` nodes keep every invariant.
 fn assert_clean(schedules: u64, nodes: usize, seed: u64) {
-    let report = run(schedules, nodes, seed, None);
+    let report = run(schedules, nodes, seed, &[]);
     let first = report
         .violations
         .first()
@@ -67,7 +67,7 @@ fn random_schedules_on_five_and_two_nodes_keep_every_invariant() {
 /// With `sabotage` the random runs must find a violation of I1.
 fn assert_caught(sabotage: Sabotage) {
     let started = std::time::Instant::now();
-    let report = run(300, 3, 1, Some(sabotage));
+    let report = run(300, 3, 1, &[sabotage]);
     let first = report
         .violations
         .first()
@@ -95,9 +95,9 @@ fn skipping_demote_before_promote_is_caught() {
 
 #[test]
 fn a_violation_names_the_seed_that_replays_it() {
-    let report = run(300, 3, 1, Some(Sabotage::SkipQuorumGate));
+    let report = run(300, 3, 1, &[Sabotage::SkipQuorumGate]);
     let v = &report.violations[0];
-    let again = run(1, 3, v.seed, Some(Sabotage::SkipQuorumGate));
+    let again = run(1, 3, v.seed, &[Sabotage::SkipQuorumGate]);
     assert_eq!(again.violations.len(), 1, "seed {} did not replay", v.seed);
     assert_eq!(again.violations[0].text, v.text);
     assert_eq!(again.violations[0].step, v.step);
@@ -108,23 +108,26 @@ fn a_violation_names_the_seed_that_replays_it() {
 /// the random checker finds I1 again at that seed, and the golden
 /// scenario written for it shows two primaries.
 fn assert_caught_at(sabotage: Sabotage, seed: u64, scenario: &str) {
-    assert_caught_as("I1", sabotage, seed, scenario);
+    assert_caught_as("I1", &[sabotage], seed, scenario);
 }
 
 /// As [`assert_caught_at`], for a rule whose absence breaks `invariant`.
 /// The seeds were found with the classic fault kinds, before elections
 /// used CDB's transaction id (design §12), and replay that way.
-fn assert_caught_as(invariant: &str, sabotage: Sabotage, seed: u64, scenario: &str) {
+/// `sabotage` names the rule, and any later rule that also covers the
+/// schedule (design §7's record of a loss for an orphaned primary covers
+/// several), so that what is shown is that the rule was needed when found.
+fn assert_caught_as(invariant: &str, sabotage: &[Sabotage], seed: u64, scenario: &str) {
     let run = |schedules, nodes, seed, sabotage| {
         run_of(FaultSet::Classic, false, schedules, nodes, seed, sabotage)
     };
-    let report = run(1, 3, seed, Some(sabotage));
+    let report = run(1, 3, seed, sabotage);
     assert!(
         report.violations.iter().any(|v| v.invariant == invariant),
         "{sabotage:?}: seed {seed} no longer finds {invariant}: {:?}",
         report.violations.first().map(|v| v.to_string())
     );
-    let clean = run(1, 3, seed, None);
+    let clean = run(1, 3, seed, &[]);
     assert!(
         clean.violations.is_empty(),
         "seed {seed} is not clean with the rule on"
@@ -135,13 +138,13 @@ fn assert_caught_as(invariant: &str, sabotage: Sabotage, seed: u64, scenario: &s
 /// The golden scenario of a rule breaks `invariant` with the rule off,
 /// where elections infer freshness without CDB's transaction id (as when
 /// the rule was found; the id covers several of these rules on its own).
-fn assert_caught_in_scenario(invariant: &str, sabotage: Sabotage, scenario: &str) {
+fn assert_caught_in_scenario(invariant: &str, sabotage: &[Sabotage], scenario: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(scenario);
     let mut s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
     s.txid = false;
-    let outcome = s.run(Some(sabotage), false).expect("runs");
+    let outcome = s.run(sabotage, false).expect("runs");
     assert_eq!(
         outcome.violation.map(|v| v.invariant),
         Some(invariant.to_string()),
@@ -156,7 +159,7 @@ fn taking_a_local_refusal_as_proof_that_an_orphan_is_gone_is_caught() {
     // The scenario's refusal lasts longer.
     assert_caught_in_scenario(
         "I1",
-        Sabotage::AnyAttachFailureProvesOrphanGone,
+        &[Sabotage::AnyAttachFailureProvesOrphanGone],
         "49-orphan-attach-refused-locally.toml",
     );
 }
@@ -201,7 +204,7 @@ fn taking_an_event_for_the_role_before_the_status_answer_is_caught() {
 fn ranking_the_primary_of_an_epoch_like_its_secondaries_is_caught() {
     assert_caught_as(
         "I2",
-        Sabotage::IgnoreLineageLeader,
+        &[Sabotage::IgnoreLineageLeader],
         90248020,
         "53-secondary-lost-while-primary-orphaned.toml",
     );
@@ -215,7 +218,7 @@ fn forgetting_a_promotion_that_timed_out_is_caught() {
     // the proof now.
     assert_caught_in_scenario(
         "I2",
-        Sabotage::ForgetUnknownPromotion,
+        &[Sabotage::ForgetUnknownPromotion],
         "54-promotion-applied-after-timeout.toml",
     );
 }
@@ -251,21 +254,21 @@ fn handing_messages_over_decoded_changes_nothing() {
 fn taking_a_request_that_cannot_take_effect_is_caught() {
     assert_caught_as(
         "I3",
-        Sabotage::AdmitEveryRequest,
+        &[Sabotage::AdmitEveryRequest],
         90406872,
         "55-standby-lifted-on-a-cut-off-node.toml",
     );
 }
 
 #[test]
-#[ignore = "since the lease and read-only rules (design §13) the golden scenario no longer fails with this rule off: read-only now also stops the writes it lost; needs a scenario read-only cannot cover"]
 fn not_counting_a_fellow_secondary_that_dropped_out_is_caught() {
     // Seed 90379141 found it with the classic faults; the lease and
     // read-only rules shift that schedule's timing, so its scenario is
-    // the proof now.
+    // the proof now, with the lease off too: read-only mode also stops
+    // the writes the scenario would lose.
     assert_caught_in_scenario(
         "I2",
-        Sabotage::IgnoreFellowDrops,
+        &[Sabotage::IgnoreFellowDrops, Sabotage::IgnoreLease],
         "56-secondary-crash-outlived-by-a-fellow.toml",
     );
 }
@@ -274,7 +277,7 @@ fn not_counting_a_fellow_secondary_that_dropped_out_is_caught() {
 /// report are the ones `Rare::name` prints.
 #[test]
 fn a_random_batch_reports_what_it_exercised() {
-    let report = run(400, 3, 5_000_000, None);
+    let report = run(400, 3, 5_000_000, &[]);
     let c = &report.coverage;
     assert_eq!(report.schedules, 400);
     for kind in [
@@ -307,7 +310,7 @@ fn a_time_limit_ends_the_batch_early_and_says_how_many_ran() {
         schedules: u64::MAX,
         seed: 6_000_000,
         nodes: 3,
-        sabotage: None,
+        sabotage: Vec::new(),
         verbose: false,
         jobs: 2,
         time_limit: Some(std::time::Duration::from_millis(300)),
@@ -331,7 +334,7 @@ fn reusing_the_epoch_of_a_vanished_promotion_is_caught() {
     // the proof now.
     assert_caught_in_scenario(
         "I2",
-        Sabotage::ReuseEpochOfVanishedPromotion,
+        &[Sabotage::ReuseEpochOfVanishedPromotion],
         "57-epoch-of-a-vanished-promotion-not-reused.toml",
     );
 }
@@ -340,7 +343,12 @@ fn reusing_the_epoch_of_a_vanished_promotion_is_caught() {
 fn recording_a_loss_only_from_noprimary_is_caught() {
     assert_caught_as(
         "I2",
-        Sabotage::IgnoreOwnSilentLoss,
+        // The record of a loss kept for an orphaned primary (design §7)
+        // covers this schedule too: the rule was needed without it.
+        &[
+            Sabotage::IgnoreOwnSilentLoss,
+            Sabotage::IgnoreOrphanLoneCommits,
+        ],
         93092177,
         "58-frozen-secondary-notices-its-loss-late.toml",
     );
@@ -352,7 +360,7 @@ fn holding_no_lease_is_caught() {
     // lease alone adds is the demotion of a primary nobody hears.
     assert_caught_in_scenario(
         "I1",
-        Sabotage::IgnoreLease,
+        &[Sabotage::IgnoreLease],
         "60-one-way-loss-on-the-primary.toml",
     );
 }
@@ -361,27 +369,63 @@ fn holding_no_lease_is_caught() {
 fn promoting_before_fencing_a_vanished_primary_is_caught() {
     assert_caught_in_scenario(
         "I2",
-        Sabotage::PromoteWithoutFence,
+        &[Sabotage::PromoteWithoutFence],
         "61-frozen-primary-fenced-before-promotion.toml",
     );
 }
 
 /// Design §6's hazard (scenario 65): a secondary dropped out unannounced
 /// and the primary was lost. Inferred freshness elects the node that
-/// lacks the commits; with transaction ids it is behind, and the node
-/// that has them is awaited.
+/// lacks the commits. Two rules keep them, each on its own: transaction
+/// ids (design §6) and the record a secondary keeps of losing sync with
+/// an orphan (design §7).
 #[test]
-fn electing_without_transaction_ids_loses_the_commits_of_scenario_65() {
+fn scenario_65_loses_commits_only_without_both_ids_and_the_orphan_record() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join("65-secondary-drops-out-then-the-primary-is-lost.toml");
     let mut s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
-    let with_ids = s.run(None, false).expect("runs");
-    assert_eq!(with_ids.violation.map(|v| v.invariant), None);
+    let invariant = |s: &coroha_sim::scenario::Scenario, sabotage: &[Sabotage]| {
+        s.run(sabotage, false)
+            .expect("runs")
+            .violation
+            .map(|v| v.invariant)
+    };
+    let no_record = [Sabotage::IgnoreOrphanLoneCommits];
+    assert_eq!(invariant(&s, &[]), None, "both rules");
+    assert_eq!(invariant(&s, &no_record), None, "ids alone");
     s.txid = false;
-    let without = s.run(None, false).expect("runs");
+    assert_eq!(invariant(&s, &[]), None, "the orphan record alone");
+    assert_eq!(invariant(&s, &no_record), Some("I2".to_string()), "neither");
+}
+
+/// Design §7: an orphan that lost its last secondary commits alone, and
+/// only that secondary knows. Without its record the lagging node is
+/// elected once the orphan is fenced, transaction ids or not (nobody
+/// heard the orphan's last ones).
+#[test]
+fn forgetting_a_loss_of_sync_with_an_orphan_is_caught() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join("66-orphan-commits-alone-after-its-last-secondary.toml");
+    let s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
+    let outcome = s
+        .run(&[Sabotage::IgnoreOrphanLoneCommits], false)
+        .expect("runs");
     assert_eq!(
-        without.violation.map(|v| v.invariant),
+        outcome.violation.map(|v| v.invariant),
         Some("I2".to_string())
+    );
+}
+
+/// Design §12: a member cut off right after a view change never announces
+/// its promotion intent in the new view; forgetting it elects another
+/// node beside the one whose `beprimary` is then applied.
+#[test]
+fn forgetting_a_promotion_intent_across_a_view_change_is_caught() {
+    assert_caught_in_scenario(
+        "I2",
+        &[Sabotage::ForgetIntentAcrossViews],
+        "67-promotion-intent-outlives-a-view-change.toml",
     );
 }

@@ -25,7 +25,7 @@ fn scenario_files() -> Vec<PathBuf> {
 fn run(path: &Path) -> Result<(String, bool), Failed> {
     let scenario = Scenario::load(path).map_err(|e| format!("{}: {e:?}", path.display()))?;
     let outcome = scenario
-        .run(None, false)
+        .run(&[], false)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((
         format!("{}\n{}", outcome.timeline_text(), outcome.summary()),

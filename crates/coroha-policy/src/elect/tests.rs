@@ -1,5 +1,5 @@
 use super::*;
-use crate::freshness::{data_of, DataState};
+use crate::freshness::{data_of, DataState, States};
 use crate::message::{Fresh, Health};
 
 fn node(id: NodeId) -> NodeState {
@@ -380,4 +380,38 @@ fn diverged_data_is_never_elected() {
     let v = view(vec![(2, diverged), (3, other)]);
     assert_eq!(target(&elect(&v, NEVER)), None);
     assert_eq!(data_of(&v.states, 2).0, DataState::Diverged);
+}
+
+/// Design §7: a secondary that lost sync with an orphan announced that the
+/// orphan went one generation further (1.2). Nobody else reached it, but
+/// the node that led epoch 1 holds every commit of it.
+#[test]
+fn the_leader_of_an_epoch_meets_any_need_within_it() {
+    let lagging = |id| {
+        let mut s = node(id);
+        s.fresh = Fresh { epoch: 1, gen: 1 };
+        s.known_fresh = Fresh { epoch: 1, gen: 2 };
+        s.max_epoch = 1;
+        s
+    };
+    let plan = elect(&view(vec![(2, lagging(2)), (3, lagging(3))]), NEVER);
+    assert_eq!(target(&plan), None, "both lack the orphan's last commits");
+    let states: States = [(2, lagging(2)), (3, lagging(3))].into_iter().collect();
+    assert_eq!(data_of(&states, 2).0, DataState::Behind);
+
+    let mut leader = node(1);
+    leader.fresh = Fresh { epoch: 1, gen: 0 };
+    leader.led_epoch = 1;
+    leader.max_epoch = 1;
+    let plan = elect(
+        &view(vec![(1, leader.clone()), (2, lagging(2)), (3, lagging(3))]),
+        NEVER,
+    );
+    assert_eq!(target(&plan), Some(1), "the orphan itself, back");
+
+    // Leading an older epoch says nothing about a newer one.
+    let mut newer = lagging(3);
+    newer.known_fresh = Fresh { epoch: 2, gen: 0 };
+    let plan = elect(&view(vec![(1, leader), (3, newer)]), NEVER);
+    assert_eq!(target(&plan), None);
 }

@@ -1,0 +1,179 @@
+//! Commits an orphaned primary may make alone (design §7, "What an orphan
+//! commits alone").
+//!
+//! A primary whose coroha is gone still serves, and nobody bumps its sync
+//! generation when a secondary drops out: its NSO/ConfD goes on
+//! acknowledging commits without that secondary, and if the secondary was
+//! the last one, without anybody. The secondary is the only one that
+//! knows. So it speaks for the primary: it keeps a record of the loss and,
+//! once the primary is an orphan, announces the generation the primary's
+//! coroha would have claimed. The others then need that generation, which
+//! only the orphan (the leader of its epoch) and secondaries that stayed in
+//! sync with it hold.
+
+use crate::cluster::NodeId;
+use crate::elect::Target;
+use crate::message::{Fresh, Health, Mark, RememberedPrimary};
+use crate::{Level, Policy, Sabotage};
+use serde::{Deserialize, Serialize};
+
+/// This node lost sync with `primary` while at `at`, and the primary may
+/// have gone on serving (persisted until it is settled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostSync {
+    pub primary: NodeId,
+    pub at: Fresh,
+    pub evidence: LossEvidence,
+}
+
+/// What the loss says about the primary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossEvidence {
+    /// This node's own server left the lineage (it died, restarted, froze,
+    /// or was found in another role), or stopped hearing the primary's
+    /// ticks: the primary may go on serving without it.
+    PrimaryMayServe,
+    /// The primary closed the connection: it died, or it dropped this node
+    /// and serves on. The next attach to it tells which: nothing listening
+    /// there means its server is gone.
+    PrimaryClosed,
+}
+
+/// Why a secondary lost sync, as its coroha saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LossCause {
+    /// The local server stopped, froze, or reports another role.
+    Local,
+    /// NOPRIMARY: the primary stopped sending ticks (frozen, or cut off).
+    NoTick,
+    /// NOPRIMARY: the primary closed the connection.
+    Closed,
+}
+
+impl Policy {
+    /// Keep the loss for the primary's sake, where the primary's node is
+    /// in this node's quorate ring: there it can go on acknowledging
+    /// commits that count. A primary whose node left the ring before the
+    /// loss is not waited for: one whose coroha runs is read-only once its
+    /// lease lapses (design §13), and for an orphan nothing here tells a
+    /// node that lost power (which committed nothing more) from one cut
+    /// off by one-way loss (which may have); waiting would cost every
+    /// failover after the first (design §7 says what this leaves open).
+    pub(crate) fn record_lost_sync(&mut self, primary: NodeId, cause: LossCause) {
+        if self.sabotaged(Sabotage::IgnoreOrphanLoneCommits)
+            || !self.quorum.ring_quorate()
+            || !self.quorum.ring_members.contains(&primary)
+        {
+            return;
+        }
+        let evidence = match cause {
+            LossCause::Local | LossCause::NoTick => LossEvidence::PrimaryMayServe,
+            LossCause::Closed => LossEvidence::PrimaryClosed,
+        };
+        self.persisted.lost_sync = Some(LostSync {
+            primary,
+            at: self.persisted.fresh,
+            evidence,
+        });
+    }
+
+    /// The first attach to the primary after it closed the connection.
+    /// Nothing listening there while its node is in the ring: its server
+    /// died (that was the close).
+    /// Its node gone from the ring: it closed because it lost quorum, or
+    /// went with its node, and is not waited for (as in
+    /// [`Policy::record_lost_sync`]). Anything else: it may serve on.
+    pub(crate) fn settle_lost_sync(&mut self, parent: Option<NodeId>, code: i32) {
+        let Some(lost) = self.persisted.lost_sync else {
+            return;
+        };
+        if Some(lost.primary) != parent || lost.evidence != LossEvidence::PrimaryClosed {
+            return;
+        }
+        let gone =
+            !self.quorum.ring_members.contains(&lost.primary) || code == confd_ha::code::HA_CONNECT;
+        if gone {
+            self.persisted.lost_sync = None;
+        } else {
+            self.persisted.lost_sync = Some(LostSync {
+                evidence: LossEvidence::PrimaryMayServe,
+                ..lost
+            });
+        }
+    }
+
+    /// After every step: an orphaned primary this node lost sync with is a
+    /// generation ahead of it, and a secondary still in sync with an orphan
+    /// is as fresh as anybody knows that orphan to be.
+    pub(crate) fn account_for_orphan(&mut self) {
+        let Some((orphan, epoch, name)) = self.orphan() else {
+            return;
+        };
+        if let Some(lost) = self.persisted.lost_sync {
+            if lost.primary == orphan
+                && lost.at.epoch == epoch
+                && lost.evidence == LossEvidence::PrimaryMayServe
+            {
+                self.persisted.lost_sync = None;
+                let ahead = Fresh {
+                    epoch,
+                    gen: lost.at.gen + 1,
+                };
+                let known = self.persisted.known_fresh;
+                self.note_known_mark(
+                    Mark {
+                        fresh: ahead,
+                        txid: None,
+                    },
+                    Mark::default(),
+                );
+                if self.persisted.known_fresh != known {
+                    self.log(
+                        Level::Warn,
+                        format!(
+                            "orphaned primary {name} (epoch {epoch}) went on without this node: it may hold \
+                             commits nobody else has, so a new primary needs freshness {ahead} (design §7)"
+                        ),
+                    );
+                }
+            }
+        }
+        // Not while a loss is noted: a frozen server keeps its role as
+        // last reported, but follows nobody.
+        let in_sync = self.local.role.parent() == Some(orphan)
+            && self.local.role.initialized()
+            && self.local.role_epoch == epoch
+            && self.local.health == Health::Ok
+            && self.persisted.sync_loss == 0
+            && self.persisted.lost_sync.is_none();
+        let known = self.persisted.known_fresh;
+        if in_sync && known.epoch == epoch && known > self.persisted.fresh {
+            // Replication keeps it at the orphan's data, whatever
+            // generation the orphan has reached.
+            self.persisted.fresh = known;
+        }
+    }
+
+    /// The orphaned primary this node knows of: remembered, or kept by the
+    /// plan because another member remembers it.
+    fn orphan(&self) -> Option<(NodeId, u64, std::sync::Arc<str>)> {
+        let planned = self.plan.as_ref().and_then(|p| match &p.target {
+            Some(Target::Orphan(k)) => Some(k),
+            _ => None,
+        });
+        let remembered = match &self.persisted.known_primary {
+            Some(RememberedPrimary::Orphaned(k)) => Some(k),
+            _ => None,
+        };
+        remembered
+            .or(planned)
+            .map(|k| (k.node, k.epoch, k.name.clone()))
+    }
+
+    /// Attached again, or primary: whatever was lost is copied again or
+    /// made here.
+    pub(crate) fn forget_lost_sync(&mut self) {
+        self.persisted.lost_sync = None;
+    }
+}
