@@ -171,6 +171,15 @@ impl Policy {
     /// only while it is quorate: only then can it acknowledge a write that
     /// invariant I2 protects, and outside quorum it is about to step down.
     pub(crate) fn claim_fresh(&mut self) {
+        // A generation somebody announced for this primary's epoch (a
+        // secondary that dropped out while its coroha was gone speaks for
+        // it, design §7) is one it has reached: its next bump goes above
+        // it, or two different sets of commits would share one number
+        // (seed 21038709).
+        let known = self.persisted.known_fresh;
+        if self.local.role.is_primary() && known.epoch == self.local.role_epoch {
+            self.local.gen = self.local.gen.max(known.gen);
+        }
         if self.local.role.is_primary() && self.quorum.stable() && !self.coroha_minority() {
             let fresh = Fresh {
                 epoch: self.local.role_epoch,
