@@ -36,6 +36,7 @@ impl Policy {
             txid: self.announced_txid(),
             known_txid: self.persisted.known_txid,
             diverged: self.persisted.data.diverged.is_some(),
+            txid_final: self.txid_final() && !self.sabotaged(Sabotage::IgnoreFinalCommit),
             outlived: match self.persisted.outlived {
                 w if w.at == self.persisted.fresh => w.drops,
                 _ => 0,
@@ -521,8 +522,14 @@ impl Policy {
     fn handover_complete(&self) -> Option<&'static str> {
         let me = self.cfg.me;
         let announced_leaving = self.view.states.get(&me).is_some_and(|s| s.leaving);
-        // A secondary or relay with its copy: the role is handed over.
-        let attached = self.local.role.initialized();
+        // A secondary or relay with its copy, listed by its primary: the
+        // role is handed over, and the persisted lineage position says
+        // this node has the new primary's data (leaving before it is
+        // listed left it a whole epoch behind its own data, seed
+        // 20757687). The handover's deadline bounds the wait.
+        let listed = self.persisted.fresh.epoch >= self.local.role_epoch
+            || self.sabotaged(Sabotage::LeaveBeforeListed);
+        let attached = self.local.role.initialized() && listed;
         let nobody_else = self.local.role.is_primary()
             && self
                 .plan

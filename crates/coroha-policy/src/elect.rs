@@ -56,6 +56,10 @@ impl View {
 #[derive(Clone, Copy, Debug)]
 pub struct ElectParams {
     pub failback: Failback,
+    /// Hold an operator's switchover, like an election, while a primary
+    /// that vanished may still hold its lease. Off only to prove the rule
+    /// (`Sabotage::SwitchoverPastVanished`).
+    pub switchover_waits_for_vanished: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +128,10 @@ fn rank(node: NodeId, s: &NodeState, mark: Mark) -> Rank {
     // gave the lead to the secondaries it lists: they hold every commit
     // too, and the one it handed over to must not rank below it. Its data
     // still holds every commit of the epoch (`freshness::led_epoch_of`).
-    let led = s.fresh.epoch > 0 && s.led_epoch == s.fresh.epoch && s.handed_over.is_empty();
+    // The epoch is the one `mark` is at: a node that holds it by its
+    // final commit (`freshness::at_final_commit`) may have led an older
+    // one.
+    let led = mark.fresh.epoch > 0 && s.led_epoch == mark.fresh.epoch && s.handed_over.is_empty();
     let outlived = s.outlived;
     (
         mark,
@@ -245,7 +252,7 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             let switch_to = view
                 .switchover
                 .filter(|t| states.get(t).is_some_and(|s| candidate(*t, s)));
-            match best {
+            let chosen = match best {
                 None => (None, no_candidate_reason(view, need)),
                 Some(_) if switch_to.is_some() => {
                     let t = switch_to.unwrap_or_default();
@@ -266,20 +273,24 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
                             priority: bs.priority,
                         },
                     };
-                    // A primary that vanished without a goodbye may still
-                    // hold its lease, or need fencing: the coordinator
-                    // releases the hold once neither is so (design §13).
-                    if current.is_none() {
-                        if let Some((primary, epoch)) = vanished {
-                            let hold = Hold::PromotionDelay { primary, epoch };
-                            if !view.released.contains(&hold) {
-                                wait = Some(hold);
-                            }
-                        }
-                    }
                     (Some(*b), why)
                 }
+            };
+            // A primary that vanished without a goodbye may still hold its
+            // lease, or need fencing: the coordinator releases the hold once
+            // neither is so (design §13). Whoever is promoted, by election
+            // or by an operator's switchover (seed 20440895).
+            if current.is_none() && chosen.0.is_some() {
+                if let Some((primary, epoch)) = vanished {
+                    let hold = Hold::PromotionDelay { primary, epoch };
+                    if !view.released.contains(&hold)
+                        && (params.switchover_waits_for_vanished || switch_to.is_none())
+                    {
+                        wait = Some(hold);
+                    }
+                }
             }
+            chosen
         }
     };
 

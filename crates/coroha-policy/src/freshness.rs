@@ -56,10 +56,31 @@ pub(crate) fn led_epoch_of(need: Mark, s: &NodeState) -> bool {
     epoch > 0 && s.fresh.epoch == epoch && s.led_epoch == epoch
 }
 
+/// A member whose data is at the very commit the freshest data ends with
+/// holds it, whatever lineage position it announces, when that end is
+/// final: a member out of the lineage announces it as read there. (A
+/// primary whose last secondaries dropped out bumps its generation, and
+/// a secondary that stopped a commit before is behind by generation
+/// alone when the primary then committed nothing more; seed 3198189253.)
+/// A need that stands for commits nobody has read (an orphan's, section
+/// 7, or a primary that may still serve) has no final id, and no member
+/// meets it this way.
+pub(crate) fn at_final_commit(states: &States, need: Mark, s: &NodeState) -> bool {
+    need.txid.is_some()
+        && s.txid == need.txid
+        && states
+            .values()
+            .any(|h| h.txid_final && h.mark() == need && h.known_mark() <= need)
+}
+
 /// Whether member `n` holds the data `need` stands for: it is at least
-/// that fresh, its primary vouches for it, or it led that epoch.
+/// that fresh, its primary vouches for it, it led that epoch, or it is at
+/// the final commit of the freshest data.
 pub(crate) fn holds(states: &States, need: Mark, n: NodeId, s: &NodeState) -> bool {
-    s.mark() >= need || vouched(states, need, n, s) || led_epoch_of(need, s)
+    s.mark() >= need
+        || vouched(states, need, n, s)
+        || led_epoch_of(need, s)
+        || at_final_commit(states, need, s)
 }
 
 /// Where a member's data stands (status and metrics).

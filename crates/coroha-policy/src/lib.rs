@@ -335,9 +335,46 @@ struct Quorum {
     /// Votes quorum needs (one per node).
     needed: u32,
     totem: Option<RingId>,
+    /// What the sessions before this one last knew: a restart of the
+    /// local corosync tells nothing about the others.
+    before: Option<PreviousSession>,
+}
+
+/// The ring votequorum last reported before this corosync session.
+#[derive(Clone, Debug, Default)]
+struct PreviousSession {
+    ring: Vec<NodeId>,
+    quorate: bool,
 }
 
 impl Quorum {
+    /// A new session (connected or not) that remembers the last ring.
+    fn next_session(&self, connected: bool) -> Quorum {
+        let before = match self.last_known_ring() {
+            Some((ring, quorate)) => Some(PreviousSession {
+                ring: ring.to_vec(),
+                quorate,
+            }),
+            None => self.before.clone(),
+        };
+        Quorum {
+            connected,
+            lost_connection: !connected,
+            before,
+            ..Quorum::default()
+        }
+    }
+
+    /// The ring as votequorum last reported it, in this session or the
+    /// one before, and whether it was quorate.
+    fn last_known_ring(&self) -> Option<(&[NodeId], bool)> {
+        if self.connected && self.quorate.is_some() {
+            Some((&self.ring_members, self.ring_quorate()))
+        } else {
+            self.before.as_ref().map(|b| (b.ring.as_slice(), b.quorate))
+        }
+    }
+
     /// Quorate as votequorum last said, also in the middle of a change.
     fn ring_quorate(&self) -> bool {
         self.connected && matches!(self.quorate, Some((_, true)))
@@ -419,6 +456,24 @@ pub enum Sabotage {
     /// Know a member's promotion intent only from its announcement in the
     /// current view (design §12).
     ForgetIntentAcrossViews,
+    /// Let an operator's switchover promote while a primary that vanished
+    /// may still hold its lease (design §12).
+    SwitchoverPastVanished,
+    /// Know nothing of the ring while the local corosync restarts, as if
+    /// a secondary that loses sync then could not tell that the primary
+    /// was in its quorate ring (design §7).
+    ForgetAcrossCorosyncRestart,
+    /// Keep the first transaction id read outside the lineage after the
+    /// node is back in it, as if its data could not change there
+    /// (design §6).
+    KeepOutsideReadAcrossLineage,
+    /// End an orderly stop's handover as soon as this node is attached,
+    /// before its new primary lists it (design §9).
+    LeaveBeforeListed,
+    /// Never announce a transaction id as final, as if a node at the very
+    /// commit the freshest data ends with could lack some of it
+    /// (design §6).
+    IgnoreFinalCommit,
 }
 
 pub struct Policy {

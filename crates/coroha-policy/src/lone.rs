@@ -60,11 +60,24 @@ impl Policy {
     /// node that lost power (which committed nothing more) from one cut
     /// off by one-way loss (which may have); waiting would cost every
     /// failover after the first (design §7 says what this leaves open).
+    /// While the local corosync restarts, the ring is the one it last
+    /// reported: the restart says nothing about the primary (seed
+    /// 20461367: this node's server and its corosync went down together
+    /// and the orphan's lone commits were lost).
     pub(crate) fn record_lost_sync(&mut self, primary: NodeId, cause: LossCause) {
-        if self.sabotaged(Sabotage::IgnoreOrphanLoneCommits)
-            || !self.quorum.ring_quorate()
-            || !self.quorum.ring_members.contains(&primary)
-        {
+        let ring = if self.sabotaged(Sabotage::ForgetAcrossCorosyncRestart) {
+            (self.quorum.connected && self.quorum.quorate.is_some()).then(|| {
+                (
+                    self.quorum.ring_members.as_slice(),
+                    self.quorum.ring_quorate(),
+                )
+            })
+        } else {
+            self.quorum.last_known_ring()
+        };
+        let primary_in_quorate_ring =
+            ring.is_some_and(|(members, quorate)| quorate && members.contains(&primary));
+        if self.sabotaged(Sabotage::IgnoreOrphanLoneCommits) || !primary_in_quorate_ring {
             return;
         }
         let evidence = match cause {

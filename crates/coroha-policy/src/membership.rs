@@ -15,9 +15,8 @@ impl Policy {
         match ev {
             ClusterEvent::Connected { local } => {
                 self.quorum = Quorum {
-                    connected: true,
                     local: Some(local),
-                    ..Quorum::default()
+                    ..self.quorum.next_session(true)
                 };
                 self.view = View::default();
                 self.plan = None;
@@ -32,10 +31,7 @@ impl Policy {
                 } else {
                     "corosync is not reachable: not quorate until it is"
                 };
-                self.quorum = Quorum {
-                    lost_connection: true,
-                    ..Quorum::default()
-                };
+                self.quorum = self.quorum.next_session(false);
                 self.view = View::default();
                 self.plan = None;
                 self.hold_timer = None;
@@ -519,6 +515,7 @@ impl Policy {
         self.judge_known_primary();
         let params = ElectParams {
             failback: self.cfg.failback,
+            switchover_waits_for_vanished: !self.sabotaged(Sabotage::SwitchoverPastVanished),
         };
         let plan = elect(&self.view, params);
         let changed = self.plan.as_ref().map_or(true, |p| {

@@ -140,6 +140,11 @@ pub struct NodeState {
     /// may lack ones everybody has, so it is never elected on them.
     #[serde(default)]
     pub diverged: bool,
+    /// Out of the lineage (its server not primary, nor promoting), and its
+    /// transaction id was read out there and matched: `txid` is its data's
+    /// last commit, and stays so until it rejoins (design §6).
+    #[serde(default)]
+    pub txid_final: bool,
     /// The last epoch at which this node's NSO/ConfD was, or may have
     /// been, primary (0: never). The primary of an epoch holds every write
     /// of it, so it outranks its own secondaries at equal freshness.
@@ -194,6 +199,7 @@ impl NodeState {
             txid: None,
             known_txid: None,
             diverged: false,
+            txid_final: false,
             led_epoch: 0,
             outlived: 0,
             gen: 0,
@@ -230,6 +236,7 @@ impl NodeState {
             sync_loss,
             known_fresh,
             diverged,
+            txid_final,
             led_epoch,
             outlived,
             gen,
@@ -261,6 +268,7 @@ impl NodeState {
             && *sync_loss == other.sync_loss
             && *known_fresh == other.known_fresh
             && *diverged == other.diverged
+            && *txid_final == other.txid_final
             && *led_epoch == other.led_epoch
             && *outlived == other.outlived
             && *gen == other.gen

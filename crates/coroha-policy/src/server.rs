@@ -19,6 +19,13 @@ impl Policy {
         self.want_txid();
         if role != HaRole::None {
             self.handed_over.clear();
+            // Back in the lineage: what was read while outside it is no
+            // longer the mark its data must keep (seed 20757687: a node that
+            // was NONE once, then primary or secondary, was taken as
+            // diverged for the commits it took or copied in the lineage).
+            if !self.sabotaged(Sabotage::KeepOutsideReadAcrossLineage) {
+                self.persisted.data.outside = None;
+            }
         }
         if from != Some(role) {
             self.out.push(Output::RoleChanged {
@@ -115,6 +122,13 @@ impl Policy {
                 self.adopt_fresh_from_parent();
             }
             (HaOrder::BeNone, _) => {
+                // The server answers orders one at a time, also across a
+                // new connection (confd-ha-wire §4.4): a beprimary that timed
+                // out before this benone was applied or dropped by now, and
+                // is no longer in flight. Its epoch stays claimed in
+                // max_epoch. (Kept, it made a node out of quorum repeat
+                // benone every step, scenario 57.)
+                self.local.promoting = None;
                 // benone on a primary clears read-only mode (as captured).
                 self.read_only_unknown();
                 // Only a handover passes the lead on; a `benone` on quorum
@@ -232,6 +246,9 @@ impl Policy {
     /// Whether `primary`, the node this one follows, still serves as far as
     /// the delivered state shows: a member announcing itself primary of our
     /// epoch, or the orphan of that epoch the plan keeps.
+    /// Not a member: the orphan the plan keeps, or the primary this node
+    /// remembers; a view that a restart of the local corosync emptied says
+    /// nothing about it (seed 20461367).
     fn serves(&self, primary: NodeId) -> bool {
         let epoch = self.local.role_epoch;
         if self.view.is_member(primary) {
@@ -240,9 +257,14 @@ impl Policy {
                 .get(&primary)
                 .is_some_and(|s| s.is_primary() && s.health == Health::Ok && s.role_epoch == epoch)
         } else {
-            self.plan.as_ref().is_some_and(|p| {
-                matches!(&p.target, Some(Target::Orphan(k)) if k.node == primary && k.epoch == epoch)
-            })
+            let remembered = !self.sabotaged(Sabotage::ForgetAcrossCorosyncRestart)
+                && self
+                    .known_primary()
+                    .is_some_and(|k| k.node == primary && k.epoch == epoch);
+            remembered
+                || self.plan.as_ref().is_some_and(|p| {
+                    matches!(&p.target, Some(Target::Orphan(k)) if k.node == primary && k.epoch == epoch)
+                })
         }
     }
 

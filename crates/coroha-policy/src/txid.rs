@@ -66,6 +66,19 @@ impl Policy {
             .map(|(_, t)| t)
     }
 
+    /// Out of the lineage with the id read out there: the server is not
+    /// primary nor being promoted, and its first read outside matched the
+    /// last commit the node had in the lineage (`left_lineage`), so the
+    /// announced id is its data's last commit until it rejoins.
+    pub(crate) fn txid_final(&self) -> bool {
+        let data = &self.persisted.data;
+        self.local.role.ha_role() == Some(confd_ha::HaRole::None)
+            && self.local.promoting.is_none()
+            && data.outside.is_some()
+            && data.diverged.is_none()
+            && self.announced_txid().is_some()
+    }
+
     /// Ask for the id if it is wanted, or if the freshness moved since the
     /// last read in the lineage. One read at a time.
     pub(crate) fn read_txid_if_due(&mut self) {

@@ -114,6 +114,9 @@ pub struct Expect {
     pub max_promotions: Option<usize>,
     /// The timeline has a line containing this text.
     pub log_contains: Option<String>,
+    /// Exactly these nodes' coroha hold their data as diverged (the record
+    /// they persist, design §6); `[]`: none does.
+    pub diverged: Option<Vec<String>>,
     /// `node`'s NSO/ConfD has this role.
     pub node: Option<String>,
     pub role: Option<String>,
@@ -414,6 +417,17 @@ fn check_expect(sim: &Sim, e: &Expect, t: u64, first_event: u64) -> Vec<String> 
     if let Some(text) = &e.log_contains {
         if !sim.timeline.iter().any(|l| l.text.contains(text.as_str())) {
             out.push(format!("at {at}: no timeline line contains {text:?}"));
+        }
+    }
+    if let Some(want) = &e.diverged {
+        let got: Vec<String> = (0..names.len())
+            .filter(|i| sim.disk[*i].data.diverged.is_some())
+            .map(|i| names[i].clone())
+            .collect();
+        if &got != want {
+            out.push(format!(
+                "at {at}: expected diverged {want:?}, found {got:?}"
+            ));
         }
     }
     if let (Some(node), Some(role)) = (&e.node, &e.role) {

@@ -139,11 +139,17 @@ fn assert_caught_as(invariant: &str, sabotage: &[Sabotage], seed: u64, scenario:
 /// where elections infer freshness without CDB's transaction id (as when
 /// the rule was found; the id covers several of these rules on its own).
 fn assert_caught_in_scenario(invariant: &str, sabotage: &[Sabotage], scenario: &str) {
+    assert_caught_reading_txid(false, invariant, sabotage, scenario);
+}
+
+/// The same, with or without CDB's transaction id: a rule about the id
+/// itself needs it read.
+fn assert_caught_reading_txid(txid: bool, invariant: &str, sabotage: &[Sabotage], scenario: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(scenario);
     let mut s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
-    s.txid = false;
+    s.txid = txid;
     let outcome = s.run(sabotage, false).expect("runs");
     assert_eq!(
         outcome.violation.map(|v| v.invariant),
@@ -427,5 +433,70 @@ fn forgetting_a_promotion_intent_across_a_view_change_is_caught() {
         "I2",
         &[Sabotage::ForgetIntentAcrossViews],
         "67-promotion-intent-outlives-a-view-change.toml",
+    );
+}
+
+/// Scenario 68 (seed 20440895): a switchover asked while a primary that
+/// vanished may still hold its lease waits for the same hold as an
+/// election; skipping it promotes n3 beside the still writable n1.
+#[test]
+fn a_switchover_past_a_vanished_primary_is_caught() {
+    assert_caught_in_scenario(
+        "I2",
+        &[Sabotage::SwitchoverPastVanished],
+        "68-switchover-waits-for-a-vanished-primary.toml",
+    );
+}
+
+/// Scenario 69 (seeds 20461367, 21122425): a secondary whose server dies
+/// while its own corosync restarts judges by the ring and the primary it
+/// knew; forgetting them elects n2 without the orphan's lone commits.
+#[test]
+fn forgetting_the_ring_across_a_corosync_restart_is_caught() {
+    assert_caught_in_scenario(
+        "I2",
+        &[Sabotage::ForgetAcrossCorosyncRestart],
+        "69-secondary-loses-sync-while-its-corosync-restarts.toml",
+    );
+}
+
+/// Scenario 71 (seed 20757687): the first transaction id read outside HA
+/// counts only until the node is back in the lineage; keeping it takes a
+/// primary whose server hung and was restarted as diverged for its own
+/// commits, and nobody is elected again.
+#[test]
+fn keeping_an_outside_read_across_the_lineage_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I3",
+        &[Sabotage::KeepOutsideReadAcrossLineage],
+        "71-hung-primary-restarted-is-not-diverged.toml",
+    );
+}
+
+/// Scenario 70: a node that hands over leaves once its new primary lists
+/// it; leaving as soon as it is attached persists the old epoch's
+/// position, and the only node with every commit is behind.
+#[test]
+fn leaving_a_handover_before_being_listed_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I3",
+        &[Sabotage::LeaveBeforeListed],
+        "70-handover-leaves-once-listed.toml",
+    );
+}
+
+/// Scenario 72 (seed 3198189253): a node at the very commit the freshest
+/// data ends with holds it when that end is final; ignoring that leaves
+/// n2 and n3 behind by generation alone, and with n1 in standby nobody is
+/// elected.
+#[test]
+fn ignoring_a_final_commit_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I3",
+        &[Sabotage::IgnoreFinalCommit],
+        "72-same-last-commit-is-not-behind.toml",
     );
 }

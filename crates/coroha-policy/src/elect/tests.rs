@@ -45,6 +45,7 @@ fn view(states: Vec<(NodeId, NodeState)>) -> View {
 
 const NEVER: ElectParams = ElectParams {
     failback: Failback::Never,
+    switchover_waits_for_vanished: true,
 };
 
 fn target(plan: &Plan) -> Option<NodeId> {
@@ -242,10 +243,12 @@ fn failback_immediately_and_after_a_stable_period() {
     let mut v = view(vec![(1, primary(1, 2)), (2, s2)]);
     let now = ElectParams {
         failback: Failback::Immediately,
+        ..NEVER
     };
     assert_eq!(target(&elect(&v, now)), Some(2));
     let later = ElectParams {
         failback: Failback::After(60_000),
+        ..NEVER
     };
     let plan = elect(&v, later);
     assert_eq!(target(&plan), Some(1));
