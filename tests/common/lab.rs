@@ -101,6 +101,8 @@ pub struct Lab {
     pub policy: String,
     /// Extra lines for every node's coroha.toml `[hooks]`.
     pub hooks: String,
+    /// Extra lines for every node's corosync.conf `quorum` section.
+    pub quorum: String,
 }
 
 pub fn addr(id: u32) -> String {
@@ -125,6 +127,7 @@ impl Lab {
             nodes: vec![],
             policy: policy.to_string(),
             hooks: String::new(),
+            quorum: String::new(),
         };
         must(&format!("ip netns add {bridge}"));
         must(&format!(
@@ -191,10 +194,11 @@ impl Lab {
             format!(
                 "totem {{\n  version: 2\n  cluster_name: lab{tag}\n  transport: knet\n  token: 1000\n  crypto_cipher: none\n  crypto_hash: none\n}}\n\
                  logging {{\n  to_logfile: yes\n  logfile: {d}/corosync.log\n  to_syslog: no\n  to_stderr: no\n  timestamp: hires\n}}\n\
-                 quorum {{\n  provider: corosync_votequorum\n}}\n\
+                 quorum {{\n  provider: corosync_votequorum\n{quorum}}}\n\
                  system {{\n  state_dir: {d}/cs-state\n}}\n\
                  nodelist {{\n{nodelist}}}\n",
-                tag = self.tag
+                tag = self.tag,
+                quorum = self.quorum
             ),
         )
         .unwrap();
@@ -249,6 +253,13 @@ impl Lab {
         for i in 0..self.nodes.len() {
             self.write_configs(i);
         }
+    }
+
+    /// A cluster of two with corosync's `two_node: 1`, which coroha runs
+    /// only with a `fence_node` hook ([`Lab::fence_node_by_killing`]).
+    pub fn two_node_with_fencing(&mut self) {
+        self.quorum = "  two_node: 1\n".into();
+        self.fence_node_by_killing();
     }
 
     pub fn node(&self, id: u32) -> &Node {
@@ -358,6 +369,34 @@ impl Lab {
         }
     }
 
+    /// Whether a process of a node runs (stopped counts); one that exited,
+    /// killed by a fence hook for instance, is forgotten.
+    pub fn running(&mut self, id: u32, which: Proc) -> bool {
+        let slot = self.slot(id, which);
+        let exited = match slot.as_mut() {
+            None => return false,
+            Some(child) => !matches!(child.try_wait(), Ok(None)),
+        };
+        if exited {
+            *slot = None;
+        }
+        !exited
+    }
+
+    /// Start whichever of a node's processes is not running (after a crash,
+    /// a fence, a kill): corosync, then fake-confd, then coroha.
+    pub fn revive(&mut self, id: u32) {
+        if !self.running(id, Proc::Corosync) {
+            self.start_corosync(id);
+        }
+        if !self.running(id, Proc::Fake) {
+            self.start_fake(id);
+        }
+        if !self.running(id, Proc::Coroha) {
+            self.start_coroha(id);
+        }
+    }
+
     /// Send a signal to a process of a node (and forget it for SIGKILL and
     /// SIGTERM, after it exited).
     pub fn signal(&mut self, id: u32, which: Proc, sig: &str) {
@@ -429,6 +468,24 @@ impl Lab {
         ));
     }
 
+    /// Every packet node `id` sends to its peers is lost, silently, as on a
+    /// real network: it sends them to a hardware address nobody has (a
+    /// blackhole route would fail its sends at once, which its NSO/ConfD
+    /// takes for dead peers, not for loss). It still hears them.
+    pub fn send_loss(&self, id: u32, lost: bool) {
+        for peer in self.nodes.iter().map(|n| n.id).filter(|p| *p != id) {
+            let a = addr(peer);
+            self.in_node(
+                id,
+                &if lost {
+                    format!("ip neigh replace {a} lladdr 02:00:00:00:00:fe dev eth0 nud permanent")
+                } else {
+                    format!("ip neigh del {a} dev eth0")
+                },
+            );
+        }
+    }
+
     /// fake-confd's own answer to `status`.
     pub fn fake_status(&self, id: u32) -> Option<Value> {
         self.fake_ctl(id, "status")
@@ -436,12 +493,12 @@ impl Lab {
 
     /// fake-confd's answer to an admin command (`status`, `write`).
     pub fn fake_ctl(&self, id: u32, command: &str) -> Option<Value> {
-        let sock = self.node(id).dir.join("admin.sock");
-        let out = Command::new(fake_confd())
-            .args(["ctl", &format!("unix:{}", sock.display()), command])
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
+        ctl(&self.node(id).dir.join("admin.sock"), command)
+    }
+
+    /// A client committing on node `id` from now on (see [`Writer`]).
+    pub fn writer(&self, id: u32) -> Writer {
+        Writer::start(self.node(id).dir.join("admin.sock"))
     }
 
     /// A shell command inside a node's network namespace.
@@ -619,6 +676,50 @@ impl Lab {
     /// Print where the logs are (on failure).
     pub fn keep_logs(&self) {
         eprintln!("lab logs kept in {}", self.dir.display());
+    }
+}
+
+/// A command on a fake-confd's admin socket, and its JSON answer.
+fn ctl(admin: &std::path::Path, command: &str) -> Option<Value> {
+    let out = Command::new(fake_confd())
+        .args(["ctl", &format!("unix:{}", admin.display()), command])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// A client that commits on one node's NSO/ConfD every 50 ms, on a thread
+/// of its own, until it is stopped; it keeps the transaction id of every
+/// commit acknowledged.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl Writer {
+    fn start(admin: PathBuf) -> Writer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut acked = vec![];
+            while !stopped.load(Ordering::Relaxed) {
+                if let Some(v) = ctl(&admin, "write") {
+                    if v["ok"] == true {
+                        acked.extend(v["txid"].as_u64());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            acked
+        });
+        Writer { stop, thread }
+    }
+
+    /// Stop committing: the ids acknowledged, oldest first.
+    pub fn stop(self) -> Vec<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("writer thread")
     }
 }
 

@@ -102,7 +102,7 @@ impl RememberedPrimary {
 
 /// What every daemon announces after every configuration change and after
 /// every change of its own state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, Serialize, Deserialize)]
 pub struct NodeState {
     /// Shared, not copied: every step builds this node's state to see
     /// whether it changed, and equal `Arc`s compare by pointer first.
@@ -180,6 +180,19 @@ pub struct NodeState {
     pub config_digest: u64,
 }
 
+/// Every step compares this node's state with the one it announced, and
+/// the lists in it hold a few node ids: compared element by element, not
+/// through `memcmp`, which was a third of the simulator's time.
+fn same_nodes(a: &[NodeId], b: &[NodeId]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+impl PartialEq for NodeState {
+    fn eq(&self, other: &NodeState) -> bool {
+        self.txid == other.txid && self.known_txid == other.known_txid && self.same_but_txid(other)
+    }
+}
+
 impl NodeState {
     /// A healthy node in NONE that knows nothing yet (tests build on it).
     pub fn sample(id: NodeId) -> NodeState {
@@ -218,7 +231,6 @@ impl NodeState {
         }
     }
 
-    /// May this node become primary, data freshness aside?
     /// Equal but for the transaction ids.
     pub fn same_but_txid(&self, other: &NodeState) -> bool {
         // Destructured, so that a new field cannot be forgotten here.
@@ -272,8 +284,8 @@ impl NodeState {
             && *led_epoch == other.led_epoch
             && *outlived == other.outlived
             && *gen == other.gen
-            && *attached == other.attached
-            && *handed_over == other.handed_over
+            && same_nodes(attached, &other.attached)
+            && same_nodes(handed_over, &other.handed_over)
             && *priority == other.priority
             && *can_primary == other.can_primary
             && *standby == other.standby
