@@ -843,6 +843,12 @@ fn chaos_run_of_random_faults_never_two_primaries_never_a_lost_commit() {
         let anyone = 1 + dice.roll(3) as u32;
         let hold = Duration::from_millis(2000 + dice.roll(5000));
         let target = p;
+        let on = match fault {
+            Chaos::CrashSecondary | Chaos::IsolateSecondary => secondary,
+            Chaos::CorosyncRestart | Chaos::ForeignHaClient => anyone,
+            _ => p,
+        };
+        eprintln!("chaos {}: {fault:?} on n{on} (n{p} primary)", done + 1);
         let writer = lab.writer(p);
         std::thread::sleep(Duration::from_millis(300));
         match fault {
@@ -918,12 +924,7 @@ fn chaos_run_of_random_faults_never_two_primaries_never_a_lost_commit() {
             lab.changes_since(0)
         );
         eprintln!(
-            "chaos {done}: {fault:?} (n{target} primary{}), {} commits acknowledged, n{q} primary with all of them",
-            match fault {
-                Chaos::CrashSecondary | Chaos::IsolateSecondary => format!(", on n{secondary}"),
-                Chaos::CorosyncRestart | Chaos::ForeignHaClient => format!(", on n{anyone}"),
-                _ => String::new(),
-            },
+            "chaos {done}: {} commits acknowledged, n{q} primary with all of them",
             acked.len()
         );
         p = q;

@@ -26,7 +26,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     if let (None, Some(detect)) = (config.policy.lease, totem.detection()) {
         let lease = coroha_config::lease_for(detect);
         tracing::info!(
-            "lease {lease} ms: 45 % of corosync's runtime token + consensus ({detect} ms)"
+            "lease {lease} ms: 60 % of corosync's runtime token + consensus ({detect} ms)"
         );
         config.policy.lease = Some(coroha_config::Dur::ms(lease));
     }

@@ -86,11 +86,12 @@ pub fn check_totem(
                 .into(),
         ));
     }
-    let lease = config
-        .policy
-        .lease
-        .map_or(coroha_config::DEFAULT_LEASE_MS, |l| l.as_ms());
     if let Some(detect) = totem.detection() {
+        // Unset, it is derived from this very sum (`lease_for`).
+        let lease = config
+            .policy
+            .lease
+            .map_or_else(|| coroha_config::lease_for(detect), |l| l.as_ms());
         if lease >= detect {
             errors.push(err(
                 key_offset(text, "policy", "lease"),
@@ -100,14 +101,14 @@ pub fn check_totem(
                      elect; expected less than {detect} ms"
                 ),
             ));
-        } else if lease * 5 / 2 - lease / 4 <= detect {
+        } else if lease * 2 <= detect {
             warnings.push(err(
                 key_offset(text, "policy", "lease"),
                 format!(
                     "[policy] lease = {lease} ms: corosync's runtime token + consensus is {detect} ms, \
-                     longer than 2.25 leases, so a healthy primary steps down while corosync re-forms \
+                     not below 2 leases, so a healthy primary can step down while corosync re-forms \
                      its ring after a secondary fails; a lease of {} ms or more avoids it",
-                    detect * 4 / 9 + 1
+                    detect / 2 + 1
                 ),
             ));
         }
@@ -213,16 +214,22 @@ address = "10.0.0.4"
             errors.is_empty() && warnings.is_empty(),
             "{errors:?} {warnings:?}"
         );
-        // 5 nodes, token 1000: 2950 + 3540 = 6490 ms; the 1.8 s default
-        // would demote a healthy primary when a secondary fails.
+        // 5 nodes, token 1000: 2950 + 3540 = 6490 ms; the lease derived
+        // from it fits, a 1.8 s lease set by hand would demote a healthy
+        // primary when a secondary fails.
         let (errors, warnings) = check_totem(&c, CONFIG, "c.toml", &totem(2950, 3540, false));
+        assert!(errors.is_empty() && warnings.is_empty(), "{warnings:?}");
+        let text = format!("{CONFIG}[policy]\nlease = \"1800ms\"\n");
+        let c = Config::parse(&text, "c.toml").unwrap();
+        let (errors, warnings) = check_totem(&c, &text, "c.toml", &totem(2950, 3540, false));
         assert!(errors.is_empty());
         assert!(
             warnings
                 .iter()
-                .any(|w| w.message.contains("2885 ms or more")),
+                .any(|w| w.message.contains("3246 ms or more")),
             "{warnings:?}"
         );
+        let c = Config::parse(CONFIG, "c.toml").unwrap();
         // A lease corosync's detection does not outlast.
         let text = format!("{CONFIG}[policy]\nlease = \"3s\"\nmembership_detect = \"4s\"\n");
         let c = Config::parse(&text, "c.toml").unwrap();

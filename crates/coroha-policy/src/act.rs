@@ -259,7 +259,12 @@ impl Policy {
 
     pub(crate) fn arm_hold_timer(&mut self, now: u64) {
         let wait = self.plan.as_ref().and_then(|p| p.wait.clone());
-        let coordinator = self.view.coordinator() == Some(self.cfg.me);
+        // Only a quorate coordinator measures holds: ending a vanished
+        // primary's hold may fence it, and a node cut off alone must not
+        // fence the primary the majority still has (seen in the lab's
+        // chaos run: an isolated secondary fenced the primary).
+        let quorate = self.quorum.stable() || self.sabotaged(Sabotage::FenceWithoutQuorum);
+        let coordinator = self.view.coordinator() == Some(self.cfg.me) && quorate;
         match (wait, coordinator) {
             (Some(hold), true) => {
                 if self.hold_timer.as_ref().map(HoldTimer::hold) != Some(&hold) {

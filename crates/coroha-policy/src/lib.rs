@@ -474,6 +474,9 @@ pub enum Sabotage {
     /// commit the freshest data ends with could lack some of it
     /// (design §6).
     IgnoreFinalCommit,
+    /// Measure holds, and fence the primary a hold is for, also where
+    /// this node's ring is not quorate (design §13).
+    FenceWithoutQuorum,
 }
 
 pub struct Policy {

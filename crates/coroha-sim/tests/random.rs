@@ -500,3 +500,23 @@ fn ignoring_a_final_commit_is_caught() {
         "72-same-last-commit-is-not-behind.toml",
     );
 }
+
+/// Scenario 73 (the lab's chaos run): only a quorate coordinator measures
+/// holds. With the rule off, a secondary cut off alone fences the primary
+/// the majority still has, and another node is promoted: the scenario's
+/// expectation (n1 stays the only primary ever) fails. No invariant
+/// breaks (fencing a primary loses nothing), so this checks the outcome.
+#[test]
+fn fencing_from_outside_quorum_is_caught() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join("73-isolated-secondary-does-not-fence-the-primary.toml");
+    let s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
+    assert!(s.run(&[], false).expect("runs").passed());
+    let broken = s.run(&[Sabotage::FenceWithoutQuorum], false).expect("runs");
+    assert!(broken.violation.is_none());
+    assert!(
+        !broken.failed_expectations.is_empty(),
+        "an isolated secondary's fence went unnoticed"
+    );
+}
