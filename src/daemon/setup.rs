@@ -229,7 +229,6 @@ address = "10.0.0.4"
                 .any(|w| w.message.contains("3246 ms or more")),
             "{warnings:?}"
         );
-        let c = Config::parse(CONFIG, "c.toml").unwrap();
         // A lease corosync's detection does not outlast.
         let text = format!("{CONFIG}[policy]\nlease = \"3s\"\nmembership_detect = \"4s\"\n");
         let c = Config::parse(&text, "c.toml").unwrap();
