@@ -902,10 +902,7 @@ fn chaos_run_of_random_faults_never_two_primaries_never_a_lost_commit() {
             }
         }
         std::thread::sleep(Duration::from_secs(1));
-        for id in all(3) {
-            lab.revive(id);
-        }
-        let q = lab.wait_settled(&all(3), SETTLE);
+        let q = lab.wait_settled_reviving(SETTLE);
         let acked = writer.stop();
         done += 1;
         acked_total += acked.len();
@@ -946,10 +943,7 @@ fn fault_outcome(setup: impl FnOnce(&mut Lab), fault: impl FnOnce(&mut Lab, u32)
     let writer = lab.writer(p);
     std::thread::sleep(Duration::from_secs(1));
     fault(&mut lab, p);
-    for id in all(3) {
-        lab.revive(id);
-    }
-    let q = lab.wait_settled(&all(3), SETTLE);
+    let q = lab.wait_settled_reviving(SETTLE);
     let acked = writer.stop();
     let on_q = lab.fake_status(q).expect("primary's status")["txid"]
         .as_u64()

@@ -542,6 +542,28 @@ impl Lab {
             .then_some(p)
     }
 
+    /// Wait until every node is settled, starting again whatever a fence
+    /// or a fault killed meanwhile (as systemd's `Restart=` would: a local
+    /// fence on quorum loss kills NSO/ConfD, and a fence_node hook every
+    /// process of a node, at any time during the settling); the primary.
+    pub fn wait_settled_reviving(&mut self, limit: Duration) -> u32 {
+        let all: Vec<u32> = self.nodes.iter().map(|n| n.id).collect();
+        let until = Instant::now() + limit;
+        loop {
+            for &id in &all {
+                self.revive(id);
+            }
+            if let Some(p) = self.settled_primary(&all) {
+                return p;
+            }
+            assert!(
+                Instant::now() < until,
+                "timed out after {limit:?} waiting for one primary with {all:?} attached"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Wait until `expect` are settled (one primary, the rest its
     /// secondaries); the primary.
     pub fn wait_settled(&self, expect: &[u32], limit: Duration) -> u32 {

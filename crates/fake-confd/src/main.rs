@@ -255,12 +255,11 @@ fn main() -> std::process::ExitCode {
         .admin
         .as_deref()
         .map(|a| Endpoint::parse(a).unwrap_or_else(|e| fail(format!("--admin {e}"))));
-    let txid = args.cdb.as_ref().map_or(0, |p| {
-        std::fs::read_to_string(p)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0)
-    });
+    let cdb = args
+        .cdb
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
     runtime.block_on(async move {
         let ha = tokio::net::TcpListener::bind(&args.ha_listen)
             .await
@@ -268,7 +267,7 @@ fn main() -> std::process::ExitCode {
         let ha_port = ha.local_addr().map_or(4569, |a| a.port());
         let server = Arc::new(Server::new(
             settings(&args, ha_port),
-            FakeNode::new(args.phase0, txid),
+            FakeNode::from_cdb_file(args.phase0, &cdb),
         ));
         tokio::spawn(links::listen(server.clone(), ha));
         if let Some(endpoint) = admin_endpoint {

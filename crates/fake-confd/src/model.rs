@@ -171,6 +171,27 @@ impl FakeNode {
         }
     }
 
+    /// The CDB file's contents: the transaction id and the node id it is
+    /// tagged with. A real server keeps both across a restart
+    /// (confd-ipc-wire §6, "restart: unchanged, NodeId included").
+    pub fn cdb_file(&self) -> String {
+        match &self.txid_primary {
+            Some(id) => format!("{} {}\n", self.txid, Reply::node_name(id)),
+            None => format!("{}\n", self.txid),
+        }
+    }
+
+    /// A node whose CDB file (see [`FakeNode::cdb_file`]) says `text`.
+    pub fn from_cdb_file(phase0: bool, text: &str) -> FakeNode {
+        let mut words = text.split_whitespace();
+        let txid = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+        let mut node = FakeNode::new(phase0, txid);
+        node.txid_primary = words
+            .next()
+            .map(|id| Term::from(eetf::Binary::from(id.as_bytes().to_vec())));
+        node
+    }
+
     /// Commit one transaction as primary at wall-clock time `now_us`.
     pub fn commit(&mut self, now_us: u64) -> u64 {
         self.txid = (self.txid + 1).max(now_us);
@@ -522,6 +543,29 @@ mod tests {
         order(&mut n, Order::BeNone);
         order(&mut n, Order::BePrimary { me: "n1".into() });
         assert_eq!(n.cdb_txid().primary.as_deref(), Some("n3"));
+    }
+
+    #[test]
+    fn a_restart_keeps_the_txid_and_its_tag() {
+        // As captured: "restart (stop/start or SIGKILL/start): unchanged,
+        // NodeId included". A secondary that copied n3's commit and is
+        // restarted still says so.
+        let mut n = FakeNode::new(false, 0);
+        let out = order(&mut n, join("n3", true));
+        let Effect::Join(j) = out[0].clone() else {
+            panic!("{out:?}")
+        };
+        n.join_done(&j, Ok(42));
+        let restarted = FakeNode::from_cdb_file(false, &n.cdb_file());
+        assert_eq!(restarted.cdb_txid(), n.cdb_txid());
+        assert_eq!(restarted.cdb_txid().primary.as_deref(), Some("n3"));
+        let bare = FakeNode::from_cdb_file(false, "17\n");
+        assert_eq!(
+            (bare.txid, bare.cdb_txid().primary),
+            (17, None),
+            "a file of the earlier form"
+        );
+        assert_eq!(FakeNode::from_cdb_file(false, "").txid, 0, "no file");
     }
 
     #[test]

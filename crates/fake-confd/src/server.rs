@@ -120,7 +120,8 @@ pub struct State {
     next_id: u64,
     /// (unix ms, state) of every state the node had.
     pub timeline: Vec<(u128, i32)>,
-    saved_txid: u64,
+    /// What the CDB file holds (`FakeNode::cdb_file`).
+    saved_cdb: String,
 }
 
 pub struct Server {
@@ -223,7 +224,7 @@ impl State {
 
 impl Server {
     pub fn new(settings: Settings, node: FakeNode) -> Server {
-        let saved_txid = node.txid;
+        let saved_cdb = node.cdb_file();
         Server {
             settings,
             state: Mutex::new(State {
@@ -235,7 +236,7 @@ impl Server {
                 downlinks: vec![],
                 next_id: 0,
                 timeline: vec![(unix_ms(), fake_confd::model::NONE)],
-                saved_txid,
+                saved_cdb,
             }),
             acked: Notify::new(),
             orders: Arc::new(tokio::sync::Mutex::new(())),
@@ -267,11 +268,12 @@ impl Server {
                 }
             }
         }
-        if st.node.txid != st.saved_txid {
-            st.saved_txid = st.node.txid;
+        let cdb = st.node.cdb_file();
+        if cdb != st.saved_cdb {
             if let Some(path) = &self.settings.cdb {
-                let _ = std::fs::write(path, format!("{}\n", st.node.txid));
+                let _ = std::fs::write(path, &cdb);
             }
+            st.saved_cdb = cdb;
         }
         out
     }
