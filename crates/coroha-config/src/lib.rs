@@ -403,6 +403,26 @@ impl Config {
                     .into(),
             ));
         }
+        if self.hooks.fence_node.is_empty() {
+            out.push((
+                key_offset(text, "hooks", "fence_node"),
+                "no [hooks] fence_node: a primary that vanishes uncleanly (a frozen node, its \
+                 coroha and corosync dead together) is not fenced before another node is \
+                 promoted, and the commit it takes when it resumes is lost (docs/design.md §13, \
+                 docs/benchmarks.md)"
+                    .into(),
+            ));
+        }
+        if self.policy.on_quorum_loss == QuorumLossAction::Benone {
+            out.push((
+                key_offset(text, "policy", "on_quorum_loss"),
+                "on_quorum_loss = \"benone\": a commit in flight on a primary cut off from \
+                 quorum can be acknowledged as its server steps down, and is lost; \
+                 on_quorum_loss = \"fence\" kills the server instead (docs/design.md §13, \
+                 docs/benchmarks.md)"
+                    .into(),
+            ));
+        }
         out
     }
 

@@ -163,10 +163,16 @@ fn a_config_without_a_fence_hook_is_warned_about_with_its_location() {
     let text = format!("[hooks]\non_primary = [\"/bin/true\"]\n{MINIMAL}");
     let c = Config::parse(&text, "w.toml").unwrap();
     let w = c.warnings(&text);
-    assert_eq!(w.len(), 1);
+    assert_eq!(w.len(), 3, "{w:?}");
     assert_eq!(w[0].0, 0, "points at the [hooks] table");
-    assert!(w[0].1.contains("no [hooks] fence"), "{}", w[0].1);
-    let fenced = format!("[hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n{MINIMAL}");
+    assert!(w[0].1.contains("no [hooks] fence:"), "{}", w[0].1);
+    assert!(w[1].1.contains("no [hooks] fence_node"), "{}", w[1].1);
+    assert!(w[2].1.contains("on_quorum_loss"), "{}", w[2].1);
+    let fenced = format!(
+        "[hooks]\nfence = [\"systemctl\", \"restart\", \"ncs\"]\n\
+         fence_node = [\"stonith_admin\", \"--reboot\", \"{{node}}\"]\n\
+         [policy]\non_quorum_loss = \"fence\"\n{MINIMAL}"
+    );
     let c = Config::parse(&fenced, "w.toml").unwrap();
-    assert!(c.warnings(&fenced).is_empty());
+    assert!(c.warnings(&fenced).is_empty(), "{:?}", c.warnings(&fenced));
 }
