@@ -477,6 +477,9 @@ pub enum Sabotage {
     /// Measure holds, and fence the primary a hold is for, also where
     /// this node's ring is not quorate (design §13).
     FenceWithoutQuorum,
+    /// Keep fencing a primary that vanished with its node when its node
+    /// is back in the quorate ring without its coroha (design §12).
+    FenceVanishedBackInRing,
 }
 
 pub struct Policy {

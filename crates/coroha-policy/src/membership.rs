@@ -5,7 +5,9 @@
 use crate::cause::Cause;
 use crate::cluster::{ClusterEvent, Member, NodeId, Reason};
 use crate::elect::{self, elect, ElectParams, Target, View};
-use crate::message::{Body, Envelope, Fresh, KnownPrimary, NodeState, RememberedPrimary, Request};
+use crate::message::{
+    Body, Envelope, Fresh, Hold, KnownPrimary, NodeState, RememberedPrimary, Request,
+};
 use crate::{fnv1a, Level, Policy, Quorum, Sabotage};
 
 impl Policy {
@@ -173,6 +175,7 @@ impl Policy {
     /// - An orphan whose node left the ring: nothing tells whether its
     ///   NSO/ConfD still serves; keep waiting for evidence.
     pub(crate) fn judge_known_primary(&mut self) {
+        self.vanished_back_in_ring();
         let Some(known) = self.persisted.known_primary.clone() else {
             return;
         };
@@ -207,6 +210,63 @@ impl Policy {
                     }
                 ),
             );
+        }
+    }
+
+    /// A primary that vanished with its node is back in the quorate ring
+    /// without its coroha: its NSO/ConfD may serve again, alone (a frozen
+    /// node that resumed after its coroha died, seed 46069218). It is an
+    /// orphan to wait for and attach to, not a node to fence: fencing it
+    /// and electing another node lost what it committed since it resumed.
+    fn vanished_back_in_ring(&mut self) {
+        let Some((node, epoch)) = self.vanished else {
+            return;
+        };
+        // Shown gone (its server did not take an attach): not an orphan.
+        let back = self.quorum.stable()
+            && self.quorum.ring_members.contains(&node)
+            && self.view.complete()
+            && !self.view.is_member(node)
+            && !self.view.gone.contains(&(node, epoch));
+        if !back
+            || self.sabotaged(Sabotage::FenceVanishedBackInRing)
+            || self.known_primary().is_some_and(|k| k.epoch >= epoch)
+        {
+            return;
+        }
+        let Some(n) = self.cfg.node(node) else {
+            return;
+        };
+        let k = KnownPrimary {
+            node,
+            epoch,
+            name: n.name.clone(),
+            address: n.address.clone(),
+            promotion_in_flight: false,
+        };
+        self.log(
+            Level::Warn,
+            format!(
+                "primary {} (epoch {epoch}) is back in the ring without its coroha: its NSO/ConfD may \
+                 serve alone; waiting for it as an orphan",
+                k.name
+            ),
+        );
+        self.persisted.known_primary = Some(RememberedPrimary::Orphaned(k));
+        self.vanished = None;
+        // The hold for it, and its fence, are called off with the plan
+        // that waited on it, until the next decision (the orphan's).
+        let for_it =
+            |h: &Hold| matches!(h, Hold::PromotionDelay { primary, .. } if *primary == node);
+        if self.hold_timer.as_ref().is_some_and(|t| for_it(t.hold())) {
+            self.hold_timer = None;
+        }
+        if self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.wait.as_ref().is_some_and(for_it))
+        {
+            self.plan = None;
         }
     }
 

@@ -520,3 +520,17 @@ fn fencing_from_outside_quorum_is_caught() {
         "an isolated secondary's fence went unnoticed"
     );
 }
+
+/// Scenario 74 (seed 46069218): a primary that vanished with its node and
+/// is back in the quorate ring without its coroha is an orphan to attach
+/// to; fencing it instead elects a node without what it committed alone
+/// after it resumed.
+#[test]
+fn fencing_a_vanished_primary_back_in_the_ring_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &[Sabotage::FenceVanishedBackInRing],
+        "74-vanished-primary-back-without-its-coroha.toml",
+    );
+}
