@@ -135,6 +135,14 @@ fn assert_caught_as(invariant: &str, sabotage: &[Sabotage], seed: u64, scenario:
     assert_caught_in_scenario(invariant, sabotage, scenario);
 }
 
+/// A golden scenario of `scenarios/`, by file name.
+fn scenario(name: &str) -> coroha_sim::scenario::Scenario {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name);
+    coroha_sim::scenario::Scenario::load(&path).expect("scenario")
+}
+
 /// The golden scenario of a rule breaks `invariant` with the rule off,
 /// where elections infer freshness without CDB's transaction id (as when
 /// the rule was found; the id covers several of these rules on its own).
@@ -144,17 +152,14 @@ fn assert_caught_in_scenario(invariant: &str, sabotage: &[Sabotage], scenario: &
 
 /// The same, with or without CDB's transaction id: a rule about the id
 /// itself needs it read.
-fn assert_caught_reading_txid(txid: bool, invariant: &str, sabotage: &[Sabotage], scenario: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(scenario);
-    let mut s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
+fn assert_caught_reading_txid(txid: bool, invariant: &str, sabotage: &[Sabotage], name: &str) {
+    let mut s = scenario(name);
     s.txid = txid;
     let outcome = s.run(sabotage, false).expect("runs");
     assert_eq!(
         outcome.violation.map(|v| v.invariant),
         Some(invariant.to_string()),
-        "{scenario} with {sabotage:?}"
+        "{name} with {sabotage:?}"
     );
 }
 
@@ -387,10 +392,7 @@ fn promoting_before_fencing_a_vanished_primary_is_caught() {
 /// an orphan (design §7).
 #[test]
 fn scenario_65_loses_commits_only_without_both_ids_and_the_orphan_record() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join("65-secondary-drops-out-then-the-primary-is-lost.toml");
-    let mut s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
+    let mut s = scenario("65-secondary-drops-out-then-the-primary-is-lost.toml");
     let invariant = |s: &coroha_sim::scenario::Scenario, sabotage: &[Sabotage]| {
         s.run(sabotage, false)
             .expect("runs")
@@ -411,10 +413,7 @@ fn scenario_65_loses_commits_only_without_both_ids_and_the_orphan_record() {
 /// heard the orphan's last ones).
 #[test]
 fn forgetting_a_loss_of_sync_with_an_orphan_is_caught() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join("66-orphan-commits-alone-after-its-last-secondary.toml");
-    let s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
+    let s = scenario("66-orphan-commits-alone-after-its-last-secondary.toml");
     let outcome = s
         .run(&[Sabotage::IgnoreOrphanLoneCommits], false)
         .expect("runs");
@@ -508,10 +507,7 @@ fn ignoring_a_final_commit_is_caught() {
 /// breaks (fencing a primary loses nothing), so this checks the outcome.
 #[test]
 fn fencing_from_outside_quorum_is_caught() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join("73-isolated-secondary-does-not-fence-the-primary.toml");
-    let s = coroha_sim::scenario::Scenario::load(&path).expect("scenario");
+    let s = scenario("73-isolated-secondary-does-not-fence-the-primary.toml");
     assert!(s.run(&[], false).expect("runs").passed());
     let broken = s.run(&[Sabotage::FenceWithoutQuorum], false).expect("runs");
     assert!(broken.violation.is_none());
