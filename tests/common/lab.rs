@@ -19,6 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 pub const COROHA: &str = env!("CARGO_BIN_EXE_coroha");
+/// Longer than corosync needs to notice a loss with the lab's token of
+/// 1 s (token + consensus, about 2.2 s, and a round to form the ring).
+pub const STABLE: Duration = Duration::from_secs(4);
 /// fake-confd, built by the workspace beside coroha.
 pub fn fake_confd() -> String {
     coroha_testkit::workspace_bin(COROHA, "fake-confd")
@@ -547,15 +550,28 @@ impl Lab {
     /// or a fault killed meanwhile (as systemd's `Restart=` would: a local
     /// fence on quorum loss kills NSO/ConfD, and a fence_node hook every
     /// process of a node, at any time during the settling); the primary.
+    ///
+    /// Settled means the same primary with everybody attached for
+    /// [`STABLE`]: after a short cut the servers still show the old
+    /// primary with its secondaries while corosync is about to split the
+    /// ring, and that primary is fenced a moment later.
     pub fn wait_settled_reviving(&mut self, limit: Duration) -> u32 {
         let all: Vec<u32> = self.nodes.iter().map(|n| n.id).collect();
         let until = Instant::now() + limit;
+        let mut settled: Option<(u32, Instant)> = None;
         loop {
             for &id in &all {
                 self.revive(id);
             }
-            if let Some(p) = self.settled_primary(&all) {
-                return p;
+            settled = match (self.settled_primary(&all), settled) {
+                (Some(p), Some((q, since))) if p == q => Some((q, since)),
+                (Some(p), _) => Some((p, Instant::now())),
+                (None, _) => None,
+            };
+            if let Some((p, since)) = settled {
+                if since.elapsed() >= STABLE {
+                    return p;
+                }
             }
             assert!(
                 Instant::now() < until,
