@@ -110,10 +110,16 @@ enum Command {
         #[command(flatten)]
         ctl: Ctl,
     },
-    /// Validate a configuration and print it with defaults filled in.
+    /// Validate a configuration as `run` does (the file, and the files and
+    /// programs it names on this host) and print it with defaults filled
+    /// in; exit 1 on any error.
     CheckConfig {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Check the file alone, not this host (a file for another
+        /// machine).
+        #[arg(long)]
+        file_only: bool,
     },
 }
 
@@ -133,13 +139,13 @@ struct Ctl {
 fn control(ctl: Ctl, req: Request) -> ExitCode {
     let socket = match ctl.socket {
         Some(s) => s,
-        None => match coroha::daemon::control_socket(&ctl.config) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
+        None => {
+            let (socket, problem) = Config::control_socket(&ctl.config);
+            if let Some(problem) = problem {
+                eprintln!("warning: {problem}");
             }
-        },
+            socket
+        }
     };
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -241,7 +247,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config } => match Config::load_with_warnings(&config) {
+        Command::CheckConfig { config, file_only } => match Config::load_checked(
+            &config,
+            if file_only {
+                coroha_config::Checks::FileOnly
+            } else {
+                coroha_config::Checks::FileAndHost
+            },
+        ) {
             Ok((c, warnings)) => {
                 for w in warnings {
                     eprintln!("warning: {w}");

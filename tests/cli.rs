@@ -30,7 +30,14 @@ fn example_configs_validate() {
     let mut n = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        let (code, out, err) = coroha(&["check-config", "--config", path.to_str().unwrap()]);
+        // Written for the cluster's machines: their token file and hooks
+        // are not on this one.
+        let (code, out, err) = coroha(&[
+            "check-config",
+            "--file-only",
+            "--config",
+            path.to_str().unwrap(),
+        ]);
         assert_eq!(code, 0, "{}: {err}", path.display());
         assert!(
             out.contains("[policy]"),
@@ -45,7 +52,7 @@ fn example_configs_validate() {
 fn broken_config_names_file_line_column_and_what_was_expected() {
     let path = temp_file(
         "bad.toml",
-        "[[node]]\nname = \"a\"\nid = 1\naddress = \"x\"\npriority = \"high\"\n",
+        "[[node]]\nname = \"a\"\nid = 1\naddress = \"10.0.0.1\"\npriority = \"high\"\n",
     );
     let (code, _, err) = coroha(&["check-config", "--config", &path]);
     assert_eq!(code, 1);
@@ -57,7 +64,7 @@ fn broken_config_names_file_line_column_and_what_was_expected() {
 fn effective_config_fills_defaults_and_hides_the_token() {
     let path = temp_file(
         "ok.toml",
-        "[ha]\ntoken = \"s3cret-token\"\n[[node]]\nname = \"a\"\nid = 1\naddress = \"x\"\n",
+        "[ha]\ntoken = \"s3cret-token\"\n[[node]]\nname = \"a\"\nid = 1\naddress = \"10.0.0.1\"\n",
     );
     let (code, out, _) = coroha(&["check-config", "--config", &path]);
     assert_eq!(code, 0);
@@ -251,4 +258,84 @@ fn ha_without_a_server_is_a_clear_error() {
     let (code, _, err) = coroha(&["ha", "--ipc", &free, "--config", "/nonexistent", "status"]);
     assert_eq!(code, 1);
     assert!(err.contains("unreachable"), "{err}");
+}
+
+/// A unix socket where a test stands in for a running daemon: it answers
+/// nothing and hands back the first request line it read.
+fn standin_daemon(name: &str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::BufRead;
+    let path = temp_file(name, "");
+    std::fs::remove_file(&path).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let thread = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stream).read_line(&mut line);
+        line
+    });
+    (path, thread)
+}
+
+#[test]
+fn check_config_checks_the_files_and_programs_run_needs_and_where_they_are_named() {
+    let path = temp_file(
+        "host.toml",
+        "[ha]\ntoken_file = \"/nonexistent/ha-token\"\n[hooks]\nfence = [\"/nonexistent/fence\"]\n\
+         [[node]]\nname = \"a\"\nid = 1\naddress = \"10.0.0.1\"\n",
+    );
+    let (code, _, err) = coroha(&["check-config", "--config", &path]);
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with(&format!(
+        "{path}:2:1: [ha] token_file: /nonexistent/ha-token"
+    )));
+    assert!(lines[1].starts_with(&format!("{path}:4:1: [hooks] fence: ")));
+    let (code, _, err) = coroha(&["check-config", "--file-only", "--config", &path]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn ha_orders_are_refused_beside_a_running_daemon_unless_forced() {
+    let (socket, standin) = standin_daemon("guard.sock");
+    let config = temp_file(
+        "guard.toml",
+        &format!("[control]\nsocket = \"{socket}\"\n[[node]]\nname = \"a\"\nid = 1\naddress = \"10.0.0.1\"\n"),
+    );
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let args = ["ha", "--ipc", &free, "--config", &config, "beprimary", "a"];
+    let (code, _, err) = coroha(&args);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("refused: a coroha daemon runs on this node"),
+        "{err}"
+    );
+    standin.join().unwrap();
+    // Forced, the order is given: here nothing listens at --ipc.
+    let (code, _, err) = coroha(&[&args[..5], &["--force"], &args[5..]].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unreachable"), "{err}");
+}
+
+#[test]
+fn status_finds_the_socket_of_a_config_with_a_typo_elsewhere() {
+    let (socket, standin) = standin_daemon("typo.sock");
+    let config = temp_file(
+        "typo.toml",
+        &format!("[control]\nsocket = \"{socket}\"\n[policy]\nfailbak = \"never\"\n"),
+    );
+    let (_, _, err) = coroha(&["status", "--config", &config]);
+    assert!(
+        err.contains(&format!("warning: {config} has errors")),
+        "{err}"
+    );
+    let request = standin.join().unwrap();
+    assert!(
+        request.contains("status"),
+        "the daemon was asked: {request}"
+    );
 }

@@ -2,7 +2,7 @@
 //! events, in the spirit of `confd_cmd`. Human-readable output by default,
 //! JSON for scripts; a ConfD error prints its name and code and exits 1.
 
-use confd_ha::client::{read_secret, ClientError, ClientOptions, Endpoint, HaClient, HaEvents};
+use confd_ha::client::{ClientError, ClientOptions, Endpoint, HaClient, HaEvents};
 use confd_ha::wire::{state_name, Address, Event, Order, Reply};
 use coroha_config::Config;
 use serde_json::json;
@@ -55,8 +55,22 @@ pub struct HaArgs {
     pub config: std::path::PathBuf,
     #[arg(long)]
     pub json: bool,
+    /// Give a role-changing order although a coroha daemon runs on this
+    /// node (it will act on what it then finds: a second primary is
+    /// demoted again).
+    #[arg(long)]
+    pub force: bool,
     #[command(subcommand)]
     pub command: HaCommand,
+}
+
+/// The control socket of a coroha daemon running on this node, if one
+/// answers there.
+fn running_daemon(config: &std::path::Path) -> Option<std::path::PathBuf> {
+    let (socket, _) = Config::control_socket(config);
+    std::os::unix::net::UnixStream::connect(&socket)
+        .is_ok()
+        .then_some(socket)
 }
 
 fn options(args: &HaArgs) -> Result<ClientOptions, String> {
@@ -73,7 +87,7 @@ fn options(args: &HaArgs) -> Result<ClientOptions, String> {
     }
     match (&args.token, &args.token_file) {
         (Some(t), _) => opts.token = t.clone().into_bytes(),
-        (None, Some(f)) => opts.token = read_secret(f)?,
+        (None, Some(f)) => opts.token = coroha_config::read_token(f)?,
         (None, None) => {}
     }
     Ok(opts)
@@ -160,6 +174,20 @@ pub async fn run(args: HaArgs) -> i32 {
         HaCommand::Watch { sync } => return watch(&opts, *sync, args.json).await,
         HaCommand::Txid => return txid(&opts, args.json).await,
     };
+    let changes_role = !matches!(order, Order::GetStatus);
+    if changes_role && !args.force {
+        if let Some(socket) = running_daemon(&args.config) {
+            eprintln!(
+                "coroha ha: {}: refused: a coroha daemon runs on this node ({} answers) and \
+                 decides this server's role; an order given beside it is undone or fought \
+                 (two primaries until it repairs them). Use `coroha switchover`, `coroha \
+                 standby` or `coroha stop`, or give --force",
+                order.verb(),
+                socket.display()
+            );
+            return 2;
+        }
+    }
     let result = match HaClient::connect(opts).await {
         Ok(mut client) => client.call(&order).await,
         Err(e) => Err(e),

@@ -16,13 +16,21 @@ use tokio::sync::{mpsc, oneshot};
 /// A request and where its answer goes.
 pub type Ask = (Request, oneshot::Sender<Reply>);
 
-/// Bind the control socket: refuse when a daemon already answers there,
-/// replace a stale socket file otherwise.
+/// Bind the control socket: refuse when a daemon already answers there
+/// or the path is not a socket (a mistyped path must not delete a file),
+/// replace a stale socket otherwise.
 pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    if path.exists() {
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !m.file_type().is_socket() {
+            return Err(format!(
+                "{}: exists and is not a socket; refusing to replace it",
+                path.display()
+            ));
+        }
         if UnixStream::connect(path).await.is_ok() {
             return Err(format!(
                 "{}: another coroha daemon is listening there",
@@ -128,6 +136,18 @@ mod tests {
         drop(listener);
         // A stale socket file (nobody listening) is replaced.
         assert!(bind(&path).await.is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_a_socket_is_refused_and_kept() {
+        let dir = std::env::temp_dir().join(format!("coroha-ctl-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("coroha.toml");
+        std::fs::write(&path, "[cluster]\n").unwrap();
+        let err = bind(&path).await.unwrap_err();
+        assert!(err.contains("is not a socket"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[cluster]\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

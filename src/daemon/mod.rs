@@ -14,7 +14,7 @@ mod setup;
 pub mod state;
 
 use event_loop::run;
-pub use setup::{check_nodes, control_socket};
+pub use setup::check_nodes;
 
 use crate::corosync::Corosync;
 use confd_ha::HaOrder;
@@ -61,8 +61,13 @@ pub fn init_logging(format: LogFormat) {
 
 pub fn main(opts: RunOptions) -> ExitCode {
     init_logging(opts.log_format);
-    let config = match Config::load(&opts.config) {
-        Ok(c) => c,
+    let config = match Config::load_checked(&opts.config, coroha_config::Checks::FileAndHost) {
+        Ok((c, warnings)) => {
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            c
+        }
         Err(errors) => {
             for e in errors {
                 eprintln!("{e}");

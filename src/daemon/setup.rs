@@ -2,9 +2,8 @@
 //! against corosync's own nodelist; where the control socket is.
 
 use crate::corosync::{self, CorosyncNode, Totem};
-use coroha_config::{error_lines, key_offset, Config, ConfigError};
+use coroha_config::{key_offset, Config, ConfigError};
 use coroha_policy::cluster::NodeId;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -145,13 +144,6 @@ pub(super) async fn corosync_nodes(
             }
         }
     }
-}
-
-/// The control socket named by a config file (for the operator commands).
-pub fn control_socket(config: &Path) -> Result<PathBuf, String> {
-    Config::load(config)
-        .map(|c| c.control.socket)
-        .map_err(|errors| error_lines(&errors))
 }
 
 #[cfg(test)]

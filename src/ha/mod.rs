@@ -11,7 +11,7 @@ use coroha_config::HaConfig;
 pub fn client_options(ha: &HaConfig) -> Result<ClientOptions, String> {
     let token = match (&ha.token, &ha.token_file) {
         (Some(t), _) => t.0.clone().into_bytes(),
-        (None, Some(f)) => read_secret(f)?,
+        (None, Some(f)) => coroha_config::read_token(f)?,
         (None, None) => vec![],
     };
     let access = match (ha.access_check, &ha.access_secret_file) {

@@ -1,16 +1,17 @@
 //! The TOML configuration: schema, safe defaults, and validation whose every
 //! error names file:line:column and what was expected.
 
+mod checks;
 mod error;
+mod host;
 mod values;
 
 pub use error::{error_lines, from_toml, key_offset, line_col, read_located, ConfigError};
+pub use host::{read_token, Checks};
 pub use values::{Dur, Failback, Secret};
 
-use confd_ha::Endpoint;
 pub use coroha_policy::{fnv1a, QuorumLossAction};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -362,6 +363,34 @@ impl Config {
         Config::parse(&text, &name)
     }
 
+    /// The control socket a config file names, for the operator commands,
+    /// which need nothing else of it: a file the daemon would refuse (a
+    /// typo in another table) still names its socket, and without a
+    /// readable `[control]` table the default is used. The note says what
+    /// was wrong with the file, for the operator to fix.
+    pub fn control_socket(path: &Path) -> (PathBuf, Option<String>) {
+        let default = default_control_socket();
+        let (text, file) = match read_located(path) {
+            Ok(read) => read,
+            Err(e) => return (default, Some(error_lines(&e))),
+        };
+        if let Ok(c) = Config::parse(&text, &file) {
+            return (c.control.socket, None);
+        }
+        let problem = format!("{file} has errors (see `coroha check-config --config {file}`)");
+        let named = toml::from_str::<toml::Table>(&text).ok().and_then(|t| {
+            let socket = t.get("control")?.get("socket")?.as_str()?;
+            Some(PathBuf::from(socket))
+        });
+        match named {
+            Some(socket) => (socket, Some(problem)),
+            None => (
+                default,
+                Some(format!("{problem}; trying the default control socket")),
+            ),
+        }
+    }
+
     /// Parse and validate. `file` only names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         let at = |offset: usize, message: String| ConfigError::at(text, file, offset, message);
@@ -376,210 +405,6 @@ impl Config {
         } else {
             Err(errors)
         }
-    }
-
-    /// [`Config::load`], and the warnings: settings that are valid but give
-    /// up an assumption a safety guarantee rests on (docs/design.md §10).
-    pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
-        let (text, name) = read_located(path)?;
-        let config = Config::parse(&text, &name)?;
-        let warnings = config
-            .warnings(&text)
-            .into_iter()
-            .map(|(offset, message)| ConfigError::at(&text, &name, offset, message))
-            .collect();
-        Ok((config, warnings))
-    }
-
-    /// Assumptions given up, each with the byte offset it refers to.
-    fn warnings(&self, text: &str) -> Vec<(usize, String)> {
-        let mut out = Vec::new();
-        if self.hooks.fence.is_empty() {
-            out.push((
-                key_offset(text, "hooks", "fence"),
-                "no [hooks] fence: a primary whose NSO/ConfD cannot be demoted (hung, or refusing) \
-                 cannot be stopped, so a cut-off primary may serve in its minority until it \
-                 answers, and a hung one is never replaced (docs/design.md §10)"
-                    .into(),
-            ));
-        }
-        if self.hooks.fence_node.is_empty() {
-            out.push((
-                key_offset(text, "hooks", "fence_node"),
-                "no [hooks] fence_node: a primary that vanishes uncleanly (a frozen node, its \
-                 coroha and corosync dead together) is not fenced before another node is \
-                 promoted, and the commit it takes when it resumes is lost (docs/design.md §13, \
-                 docs/benchmarks.md)"
-                    .into(),
-            ));
-        }
-        if self.policy.on_quorum_loss == QuorumLossAction::Benone {
-            out.push((
-                key_offset(text, "policy", "on_quorum_loss"),
-                "on_quorum_loss = \"benone\": a commit in flight on a primary cut off from \
-                 quorum can be acknowledged as its server steps down, and is lost; \
-                 on_quorum_loss = \"fence\" kills the server instead (docs/design.md §13, \
-                 docs/benchmarks.md)"
-                    .into(),
-            ));
-        }
-        out
-    }
-
-    /// Semantic checks, each with the byte offset it refers to.
-    fn problems(&self, text: &str) -> Vec<(usize, String)> {
-        let at = |table: &str, key: &str| key_offset(text, table, key);
-        let mut out = Vec::new();
-        if self.nodes.is_empty() {
-            out.push((
-                0,
-                "no [[node]] tables: expected at least one node".to_string(),
-            ));
-        }
-        let mut names = BTreeSet::new();
-        let mut ids = BTreeSet::new();
-        for node in &self.nodes {
-            let at = node.span().start;
-            let n = node.get_ref();
-            if n.name.is_empty() || n.name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                out.push((
-                    at,
-                    format!(
-                        "node name {:?}: expected a non-empty name without spaces",
-                        n.name
-                    ),
-                ));
-            }
-            if !names.insert(n.name.as_str()) {
-                out.push((
-                    at,
-                    format!("node {:?} is defined twice: expected unique names", n.name),
-                ));
-            }
-            if n.id == 0 {
-                out.push((
-                    at,
-                    format!(
-                        "node {:?}: id 0 is not a corosync node id: expected 1 or more",
-                        n.name
-                    ),
-                ));
-            }
-            if !ids.insert(n.id) {
-                out.push((
-                    at,
-                    format!(
-                        "node {:?}: id {} is used twice: expected unique ids",
-                        n.name, n.id
-                    ),
-                ));
-            }
-            if n.address.is_empty() {
-                out.push((
-                    at,
-                    format!(
-                        "node {:?}: expected an address that secondaries can reach",
-                        n.name
-                    ),
-                ));
-            }
-        }
-        let by_name: BTreeMap<&str, &NodeConfig> = self
-            .nodes
-            .iter()
-            .map(|n| (n.get_ref().name.as_str(), n.get_ref()))
-            .collect();
-        for node in &self.nodes {
-            let n = node.get_ref();
-            if let Some(parent) = &n.relay_via {
-                match by_name.get(parent.as_str()) {
-                    None => out.push((
-                        node.span().start,
-                        format!("node {:?}: relay_via {parent:?} is not a configured node", n.name),
-                    )),
-                    Some(p) if p.name == n.name => out.push((
-                        node.span().start,
-                        format!("node {:?}: relay_via names the node itself", n.name),
-                    )),
-                    Some(p) if p.relay_via.is_some() => out.push((
-                        node.span().start,
-                        format!("node {:?}: relay {parent:?} attaches through a relay itself; only one level is supported", n.name),
-                    )),
-                    _ => {}
-                }
-            }
-        }
-        if !self.nodes.is_empty() && !self.nodes.iter().any(|n| n.get_ref().can_primary) {
-            out.push((
-                key_offset(text, "node", "can_primary"),
-                "no node has can_primary = true: expected at least one possible primary".into(),
-            ));
-        }
-        if let Some(me) = &self.cluster.node {
-            if !by_name.contains_key(me.as_str()) {
-                out.push((
-                    at("cluster", "node"),
-                    format!("[cluster] node = {me:?} is not one of the [[node]] names"),
-                ));
-            }
-        }
-        if self.ha.token.is_some() && self.ha.token_file.is_some() {
-            out.push((
-                at("ha", "token_file"),
-                "[ha] has both token and token_file: expected one of them".into(),
-            ));
-        }
-        if self.ha.access_check.is_some() != self.ha.access_secret_file.is_some() {
-            let key = if self.ha.access_check.is_some() {
-                "access_check"
-            } else {
-                "access_secret_file"
-            };
-            out.push((
-                at("ha", key),
-                "[ha] access_check and access_secret_file go together".into(),
-            ));
-        }
-        if let Err(e) = Endpoint::parse(&self.ha.ipc) {
-            out.push((at("ha", "ipc"), format!("[ha] ipc: {e}")));
-        }
-        if self.ha.timeout.as_ms() == 0 || self.ha.besecondary_timeout.as_ms() == 0 {
-            let key = if self.ha.timeout.as_ms() == 0 {
-                "timeout"
-            } else {
-                "besecondary_timeout"
-            };
-            out.push((
-                at("ha", key),
-                format!("[ha] {key} must be greater than zero"),
-            ));
-        }
-        if self.policy.on_quorum_loss == QuorumLossAction::Fence && self.hooks.fence.is_empty() {
-            out.push((
-                at("policy", "on_quorum_loss"),
-                "[policy] on_quorum_loss = \"fence\" needs [hooks] fence = [\"command\", ...]"
-                    .into(),
-            ));
-        }
-        if let Some(lease) = self.policy.lease.map(|l| l.as_ms()) {
-            let detect = self.policy.membership_detect.as_ms();
-            if lease == 0 || lease >= detect {
-                out.push((
-                    at("policy", "lease"),
-                    format!(
-                        "[policy] lease = {lease} ms: expected more than 0 and less than membership_detect \
-                         ({detect} ms): a cut-off primary must be read-only before the others notice it is gone"
-                    ),
-                ));
-            }
-        }
-        if self.policy.fence_hung_primary && self.hooks.fence.is_empty() {
-            out.push((
-                at("policy", "fence_hung_primary"),
-                "[policy] fence_hung_primary = true needs [hooks] fence".into(),
-            ));
-        }
-        out
     }
 
     pub fn node_by_name(&self, name: &str) -> Option<&NodeConfig> {

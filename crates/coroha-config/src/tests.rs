@@ -42,7 +42,7 @@ fn bad_duration_says_what_was_expected() {
 
 #[test]
 fn duplicate_ids_point_at_the_second_node() {
-    let text = format!("{MINIMAL}\n[[node]]\nname = \"n2\"\nid = 1\naddress = \"a\"\n");
+    let text = format!("{MINIMAL}\n[[node]]\nname = \"n2\"\nid = 1\naddress = \"10.0.0.2\"\n");
     let e = Config::parse(&text, "x.toml").unwrap_err();
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].line, 7, "{}", e[0]);
@@ -175,4 +175,32 @@ fn a_config_without_a_fence_hook_is_warned_about_with_its_location() {
     );
     let c = Config::parse(&fenced, "w.toml").unwrap();
     assert!(c.warnings(&fenced).is_empty(), "{:?}", c.warnings(&fenced));
+}
+
+#[test]
+fn an_address_with_a_port_and_a_bare_listen_port_are_refused_where_written() {
+    let text = "[metrics]\nlisten = \"9647\"\n[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1:4570\"\n";
+    let e = Config::parse(text, "x.toml").unwrap_err();
+    let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![3, 2], "{e:?}");
+    assert!(e[0].message.contains("without a port"), "{}", e[0]);
+    assert!(
+        e[1].message.contains("an IP address and a port"),
+        "{}",
+        e[1]
+    );
+    let fixed = text
+        .replace("\"9647\"", "\"127.0.0.1:9647\"")
+        .replace(":4570", "");
+    assert!(Config::parse(&fixed, "x.toml").is_ok());
+}
+
+#[test]
+fn a_besecondary_timeout_below_the_servers_own_is_refused() {
+    let text = format!("[ha]\nbesecondary_timeout = \"5s\"\n{MINIMAL}");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!((e.len(), e[0].line), (1, 2), "{e:?}");
+    assert!(e[0].message.contains("at least 10000 ms"), "{}", e[0]);
+    let ok = text.replace("\"5s\"", "\"10s\"");
+    assert!(Config::parse(&ok, "x.toml").is_ok());
 }
