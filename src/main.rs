@@ -85,6 +85,8 @@ enum Command {
         to: Option<String>,
         #[command(flatten)]
         ctl: Ctl,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Put NODE in standby (never primary; persisted), or take it out.
     Standby {
@@ -93,6 +95,8 @@ enum Command {
         off: bool,
         #[command(flatten)]
         ctl: Ctl,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Stop the local daemon: hand the primary role over first (as SIGTERM
     /// does), or with --keep-roles leave every role as it is (maintenance:
@@ -102,6 +106,8 @@ enum Command {
         keep_roles: bool,
         #[command(flatten)]
         ctl: Ctl,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Vouch that NODE's NSO/ConfD is down, so that an orphaned primary may
     /// be replaced (like Pacemaker's manual fencing confirmation).
@@ -109,6 +115,8 @@ enum Command {
         node: String,
         #[command(flatten)]
         ctl: Ctl,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Validate a configuration as `run` does (the file, and the files and
     /// programs it names on this host) and print it with defaults filled
@@ -121,6 +129,28 @@ enum Command {
         #[arg(long)]
         file_only: bool,
     },
+}
+
+/// Whether a command that changes something waits for the outcome.
+#[derive(clap::Args)]
+struct WaitArgs {
+    /// Return once the daemon took the request, without waiting for the
+    /// outcome.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for the outcome (then exit 3), e.g. 60s, 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    timeout: std::time::Duration,
+}
+
+impl WaitArgs {
+    fn wait(&self) -> coroha::cli::control::Wait {
+        if self.no_wait {
+            coroha::cli::control::Wait::No
+        } else {
+            coroha::cli::control::Wait::Until(self.timeout)
+        }
+    }
 }
 
 /// How the operator commands reach the daemon.
@@ -137,6 +167,10 @@ struct Ctl {
 }
 
 fn control(ctl: Ctl, req: Request) -> ExitCode {
+    control_and_wait(ctl, req, coroha::cli::control::Wait::No)
+}
+
+fn control_and_wait(ctl: Ctl, req: Request, wait: coroha::cli::control::Wait) -> ExitCode {
     let socket = match ctl.socket {
         Some(s) => s,
         None => {
@@ -151,7 +185,9 @@ fn control(ctl: Ctl, req: Request) -> ExitCode {
         .enable_all()
         .build()
     {
-        Ok(rt) => ExitCode::from(rt.block_on(coroha::cli::control::run(&socket, req, ctl.json))),
+        Ok(rt) => ExitCode::from(rt.block_on(coroha::cli::control::run_and_wait(
+            &socket, req, ctl.json, wait,
+        ))),
         Err(e) => {
             eprintln!("coroha: {e}");
             ExitCode::from(2)
@@ -171,10 +207,23 @@ fn main() -> ExitCode {
             wait_corosync: std::time::Duration::from_secs(wait_corosync),
         }),
         Command::Status(ctl) => control(ctl, Request::Status),
-        Command::Switchover { to, ctl } => control(ctl, Request::Switchover { to }),
-        Command::Standby { node, off, ctl } => control(ctl, Request::Standby { node, on: !off }),
-        Command::Stop { keep_roles, ctl } => control(ctl, Request::Stop { keep_roles }),
-        Command::ConfirmDown { node, ctl } => control(ctl, Request::ConfirmDown { node }),
+        Command::Switchover { to, ctl, wait } => {
+            control_and_wait(ctl, Request::Switchover { to }, wait.wait())
+        }
+        Command::Standby {
+            node,
+            off,
+            ctl,
+            wait,
+        } => control_and_wait(ctl, Request::Standby { node, on: !off }, wait.wait()),
+        Command::Stop {
+            keep_roles,
+            ctl,
+            wait,
+        } => control_and_wait(ctl, Request::Stop { keep_roles }, wait.wait()),
+        Command::ConfirmDown { node, ctl, wait } => {
+            control_and_wait(ctl, Request::ConfirmDown { node }, wait.wait())
+        }
         Command::Simulate {
             file,
             random: Some(n),

@@ -488,14 +488,51 @@ fn daemon_interfaces() {
     let to = without(3, p)[1];
     let out = lab.coroha_cmd(without(3, p)[0], &["switchover", "--to", &format!("n{to}")]);
     assert!(out.status.success(), "{out:?}");
-    // The command returns once the request is taken: the old primary is
-    // still settled then, so wait for the new one.
+    // The command waits until the asked node shows the new primary.
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        said.starts_with(&format!("n{to} is primary (epoch ")),
+        "{said}"
+    );
     lab.wait_settled_on(&all(3), to, SETTLE);
     no_overlap(&lab);
-    // An unknown node is refused with a reason, and exit status 1.
-    let out = lab.coroha_cmd(to, &["switchover", "--to", "n42"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no node named \"n42\""));
+    // An unknown node, the primary itself, or a node in standby: refused
+    // with the reason, exit status 1, nothing moves.
+    let t1 = unix_ms();
+    let (name_to, name_p) = (format!("n{to}"), format!("n{p}"));
+    let refusals = [
+        (
+            vec!["switchover", "--to", "n42"],
+            "no node named \"n42\"".to_string(),
+        ),
+        (
+            vec!["switchover", "--to", &name_to],
+            format!("{name_to} is already primary"),
+        ),
+    ];
+    for (args, why) in refusals {
+        let out = lab.coroha_cmd(p, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&why),
+            "{out:?}"
+        );
+    }
+    let out = lab.coroha_cmd(p, &["standby", &name_p]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).split(',').next(),
+        Some(format!("n{p} is in standby").as_str()),
+        "{out:?}"
+    );
+    let out = lab.coroha_cmd(to, &["switchover", "--to", &name_p]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("n{p} cannot take over: standby")),
+        "{out:?}"
+    );
+    assert_eq!(lab.changes_since(t1), vec![], "a refusal moves nothing");
+    let out = lab.coroha_cmd(p, &["standby", "--off", &name_p]);
+    assert!(out.status.success(), "{out:?}");
 
     // A node corosync does not know: refused before joining.
     let bad = lab.node(1).dir.join("bad.toml");

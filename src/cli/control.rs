@@ -1,6 +1,7 @@
 //! The operator's commands against a running daemon: `coroha status`,
 //! `switchover`, `standby`, `stop`, `confirm-down`.
 
+use super::outcome::Awaited;
 use crate::control::{request, Reply, Request, StatusReport};
 use confd_ha::HaRole;
 use coroha_policy::cluster::RingId;
@@ -8,6 +9,94 @@ use coroha_policy::freshness::DataState;
 use coroha_policy::message::Health;
 use std::fmt::Write;
 use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Whether a command that changes something waits for the outcome.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    /// Return once the daemon took the request.
+    No,
+    /// Poll the daemon's status until it shows the outcome, this long.
+    Until(Duration),
+}
+
+/// How often a waiting command asks for the status.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Exit codes: 0 done (or shown), 1 refused (nothing was done), 2 the
+/// daemon could not be asked, 3 taken but the outcome not seen in time.
+pub const TIMED_OUT: u8 = 3;
+
+/// Send one request and, for a change, wait for its outcome (see
+/// [`Wait`]); print the answer (JSON or text) and return the exit code.
+pub async fn run_and_wait(socket: &Path, req: Request, json: bool, wait: Wait) -> u8 {
+    let (Wait::Until(limit), Some(before)) = (wait, awaitable(socket, &req).await) else {
+        return run(socket, req, json).await;
+    };
+    let started = Instant::now();
+    match request(socket, &req).await {
+        Ok(Reply::Taken) => {}
+        Ok(other) => return print_reply(other, json),
+        Err(e) => {
+            eprintln!("coroha: {e}");
+            return 2;
+        }
+    }
+    let outcome = wait_for(socket, &before, started + limit).await;
+    let ms = started.elapsed().as_millis();
+    match outcome {
+        Ok(text) if json => println!(
+            "{}",
+            serde_json::json!({"ok": true, "outcome": text, "ms": ms})
+        ),
+        Ok(text) => println!("{text}, {ms} ms"),
+        Err(last) => {
+            let text = format!("timed out after {} s: {last}", limit.as_secs());
+            if json {
+                println!("{}", serde_json::json!({"ok": false, "error": text}));
+            } else {
+                eprintln!("coroha: {text}");
+            }
+            return TIMED_OUT;
+        }
+    }
+    0
+}
+
+/// For a request with an outcome to wait for: what it waits for.
+async fn awaitable(socket: &Path, req: &Request) -> Option<Awaited> {
+    match request(socket, &Request::Status).await {
+        Ok(Reply::Status(s)) => Awaited::of(req, &s.policy),
+        _ => None,
+    }
+}
+
+/// Poll until `awaited` is seen: its outcome, or what the status said
+/// last when `deadline` passed.
+async fn wait_for(socket: &Path, awaited: &Awaited, deadline: Instant) -> Result<String, String> {
+    let mut last = "no status read".to_string();
+    while Instant::now() < deadline {
+        match request(socket, &Request::Status).await {
+            Ok(Reply::Status(s)) => {
+                if let Some(done) = awaited.seen(&s.policy) {
+                    return Ok(done);
+                }
+                last = format!(
+                    "primary {}, plan: {}",
+                    or_dash(&s.policy.primary),
+                    or_dash(&s.policy.plan)
+                );
+            }
+            // The daemon asked to stop is gone: that is its outcome.
+            Err(_) if *awaited == Awaited::Exit => return Ok("coroha stopped".into()),
+            Err(e) => last = e,
+            Ok(other) => last = format!("unexpected answer {other:?}"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Err(last)
+}
 
 /// Send one request; print the answer (JSON or text). Exit code 0 when the
 /// daemon did what was asked, 1 when it refused, 2 when it could not be
@@ -20,6 +109,10 @@ pub async fn run(socket: &Path, req: Request, json: bool) -> u8 {
             return 2;
         }
     };
+    print_reply(reply, json)
+}
+
+fn print_reply(reply: Reply, json: bool) -> u8 {
     if json {
         print!("{}", String::from_utf8_lossy(&reply.to_line()));
     }

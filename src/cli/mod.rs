@@ -5,3 +5,4 @@
 
 pub mod control;
 pub mod ha;
+pub mod outcome;

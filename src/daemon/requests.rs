@@ -23,7 +23,7 @@ impl Daemon {
         if let Some(Input::Operator(op)) = &input {
             if let Err(why) = self.policy.admit(op) {
                 tracing::warn!("operator request refused: {why}");
-                return (None, Reply::Refused(why));
+                return (None, Reply::Refused(why.to_string()));
             }
         }
         (input, reply)

@@ -151,6 +151,26 @@ fn in_sync_candidate(view: &View, n: NodeId, s: &NodeState, need: Mark) -> bool 
     s.eligible() && !s.diverged && !view.standby(n, s) && s.fresh >= need.fresh
 }
 
+/// Why member `n` cannot take over by a switchover now (see
+/// [`in_sync_candidate`]), if it cannot.
+pub(crate) fn unfit_for_switchover(view: &View, n: NodeId, s: &NodeState) -> Option<Unfit> {
+    let need = need(&view.states);
+    if in_sync_candidate(view, n, s, need) {
+        None
+    } else if !s.eligible() {
+        Some(Unfit::of(s))
+    } else if view.standby(n, s) {
+        Some(Unfit::Standby)
+    } else if s.diverged {
+        Some(Unfit::Diverged)
+    } else {
+        Some(Unfit::Behind {
+            fresh: s.mark(),
+            need,
+        })
+    }
+}
+
 pub fn elect(view: &View, params: ElectParams) -> Plan {
     let states = &view.states;
     let need = need(&view.states);

@@ -25,6 +25,7 @@ mod settings;
 mod timers;
 mod txid;
 
+pub use operator::Refusal;
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
 pub use timers::Timer;
 use timers::{Evidence, HoldTimer, OrphanFence, Stopping};

@@ -1,11 +1,98 @@
 //! Operator requests (`coroha switchover`, `standby`, `stop`,
 //! `confirm-down`) and the policy's timers.
 
+use crate::cause::Unfit;
 use crate::cluster::NodeId;
 use crate::message::{Body, Hold, Request};
 use crate::timers::OrphanFence;
 use crate::timers::{HoldTimer, Stopping};
 use crate::{Level, Operator, Output, Policy, Sabotage};
+
+/// Why an operator request was refused: nothing was done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// This node's corosync is not quorate: nothing decided here counts.
+    NotQuorate,
+    /// The coroha group here does not hold a quorum of daemons yet.
+    NoGroupQuorum,
+    UnknownNode(String),
+    /// The node's coroha is not in the group: it could neither take over
+    /// nor record its own standby flag, so the request would be lost.
+    NotInGroup(String),
+    AlreadyStandby(String),
+    NotStandby(String),
+    /// `confirm-down` for a node that is not an orphaned primary.
+    NotOrphaned(String),
+    SwitchoverInProgress {
+        to: String,
+    },
+    NoPrimary,
+    AlreadyPrimary(String),
+    CannotTakeOver {
+        node: String,
+        why: Unfit,
+    },
+    /// A switchover without a target, and no other member can take over.
+    NoCandidate {
+        from: String,
+        why: Vec<(String, Unfit)>,
+    },
+}
+
+impl Refusal {
+    /// The cluster already is as asked: asking again changes nothing.
+    pub fn as_asked(&self) -> bool {
+        matches!(
+            self,
+            Refusal::UnknownNode(_)
+                | Refusal::AlreadyStandby(_)
+                | Refusal::NotStandby(_)
+                | Refusal::NotOrphaned(_)
+                | Refusal::AlreadyPrimary(_)
+        )
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotQuorate => {
+                f.write_str("this node's corosync is not quorate: the cluster could not act on it")
+            }
+            Refusal::NoGroupQuorum => {
+                f.write_str("the coroha group here does not hold a quorum of daemons yet")
+            }
+            Refusal::UnknownNode(n) => write!(f, "no node named {n:?}"),
+            Refusal::NotInGroup(n) => write!(
+                f,
+                "{n}'s coroha is not in the group here (stopped, or its node cut off)"
+            ),
+            Refusal::AlreadyStandby(n) => write!(f, "{n} is already in standby"),
+            Refusal::NotStandby(n) => write!(f, "{n} is not in standby"),
+            Refusal::NotOrphaned(n) => write!(
+                f,
+                "{n} is not an orphaned primary (a primary whose coroha left): there is nothing to confirm"
+            ),
+            Refusal::SwitchoverInProgress { to } => write!(
+                f,
+                "a switchover to {to} is in progress: wait for it (coroha status)"
+            ),
+            Refusal::NoPrimary => f.write_str(
+                "there is no primary to switch over from: the cluster elects one by itself \
+                 (coroha status says what it waits for)",
+            ),
+            Refusal::AlreadyPrimary(n) => write!(f, "{n} is already primary"),
+            Refusal::CannotTakeOver { node, why } => write!(f, "{node} cannot take over: {why}"),
+            Refusal::NoCandidate { from, why } if why.is_empty() => {
+                write!(f, "no other node can take over from {from}: it is the only member")
+            }
+            Refusal::NoCandidate { from, why } => {
+                let why: Vec<String> = why.iter().map(|(n, u)| format!("{n} {u}")).collect();
+                write!(f, "no other node can take over from {from}: {}", why.join(", "))
+            }
+        }
+    }
+}
 
 impl Policy {
     // ----- operator --------------------------------------------------------
@@ -15,32 +102,99 @@ impl Policy {
     /// delivered: in a view without a quorum, or (standby) without the
     /// node that must record it, it would be lost while the operator was
     /// told it was taken (design §12).
-    pub fn admit(&self, op: &Operator) -> Result<(), String> {
+    pub fn admit(&self, op: &Operator) -> Result<(), Refusal> {
         if self.sabotaged(Sabotage::AdmitEveryRequest) {
             return Ok(());
         }
         let quorate = || {
             if !self.quorum.stable() {
-                Err("this node's corosync is not quorate: the cluster could not act on it".into())
+                Err(Refusal::NotQuorate)
             } else if self.coroha_minority() || !self.view.complete() {
-                Err("the coroha group here does not hold a quorum of daemons yet".into())
+                Err(Refusal::NoGroupQuorum)
             } else {
                 Ok(())
             }
         };
         match op {
             Operator::Stop { .. } => Ok(()),
-            Operator::Switchover { .. } | Operator::ConfirmDown { .. } => quorate(),
-            Operator::Standby { node, .. } => {
+            Operator::Switchover { to } => {
                 quorate()?;
-                match self.cfg.id_of(node) {
-                    Some(id) if self.view.is_member(id) => Ok(()),
-                    Some(_) => Err(format!(
-                        "{node}'s coroha is not in the group here: it records its own standby flag"
-                    )),
-                    None => Err(format!("no node named {node}")),
+                self.admit_switchover(to.as_deref())
+            }
+            Operator::ConfirmDown { node } => {
+                quorate()?;
+                match self.known_primary() {
+                    Some(k) if *k.name == **node && !self.view.is_member(k.node) => Ok(()),
+                    _ => Err(Refusal::NotOrphaned(node.clone())),
                 }
             }
+            Operator::Standby { node, on } => {
+                quorate()?;
+                let id = self
+                    .cfg
+                    .id_of(node)
+                    .ok_or_else(|| Refusal::UnknownNode(node.clone()))?;
+                let Some(s) = self.view.states.get(&id) else {
+                    return Err(Refusal::NotInGroup(node.clone()));
+                };
+                match (self.view.standby(id, s), *on) {
+                    (true, true) => Err(Refusal::AlreadyStandby(node.clone())),
+                    (false, false) => Err(Refusal::NotStandby(node.clone())),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// A switchover needs a primary to move from, no other switchover in
+    /// progress, and a node that can take over: the one named, or any.
+    fn admit_switchover(&self, to: Option<&str>) -> Result<(), Refusal> {
+        if let Some(t) = self.view.switchover {
+            return Err(Refusal::SwitchoverInProgress { to: self.name(t) });
+        }
+        let planned = self.brief().primary;
+        let current = self
+            .view
+            .states
+            .iter()
+            .find(|(n, s)| s.is_primary() && planned == Some(**n))
+            .map(|(n, _)| *n)
+            .ok_or(Refusal::NoPrimary)?;
+        let Some(to) = to else {
+            if crate::elect::best_other(&self.view, Some(current)).is_some() {
+                return Ok(());
+            }
+            let why = self
+                .view
+                .states
+                .iter()
+                .filter(|(n, _)| **n != current)
+                .filter_map(|(n, s)| {
+                    crate::elect::unfit_for_switchover(&self.view, *n, s)
+                        .map(|u| (s.name.to_string(), u))
+                })
+                .collect();
+            return Err(Refusal::NoCandidate {
+                from: self.name(current),
+                why,
+            });
+        };
+        let id = self
+            .cfg
+            .id_of(to)
+            .ok_or_else(|| Refusal::UnknownNode(to.into()))?;
+        if id == current {
+            return Err(Refusal::AlreadyPrimary(to.into()));
+        }
+        let Some(s) = self.view.states.get(&id) else {
+            return Err(Refusal::NotInGroup(to.into()));
+        };
+        match crate::elect::unfit_for_switchover(&self.view, id, s) {
+            Some(why) => Err(Refusal::CannotTakeOver {
+                node: to.into(),
+                why,
+            }),
+            None => Ok(()),
         }
     }
 

@@ -393,12 +393,15 @@ impl Sim {
             ),
             other => unreachable!("not an operator request: {other:?}"),
         };
-        // No daemon to ask: the command cannot reach the control socket.
-        let admitted = self.coroha[i].as_ref().map_or_else(
-            || Err("coroha is not running on this node".to_string()),
-            |c| c.policy.admit(&op),
-        );
+        let admitted = match self.coroha[i].as_ref() {
+            None => Err(SimRefusal::NoDaemon),
+            Some(c) => c.policy.admit(&op).map_err(SimRefusal::Policy),
+        };
         match admitted {
+            // Nothing to do: an operator reads the answer and stops.
+            Err(why) if why.as_asked() => {
+                self.record(Some(i), format!("operator request refused: {why}"));
+            }
             Err(why) if tries < OPERATOR_TRIES => {
                 self.reach(Rare::OperatorRefused);
                 self.record(Some(i), format!("operator request refused: {why}"));
@@ -420,6 +423,28 @@ impl Sim {
                 Some(i),
                 "operator request ignored: coroha is not running".into(),
             );
+        }
+    }
+}
+
+/// Why the simulated operator's command did nothing.
+enum SimRefusal {
+    /// No daemon to ask: the command cannot reach the control socket.
+    NoDaemon,
+    Policy(coroha_policy::Refusal),
+}
+
+impl SimRefusal {
+    fn as_asked(&self) -> bool {
+        matches!(self, SimRefusal::Policy(r) if r.as_asked())
+    }
+}
+
+impl std::fmt::Display for SimRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimRefusal::NoDaemon => f.write_str("coroha is not running on this node"),
+            SimRefusal::Policy(r) => r.fmt(f),
         }
     }
 }

@@ -2,10 +2,13 @@
 //! `Policy` fed by hand-made corosync events and HA replies.
 
 use confd_ha::{HaFailure, HaOrder, HaReply, HaRole};
+use coroha_policy::cause::Unfit;
 use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use coroha_policy::elect::Target;
-use coroha_policy::message::{Body, Envelope, Health, KnownPrimary, NodeState, RememberedPrimary};
-use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Ready};
+use coroha_policy::message::{
+    Body, Envelope, Fresh, Health, KnownPrimary, NodeState, RememberedPrimary,
+};
+use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Ready, Refusal};
 use coroha_sim::default_config;
 use coroha_sim::rng::Rng;
 use std::convert::Infallible;
@@ -420,7 +423,7 @@ fn a_request_that_could_not_take_effect_is_refused_with_the_reason() {
     let (mut p, view) = started(&[1, 2, 3], false);
     elect_me_announcing(&mut p, view);
     let refused = p.admit(&standby("n2", true)).unwrap_err();
-    assert!(refused.contains("not quorate"), "{refused}");
+    assert_eq!(refused, Refusal::NotQuorate);
     assert_eq!(p.admit(&Operator::Stop { handover: false }), Ok(()));
 
     // Quorate, but n3's coroha is not in the group: it could not record
@@ -430,12 +433,85 @@ fn a_request_that_could_not_take_effect_is_refused_with_the_reason() {
     let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
     deliver(&mut p, 11, 1, mine);
     let refused = p.admit(&standby("n3", true)).unwrap_err();
-    assert!(
-        refused.contains("n3's coroha is not in the group"),
-        "{refused}"
-    );
+    assert_eq!(refused, Refusal::NotInGroup("n3".into()));
     assert_eq!(p.admit(&standby("n2", true)), Ok(()));
-    assert_eq!(p.admit(&Operator::Switchover { to: None }), Ok(()));
+    // Nobody is primary yet: there is nothing to switch over from.
+    assert_eq!(
+        p.admit(&Operator::Switchover { to: None }),
+        Err(Refusal::NoPrimary)
+    );
+}
+
+fn switchover(to: Option<&str>) -> Operator {
+    Operator::Switchover {
+        to: to.map(String::from),
+    }
+}
+
+#[test]
+fn a_request_that_would_change_nothing_is_refused_with_what_stands_in_its_way() {
+    // n2 is primary at epoch 1, n3 its secondary and in standby; node 1
+    // (asked here) has just come up in NONE without the data.
+    let (mut p, view) = started(&[1, 2, 3], true);
+    let fresh = Fresh { epoch: 1, gen: 0 };
+    let mut n2 = NodeState::sample(2);
+    (n2.role, n2.role_epoch, n2.max_epoch, n2.fresh) = (Some(HaRole::Primary), 1, 1, fresh);
+    n2.attached = vec![3];
+    let mut n3 = NodeState::sample(3);
+    (n3.role, n3.role_epoch, n3.max_epoch, n3.fresh) = (Some(HaRole::Secondary), 1, 1, fresh);
+    (n3.parent, n3.initialized, n3.standby) = (Some(2), true, true);
+    for (id, state) in [(2, n2), (3, n3)] {
+        deliver(
+            &mut p,
+            10,
+            id,
+            Envelope::new(view, Body::Announce(Box::new(state))).encode(),
+        );
+    }
+    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
+    deliver(&mut p, 12, 1, mine);
+    assert_eq!(
+        p.status().primary.as_deref(),
+        Some("n2"),
+        "{:?}",
+        p.status().plan
+    );
+
+    assert_eq!(
+        p.admit(&switchover(Some("n2"))),
+        Err(Refusal::AlreadyPrimary("n2".into()))
+    );
+    assert_eq!(
+        p.admit(&switchover(Some("n3"))),
+        Err(Refusal::CannotTakeOver {
+            node: "n3".into(),
+            why: Unfit::Standby
+        })
+    );
+    let Err(Refusal::NoCandidate { from, why }) = p.admit(&switchover(None)) else {
+        panic!("a switchover to anybody has nobody to go to");
+    };
+    assert_eq!(from, "n2");
+    let why: Vec<(&str, bool)> = why
+        .iter()
+        .map(|(n, u)| (n.as_str(), matches!(u, Unfit::Behind { .. })))
+        .collect();
+    assert_eq!(why, vec![("n1", true), ("n3", false)]);
+    assert_eq!(
+        p.admit(&standby("n3", true)),
+        Err(Refusal::AlreadyStandby("n3".into()))
+    );
+    assert_eq!(
+        p.admit(&standby("n1", false)),
+        Err(Refusal::NotStandby("n1".into()))
+    );
+    assert_eq!(
+        p.admit(&Operator::ConfirmDown { node: "n2".into() }),
+        Err(Refusal::NotOrphaned("n2".into()))
+    );
+    assert_eq!(p.admit(&standby("n3", false)), Ok(()));
+    assert!(Refusal::AlreadyPrimary("n2".into()).as_asked());
+    assert!(!Refusal::NoPrimary.as_asked());
 }
 
 /// Node 1's own messages delivered back to it (the others stay silent);
