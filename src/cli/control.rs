@@ -233,24 +233,10 @@ pub fn render_status(s: &StatusReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::samples::member;
     use crate::corosync::CorosyncView;
     use coroha_policy::cluster::Member;
     use coroha_policy::{MemberStatus, Status};
-
-    fn member(name: &str, role: HaRole, parent: Option<&str>, standby: bool) -> MemberStatus {
-        MemberStatus {
-            id: name[1..].parse().unwrap(),
-            name: name.into(),
-            role: Some(role),
-            epoch: 3,
-            parent: parent.map(Into::into),
-            health: Health::Ok,
-            standby,
-            leaving: false,
-            txid: None,
-            data: DataState::InSync,
-        }
-    }
 
     fn report() -> StatusReport {
         let ring = RingId { rep: 1, seq: 30 };
@@ -277,11 +263,11 @@ mod tests {
                             secs: 229333,
                             micros: 823989,
                         }),
-                        ..member("n1", HaRole::Primary, None, false)
+                        ..member("n1", HaRole::Primary, 3, None, false)
                     },
                     MemberStatus {
                         data: DataState::Behind,
-                        ..member("n2", HaRole::Secondary, Some("n1"), true)
+                        ..member("n2", HaRole::Secondary, 3, Some("n1"), true)
                     },
                 ],
             },

@@ -6,3 +6,5 @@
 pub mod control;
 pub mod ha;
 pub mod outcome;
+#[cfg(test)]
+mod samples;

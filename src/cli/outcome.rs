@@ -100,51 +100,14 @@ impl Awaited {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coroha_policy::freshness::DataState;
-    use coroha_policy::message::Health;
-    use coroha_policy::MemberStatus;
-
-    fn member(name: &str, role: HaRole, epoch: u64, standby: bool) -> MemberStatus {
-        MemberStatus {
-            id: name[1..].parse().unwrap(),
-            name: name.into(),
-            role: Some(role),
-            epoch,
-            parent: None,
-            health: Health::Ok,
-            standby,
-            leaving: false,
-            txid: None,
-            data: DataState::InSync,
-        }
-    }
-
-    fn status(primary: &str, members: Vec<MemberStatus>) -> Status {
-        Status {
-            node: "n1".into(),
-            role: Some(HaRole::Secondary),
-            epoch: 3,
-            max_epoch: 3,
-            health: Health::Ok,
-            parent: None,
-            standby: false,
-            quorate: true,
-            ring: None,
-            primary: Some(primary.into()),
-            plan: None,
-            pending: None,
-            failing: None,
-            stopping: false,
-            members,
-        }
-    }
+    use crate::cli::samples::{member, status};
 
     fn n1_primary() -> Status {
         status(
             "n1",
             vec![
-                member("n1", HaRole::Primary, 3, false),
-                member("n2", HaRole::Secondary, 3, false),
+                member("n1", HaRole::Primary, 3, None, false),
+                member("n2", HaRole::Secondary, 3, None, false),
             ],
         )
     }
@@ -160,16 +123,16 @@ mod tests {
         let planned = status(
             "n2",
             vec![
-                member("n1", HaRole::None, 3, false),
-                member("n2", HaRole::Secondary, 3, false),
+                member("n1", HaRole::None, 3, None, false),
+                member("n2", HaRole::Secondary, 3, None, false),
             ],
         );
         assert_eq!(awaited.seen(&planned), None);
         let done = status(
             "n2",
             vec![
-                member("n1", HaRole::Secondary, 4, false),
-                member("n2", HaRole::Primary, 4, false),
+                member("n1", HaRole::Secondary, 4, None, false),
+                member("n2", HaRole::Primary, 4, None, false),
             ],
         );
         assert_eq!(
@@ -188,16 +151,16 @@ mod tests {
         let flagged = status(
             "n1",
             vec![
-                member("n1", HaRole::Primary, 3, true),
-                member("n2", HaRole::Secondary, 3, false),
+                member("n1", HaRole::Primary, 3, None, true),
+                member("n2", HaRole::Secondary, 3, None, false),
             ],
         );
         assert_eq!(awaited.seen(&flagged), None, "still primary");
         let done = status(
             "n2",
             vec![
-                member("n1", HaRole::Secondary, 4, true),
-                member("n2", HaRole::Primary, 4, false),
+                member("n1", HaRole::Secondary, 4, None, true),
+                member("n2", HaRole::Primary, 4, None, false),
             ],
         );
         assert_eq!(
