@@ -172,6 +172,14 @@ fn maintenance_stop_keeps_roles() {
         vec![],
         "no role change while stopped"
     );
+    // The others still list it: its node is up, its coroha is not, and its
+    // NSO/ConfD may serve as the primary it was.
+    let out = lab.coroha_cmd(without(3, p)[0], &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let absent = &status["status"]["policy"]["absent"];
+    assert_eq!(absent[0]["name"], format!("n{p}"), "{status}");
+    assert_eq!(absent[0]["presence"], "coroha_stopped", "{status}");
+    assert!(absent[0]["orphaned_primary"].is_u64(), "{status}");
     lab.start_coroha(p);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
@@ -182,7 +190,7 @@ fn maintenance_stop_keeps_roles() {
     assert_eq!(lab.settled_primary(&all(3)), Some(p));
     let out = lab.coroha_cmd(p, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["status"]["policy"]["role"], "Primary", "{status}");
+    assert_eq!(status["status"]["policy"]["role"], "primary", "{status}");
 }
 
 #[test]

@@ -169,12 +169,15 @@ pub fn render_status(s: &StatusReport) -> String {
         if p.standby { ", standby" } else { "" },
         if p.stopping { ", stopping" } else { "" },
     );
-    let _ = writeln!(
-        out,
-        "primary: {}   plan: {}",
-        or_dash(&p.primary),
-        or_dash(&p.plan)
-    );
+    let primary = match (&p.primary, p.quorate) {
+        (Some(name), _) => name.as_str(),
+        (None, true) => "none",
+        (None, false) => "none known (this node is not quorate)",
+    };
+    let _ = writeln!(out, "primary: {primary}   plan: {}", or_dash(&p.plan));
+    for action in &p.actions {
+        let _ = writeln!(out, "ACTION NEEDED: {action}");
+    }
     let members: Vec<String> = c.ring_members.iter().map(u32::to_string).collect();
     let _ = writeln!(
         out,
@@ -227,6 +230,16 @@ pub fn render_status(s: &StatusReport) -> String {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    for a in &p.absent {
+        let what = match a.orphaned_primary {
+            Some(epoch) => format!(
+                "{} (orphaned primary, epoch {epoch}: its NSO/ConfD may still serve)",
+                a.presence.name()
+            ),
+            None => a.presence.name().to_string(),
+        };
+        let _ = writeln!(out, "{:<12} {:<10} {:>6}  {what}", a.name, "-", "-");
+    }
     out
 }
 
@@ -236,7 +249,7 @@ mod tests {
     use crate::cli::samples::member;
     use crate::corosync::CorosyncView;
     use coroha_policy::cluster::Member;
-    use coroha_policy::{MemberStatus, Status};
+    use coroha_policy::{AbsentNode, Action, MemberStatus, Presence, Status};
 
     fn report() -> StatusReport {
         let ring = RingId { rep: 1, seq: 30 };
@@ -256,6 +269,13 @@ mod tests {
                 pending: None,
                 failing: None,
                 stopping: false,
+                absent: vec![AbsentNode {
+                    id: 3,
+                    name: "n3".into(),
+                    presence: Presence::CorohaStopped,
+                    orphaned_primary: None,
+                }],
+                actions: vec![Action::ConfigDiffers { node: "n2".into() }],
                 members: vec![
                     MemberStatus {
                         txid: Some(confd_ha::TxStamp {
@@ -295,10 +315,12 @@ mod tests {
             [
                 "node n1: primary (epoch 3), NSO/ConfD ok",
                 "primary: n1   plan: n1 stays primary",
+                "ACTION NEEDED: n2 runs a different node table or policy: make coroha.toml the same on every node",
                 "corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons",
                 "NODE         ROLE        EPOCH  PARENT     HEALTH     DATA      TXID",
                 "n1           primary         3  -          ok         in-sync   1796-229333-823989",
                 "n2           secondary       3  n1         ok         behind    -                  standby",
+                "n3           -               -  coroha stopped",
             ]
         );
     }

@@ -46,5 +46,7 @@ pub fn status(primary: &str, members: Vec<MemberStatus>) -> Status {
         failing: None,
         stopping: false,
         members,
+        absent: vec![],
+        actions: vec![],
     }
 }

@@ -22,11 +22,13 @@ pub mod message;
 mod operator;
 mod server;
 mod settings;
+mod status;
 mod timers;
 mod txid;
 
 pub use operator::Refusal;
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
+pub use status::{AbsentNode, Action, MemberStatus, Presence, Status};
 pub use timers::Timer;
 use timers::{Evidence, HoldTimer, OrphanFence, Stopping};
 
@@ -256,57 +258,6 @@ pub struct Brief {
     pub quorate: bool,
     /// The plan's primary.
     pub primary: Option<NodeId>,
-}
-
-/// A snapshot of the policy for operators (`coroha status`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub node: String,
-    pub role: Option<HaRole>,
-    pub epoch: u64,
-    pub max_epoch: u64,
-    pub health: Health,
-    pub parent: Option<String>,
-    pub standby: bool,
-    /// The view is stable and quorate: this node may act.
-    pub quorate: bool,
-    pub ring: Option<RingId>,
-    /// The plan's primary.
-    pub primary: Option<String>,
-    /// Why the plan is what it is.
-    pub plan: Option<String>,
-    /// The HA order in flight.
-    pub pending: Option<String>,
-    /// An order that keeps failing, and why (a wrong HA token, a server
-    /// that refuses): tried again with back-off until it succeeds.
-    #[serde(default)]
-    pub failing: Option<String>,
-    pub stopping: bool,
-    pub members: Vec<MemberStatus>,
-}
-
-/// One coroha daemon of the view, as it announced itself.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MemberStatus {
-    pub id: NodeId,
-    pub name: String,
-    pub role: Option<HaRole>,
-    pub epoch: u64,
-    pub parent: Option<String>,
-    pub health: Health,
-    pub standby: bool,
-    pub leaving: bool,
-    /// CDB transaction id of its data as it last announced it, or as its
-    /// primary vouches for it.
-    #[serde(default)]
-    pub txid: Option<confd_ha::TxStamp>,
-    /// Its data against the freshest anybody announced (design §6).
-    #[serde(default = "unknown_data")]
-    pub data: freshness::DataState,
-}
-
-fn unknown_data() -> freshness::DataState {
-    freshness::DataState::Unknown
 }
 
 /// The order in flight (one at a time, like the server processes them).
@@ -652,46 +603,6 @@ impl Policy {
                 .as_ref()
                 .and_then(|p| p.target.as_ref())
                 .map(Target::node),
-        }
-    }
-
-    /// What this node knows, for `coroha status` and the metrics.
-    pub fn status(&self) -> Status {
-        let brief = self.brief();
-        let members = self
-            .view
-            .states
-            .iter()
-            .map(|(id, s)| (id, s, freshness::data_of(&self.view.states, *id)))
-            .map(|(id, s, (data, txid))| MemberStatus {
-                id: *id,
-                name: s.name.to_string(),
-                role: s.role,
-                epoch: s.role_epoch,
-                parent: s.parent.map(|p| self.name(p)),
-                health: s.health,
-                standby: s.standby,
-                leaving: s.leaving,
-                txid,
-                data,
-            })
-            .collect();
-        Status {
-            node: self.name(self.cfg.me),
-            role: brief.role,
-            epoch: brief.epoch,
-            max_epoch: self.persisted.max_epoch,
-            health: self.local.health,
-            parent: self.local.role.parent().map(|p| self.name(p)),
-            standby: self.persisted.standby,
-            quorate: brief.quorate,
-            ring: self.quorum.vq_ring,
-            primary: brief.primary.map(|n| self.name(n)),
-            plan: self.plan.as_ref().map(|p| p.cause.to_string()),
-            pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
-            failing: self.failing.clone(),
-            stopping: self.leaving.is_some(),
-            members,
         }
     }
 

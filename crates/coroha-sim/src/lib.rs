@@ -416,6 +416,11 @@ impl Sim {
         self.now
     }
 
+    /// What `coroha status` on node `i` shows, while its coroha runs.
+    pub fn status(&self, i: Idx) -> Option<coroha_policy::Status> {
+        self.coroha[i].as_ref().map(|c| c.policy.status())
+    }
+
     fn id(i: Idx) -> NodeId {
         i as NodeId + 1
     }

@@ -1,0 +1,304 @@
+//! What `coroha status` shows: this node's view of every configured node,
+//! members of the group or not, and what the operator must do when the
+//! cluster waits for them. The JSON form (`coroha status --json`) is an
+//! interface: lowercase names throughout, nodes by name.
+
+use crate::cluster::{NodeId, RingId};
+use crate::elect::Target;
+use crate::freshness::{self, DataState};
+use crate::message::Health;
+use crate::timers::OrphanFence;
+use crate::Policy;
+use confd_ha::HaRole;
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of the policy for operators (`coroha status`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub node: String,
+    #[serde(with = "role_name")]
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub max_epoch: u64,
+    #[serde(with = "health_name")]
+    pub health: Health,
+    pub parent: Option<String>,
+    pub standby: bool,
+    /// The view is stable and quorate: this node may act.
+    pub quorate: bool,
+    pub ring: Option<RingId>,
+    /// The plan's primary; none while this node is not quorate (what it
+    /// planned before is no longer news).
+    pub primary: Option<String>,
+    /// Why the plan is what it is.
+    pub plan: Option<String>,
+    /// The HA order in flight.
+    pub pending: Option<String>,
+    /// An order that keeps failing, and why (a wrong HA token, a server
+    /// that refuses): tried again with back-off until it succeeds.
+    #[serde(default)]
+    pub failing: Option<String>,
+    pub stopping: bool,
+    pub members: Vec<MemberStatus>,
+    /// Every configured node that is not a member of the group here.
+    #[serde(default)]
+    pub absent: Vec<AbsentNode>,
+    /// What the cluster waits for the operator to do.
+    #[serde(default)]
+    pub actions: Vec<Action>,
+}
+
+/// One coroha daemon of the view, as it announced itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub name: String,
+    #[serde(with = "role_name")]
+    pub role: Option<HaRole>,
+    pub epoch: u64,
+    pub parent: Option<String>,
+    #[serde(with = "health_name")]
+    pub health: Health,
+    pub standby: bool,
+    pub leaving: bool,
+    /// CDB transaction id of its data as it last announced it, or as its
+    /// primary vouches for it.
+    #[serde(default)]
+    pub txid: Option<confd_ha::TxStamp>,
+    /// Its data against the freshest anybody announced (design §6).
+    #[serde(default = "unknown_data")]
+    pub data: DataState,
+}
+
+fn unknown_data() -> DataState {
+    DataState::Unknown
+}
+
+/// A configured node whose coroha is not in the group here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbsentNode {
+    pub id: NodeId,
+    pub name: String,
+    pub presence: Presence,
+    /// It was the primary when its coroha left: its NSO/ConfD may still
+    /// serve (an orphan), at this epoch.
+    #[serde(default)]
+    pub orphaned_primary: Option<u64>,
+}
+
+/// Where an absent node is, as far as this node can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Its node is in the quorate ring, its coroha is not in the group:
+    /// stopped, killed, or stopped for maintenance.
+    CorohaStopped,
+    /// Its node is not in the quorate ring: down, or cut off.
+    Offline,
+    /// This node is not quorate: it cannot tell.
+    Unknown,
+}
+
+impl Presence {
+    pub fn name(self) -> &'static str {
+        match self {
+            Presence::CorohaStopped => "coroha stopped",
+            Presence::Offline => "offline",
+            Presence::Unknown => "unknown",
+        }
+    }
+}
+
+/// Something the cluster waits for the operator to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// An orphaned primary's node left the ring and no `fence_node` hook
+    /// is configured: only the operator can say its NSO/ConfD is down.
+    ConfirmDown { node: String },
+    /// The `fence_node` hook against an orphaned primary keeps failing.
+    FenceFailing { node: String },
+    /// A member runs a different node table or policy.
+    ConfigDiffers { node: String },
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::ConfirmDown { node } => write!(
+                f,
+                "orphaned primary {node} left the ring and nothing shows whether its NSO/ConfD \
+                 still serves: once you know it is down, run `coroha confirm-down {node}`"
+            ),
+            Action::FenceFailing { node } => write!(
+                f,
+                "the fence_node hook against orphaned primary {node} keeps failing: fix it, or \
+                 once you know {node}'s NSO/ConfD is down, run `coroha confirm-down {node}`"
+            ),
+            Action::ConfigDiffers { node } => write!(
+                f,
+                "{node} runs a different node table or policy: make coroha.toml the same on \
+                 every node"
+            ),
+        }
+    }
+}
+
+impl Policy {
+    /// What this node knows, for `coroha status` and the metrics.
+    pub fn status(&self) -> Status {
+        let brief = self.brief();
+        let members = self
+            .view
+            .states
+            .iter()
+            .map(|(id, s)| (id, s, freshness::data_of(&self.view.states, *id)))
+            .map(|(id, s, (data, txid))| MemberStatus {
+                id: *id,
+                name: s.name.to_string(),
+                role: s.role,
+                epoch: s.role_epoch,
+                parent: s.parent.map(|p| self.name(p)),
+                health: s.health,
+                standby: s.standby,
+                leaving: s.leaving,
+                txid,
+                data,
+            })
+            .collect();
+        Status {
+            node: self.name(self.cfg.me),
+            role: brief.role,
+            epoch: brief.epoch,
+            max_epoch: self.persisted.max_epoch,
+            health: self.local.health,
+            parent: self.local.role.parent().map(|p| self.name(p)),
+            standby: self.persisted.standby,
+            quorate: brief.quorate,
+            ring: self.quorum.vq_ring,
+            primary: brief
+                .primary
+                .filter(|_| brief.quorate)
+                .map(|n| self.name(n)),
+            plan: self.plan.as_ref().map(|p| p.cause.to_string()),
+            pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
+            failing: self.failing.clone(),
+            stopping: self.leaving.is_some(),
+            members,
+            absent: self.absent_nodes(),
+            actions: self.actions_needed(),
+        }
+    }
+
+    fn absent_nodes(&self) -> Vec<AbsentNode> {
+        let quorate = self.quorum.stable();
+        let orphan = self
+            .known_primary()
+            .filter(|k| !self.view.is_member(k.node));
+        self.cfg
+            .nodes
+            .iter()
+            .filter(|n| !self.view.states.contains_key(&n.id) && n.id != self.cfg.me)
+            .map(|n| AbsentNode {
+                id: n.id,
+                name: n.name.to_string(),
+                presence: if !quorate {
+                    Presence::Unknown
+                } else if self.quorum.ring_members.contains(&n.id) {
+                    Presence::CorohaStopped
+                } else {
+                    Presence::Offline
+                },
+                orphaned_primary: orphan.filter(|k| k.node == n.id).map(|k| k.epoch),
+            })
+            .collect()
+    }
+
+    fn actions_needed(&self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !self.quorum.stable() {
+            return actions;
+        }
+        let orphan = match self.plan.as_ref().and_then(|p| p.target.as_ref()) {
+            Some(Target::Orphan(k)) if !self.quorum.ring_members.contains(&k.node) => Some(k),
+            _ => None,
+        };
+        if let Some(k) = orphan {
+            let node = k.name.to_string();
+            match self.orphan_fence {
+                Some(OrphanFence::RetryAt { node: n, .. }) if n == k.node => {
+                    actions.push(Action::FenceFailing { node })
+                }
+                _ if !self.cfg.fence_node => actions.push(Action::ConfirmDown { node }),
+                _ => {}
+            }
+        }
+        for s in self.view.states.values() {
+            if s.config_digest != self.cfg.digest {
+                actions.push(Action::ConfigDiffers {
+                    node: s.name.to_string(),
+                });
+            }
+        }
+        actions
+    }
+}
+
+/// An HA role as operators, metrics and hooks name it: `primary`.
+mod role_name {
+    use confd_ha::HaRole;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(role: &Option<HaRole>, s: S) -> Result<S::Ok, S::Error> {
+        match role {
+            Some(r) => s.serialize_some(r.name()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HaRole>, D::Error> {
+        let name: Option<String> = Option::deserialize(d)?;
+        name.map(|n| {
+            [
+                HaRole::None,
+                HaRole::Secondary,
+                HaRole::Primary,
+                HaRole::Relay,
+            ]
+            .into_iter()
+            .find(|r| r.name() == n)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown role {n:?}")))
+        })
+        .transpose()
+    }
+}
+
+/// The local NSO/ConfD's health in lowercase: `ok`, `hung`.
+mod health_name {
+    use crate::message::Health;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const ALL: [Health; 6] = [
+        Health::Starting,
+        Health::Ok,
+        Health::Down,
+        Health::Hung,
+        Health::Refusing,
+        Health::Fenced,
+    ];
+
+    pub fn name(h: Health) -> String {
+        format!("{h:?}").to_lowercase()
+    }
+
+    pub fn serialize<S: Serializer>(h: &Health, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&name(*h))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Health, D::Error> {
+        let text = String::deserialize(d)?;
+        ALL.into_iter()
+            .find(|h| name(*h) == text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown health {text:?}")))
+    }
+}
