@@ -40,6 +40,32 @@ pub enum Request {
     },
     /// Prometheus text (what the metrics listener serves).
     Metrics,
+    /// The newest `last` entries of the node's history.
+    History {
+        #[serde(default = "default_history")]
+        last: usize,
+    },
+}
+
+fn default_history() -> usize {
+    50
+}
+
+impl Request {
+    /// A request that changes something, in words for the history; none
+    /// for the ones that only read.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Request::Status | Request::Metrics | Request::History { .. } => None,
+            Request::Switchover { to: Some(to) } => Some(format!("switchover to {to}")),
+            Request::Switchover { to: None } => Some("switchover".into()),
+            Request::Standby { node, on: true } => Some(format!("standby {node}")),
+            Request::Standby { node, on: false } => Some(format!("standby {node} --off")),
+            Request::Stop { keep_roles: true } => Some("stop --keep-roles".into()),
+            Request::Stop { keep_roles: false } => Some("stop".into()),
+            Request::ConfirmDown { node } => Some(format!("confirm-down {node}")),
+        }
+    }
 }
 
 /// The daemon's answer to one [`Request`].
@@ -50,6 +76,7 @@ pub enum Reply {
     Taken,
     Status(Box<StatusReport>),
     Metrics(String),
+    History(Vec<crate::daemon::history::Entry>),
     /// Nothing was done, and why.
     Refused(String),
 }
@@ -71,6 +98,8 @@ struct WireReply {
     status: Option<Box<StatusReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     metrics: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    history: Option<Vec<crate::daemon::history::Entry>>,
 }
 
 impl From<Reply> for WireReply {
@@ -80,11 +109,13 @@ impl From<Reply> for WireReply {
             error: None,
             status: None,
             metrics: None,
+            history: None,
         };
         match reply {
             Reply::Taken => {}
             Reply::Status(s) => wire.status = Some(s),
             Reply::Metrics(m) => wire.metrics = Some(m),
+            Reply::History(h) => wire.history = Some(h),
             Reply::Refused(e) => {
                 wire.ok = false;
                 wire.error = Some(e);
@@ -110,6 +141,9 @@ impl TryFrom<WireReply> for Reply {
             WireReply {
                 metrics: Some(m), ..
             } => Ok(Reply::Metrics(m)),
+            WireReply {
+                history: Some(h), ..
+            } => Ok(Reply::History(h)),
             WireReply { error: Some(e), .. } => Err(format!("ok, but with an error: {e}")),
             WireReply { .. } => Ok(Reply::Taken),
         }

@@ -79,6 +79,15 @@ enum Command {
     },
     /// Show what the running daemon knows: roles, quorum, the plan.
     Status(Ctl),
+    /// Show this node's history: role changes, decisions, operator
+    /// requests, fence runs and hook failures, oldest first.
+    History {
+        /// How many of the newest entries.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        last: usize,
+        #[command(flatten)]
+        ctl: Ctl,
+    },
     /// Move the primary role: to NODE, or to the best other node.
     Switchover {
         #[arg(long, value_name = "NODE")]
@@ -207,6 +216,7 @@ fn main() -> ExitCode {
             wait_corosync: std::time::Duration::from_secs(wait_corosync),
         }),
         Command::Status(ctl) => control(ctl, Request::Status),
+        Command::History { last, ctl } => control(ctl, Request::History { last }),
         Command::Switchover { to, ctl, wait } => {
             control_and_wait(ctl, Request::Switchover { to }, wait.wait())
         }

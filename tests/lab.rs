@@ -191,6 +191,25 @@ fn maintenance_stop_keeps_roles() {
     let out = lab.coroha_cmd(p, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["status"]["policy"]["role"], "primary", "{status}");
+    // Its history outlived the stop: the request that stopped it, then
+    // the role it adopted when it came back.
+    let out = lab.coroha_cmd(p, &["history", "--json"]);
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let entries = reply["history"].as_array().expect("history entries");
+    let texts: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["text"].as_str().unwrap()))
+        .collect();
+    let stop = texts
+        .iter()
+        .position(|t| *t == ("operator", "stop --keep-roles: taken"))
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(
+        texts[stop..]
+            .iter()
+            .any(|(k, t)| *k == "role_change" && t.starts_with("role unknown -> primary")),
+        "{texts:?}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use super::outcome::Awaited;
 use crate::control::{request, Reply, Request, StatusReport};
+use crate::daemon::history::Entry;
 use confd_ha::HaRole;
 use coroha_policy::cluster::RingId;
 use coroha_policy::freshness::DataState;
@@ -131,6 +132,10 @@ fn print_reply(reply: Reply, json: bool) -> u8 {
             print!("{text}");
             0
         }
+        Reply::History(entries) if !json => {
+            print!("{}", render_history(&entries));
+            0
+        }
         Reply::Taken if !json => {
             println!("ok");
             0
@@ -153,6 +158,28 @@ fn or_dash(s: &Option<String>) -> &str {
 
 fn ring(r: Option<RingId>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{}.{:x}", r.rep, r.seq))
+}
+
+/// The history, oldest first: UTC time, node, epoch, kind, what.
+pub fn render_history(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(e.at);
+        let kind = serde_json::to_value(e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}  {:<8} epoch {:<4} {:<12} {}",
+            humantime::format_rfc3339_millis(at),
+            e.node,
+            e.epoch,
+            kind,
+            e.text
+        );
+    }
+    out
 }
 
 /// The status as an operator reads it at 3 a.m.
@@ -322,6 +349,22 @@ mod tests {
                 "n2           secondary       3  n1         ok         behind    -                  standby",
                 "n3           -               -  coroha stopped",
             ]
+        );
+    }
+
+    #[test]
+    fn history_renders_one_line_an_entry_in_utc() {
+        use crate::daemon::history::Kind;
+        let entries = [Entry {
+            at: 1_796_608_800_269,
+            node: "n2".into(),
+            epoch: 14,
+            kind: Kind::RoleChange,
+            text: "role none -> primary: n2 elected".into(),
+        }];
+        assert_eq!(
+            render_history(&entries),
+            "2026-12-07T02:00:00.269Z  n2       epoch 14   role_change  role none -> primary: n2 elected\n"
         );
     }
 

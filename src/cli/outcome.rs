@@ -56,7 +56,7 @@ impl Awaited {
                 was_primary: old.is_some_and(|(n, _)| n == node),
             }),
             Request::Stop { .. } => Some(Awaited::Exit),
-            Request::Status | Request::Metrics => None,
+            Request::Status | Request::Metrics | Request::History { .. } => None,
         }
     }
 

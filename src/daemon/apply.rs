@@ -3,6 +3,7 @@
 
 use super::event_loop::log_membership;
 use super::ha_tasks::{IpcRequest, SLOW_ORDER};
+use super::history::Kind;
 use super::{hooks, notify, Daemon};
 use confd_ha::{HaFailure, HaReply, HaRole};
 use coroha_config::Config;
@@ -52,6 +53,7 @@ impl Daemon {
                 Output::Leave => leave = true,
             }
         }
+        self.record_decision();
         if connected && !self.ready {
             self.ready = true;
             notify(&[sd_notify::NotifyState::Ready]);
@@ -106,6 +108,12 @@ impl Daemon {
             "role {before} -> {}: {cause}",
             to.name()
         );
+        self.history.record(
+            &self.name,
+            epoch,
+            Kind::RoleChange,
+            format!("role {before} -> {}: {cause}", to.name()),
+        );
         let change = hooks::RoleChange {
             node: self.name.clone(),
             from,
@@ -116,12 +124,43 @@ impl Daemon {
         let _ = self.role_hooks.send((change, self.config.hooks.clone()));
     }
 
+    /// A new primary in the plan: a decision for the history.
+    fn record_decision(&mut self) {
+        let brief = self.policy.brief();
+        if !brief.quorate || brief.primary == self.recorded_primary || brief.primary.is_none() {
+            return;
+        }
+        self.recorded_primary = brief.primary;
+        let (cause, epoch) = self
+            .policy
+            .plan()
+            .map_or((None, 0), |p| (Some(p.cause.to_string()), p.epoch));
+        let primary = brief.primary.and_then(|id| self.config.node_by_id(id));
+        self.history.record(
+            &self.name,
+            epoch,
+            Kind::Decision,
+            format!(
+                "primary {}: {}",
+                primary.map_or("?", |n| n.name.as_str()),
+                cause.as_deref().unwrap_or("-")
+            ),
+        );
+    }
+
     pub(super) fn fence(&mut self) {
         self.counters.fences += 1;
         let hooks = self.config.hooks.clone();
         let done = self.done.clone();
         let env = vec![("COROHA_NODE", self.name.clone())];
         tracing::warn!("running the fence hook");
+        let (history, node, epoch) = self.history_context();
+        history.record(
+            &node,
+            epoch,
+            Kind::Fence,
+            "fence hook: stopping this node's NSO/ConfD",
+        );
         tokio::spawn(async move {
             let ok = if hooks.fence.is_empty() {
                 tracing::error!("fence requested but [hooks] fence is empty");
@@ -129,8 +168,25 @@ impl Daemon {
             } else {
                 hooks::run("fence", &hooks.fence, &env, hooks.timeout.0).await
             };
+            if !ok {
+                history.record(
+                    &node,
+                    epoch,
+                    Kind::HookFailed,
+                    "fence hook failed (see the log)",
+                );
+            }
             let _ = done.send(Input::FenceDone { ok });
         });
+    }
+
+    /// What a task needs to write to the history later.
+    fn history_context(&self) -> (super::history::History, String, u64) {
+        (
+            self.history.clone(),
+            self.name.clone(),
+            self.policy.brief().epoch,
+        )
     }
 
     /// The `fence_node` hook against another node: its name replaces an
@@ -149,6 +205,13 @@ impl Daemon {
             ("COROHA_FENCE_NODE", target.clone()),
         ];
         tracing::warn!("running the fence_node hook against {target}");
+        let (history, me, epoch) = self.history_context();
+        history.record(
+            &me,
+            epoch,
+            Kind::Fence,
+            format!("fence_node hook against {target}"),
+        );
         tokio::spawn(async move {
             let ok = if argv.is_empty() {
                 tracing::error!("fence_node requested but [hooks] fence_node is empty");
@@ -156,6 +219,10 @@ impl Daemon {
             } else {
                 hooks::run("fence_node", &argv, &env, hooks.timeout.0).await
             };
+            if !ok {
+                let text = format!("fence_node hook against {target} failed (see the log)");
+                history.record(&me, epoch, Kind::HookFailed, text);
+            }
             let _ = done.send(Input::FenceNodeDone { node, ok });
         });
     }

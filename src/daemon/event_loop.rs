@@ -5,7 +5,7 @@
 use super::control::Ask;
 use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders, spawn_ipc};
 use super::setup::{check_nodes, check_totem, corosync_nodes};
-use super::{control, hooks, notify, state, Counters, Daemon, RunOptions};
+use super::{control, history, hooks, notify, state, Counters, Daemon, RunOptions};
 use crate::corosync::Corosync;
 use crate::retry::sleep_until;
 use coroha_config::{error_lines, Config};
@@ -51,6 +51,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         .map(|n| n.name.clone())
         .unwrap_or_default();
     let mut state = state::StateDir::open(&config.cluster.state_dir)?;
+    let history = history::History::open(&config.cluster.state_dir);
     let persisted = state.load()?;
     let ha_opts = crate::ha::client_options(&config.ha)?;
     let control = control::bind(&config.control.socket).await?;
@@ -98,12 +99,14 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         start: Instant::now(),
         orders,
         in_flight: BTreeMap::new(),
-        role_hooks: hooks::spawn_role_runner(),
+        role_hooks: hooks::spawn_role_runner(history.clone()),
         done,
         read_only,
         txid,
         two_node: totem.two_node,
         counters: Counters::default(),
+        history,
+        recorded_primary: None,
         ready: false,
         systemd_status: None,
     };

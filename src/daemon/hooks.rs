@@ -3,6 +3,7 @@
 //! of the role changes (a VIP must not be added after a later removal);
 //! the fence hook runs at once, beside them.
 
+use super::history::{History, Kind};
 use confd_ha::HaRole;
 use coroha_config::HooksConfig;
 use std::time::Duration;
@@ -94,14 +95,22 @@ pub fn role_env(c: &RoleChange) -> Vec<(&'static str, String)> {
 
 /// The serial runner of role hooks. Each message carries the hooks
 /// configuration current when the change happened (SIGHUP may change it).
-pub fn spawn_role_runner() -> mpsc::UnboundedSender<(RoleChange, HooksConfig)> {
+/// A failed hook goes to `history` too.
+pub fn spawn_role_runner(history: History) -> mpsc::UnboundedSender<(RoleChange, HooksConfig)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(RoleChange, HooksConfig)>();
     tokio::spawn(async move {
         while let Some((change, hooks)) = rx.recv().await {
             let argv = role_hook(&hooks, change.to);
             if !argv.is_empty() {
                 let what = format!("on_{}", change.to.name());
-                run(&what, argv, &role_env(&change), hooks.timeout.0).await;
+                if !run(&what, argv, &role_env(&change), hooks.timeout.0).await {
+                    history.record(
+                        &change.node,
+                        change.epoch,
+                        Kind::HookFailed,
+                        format!("{what} hook {:?} failed (see the log)", argv[0]),
+                    );
+                }
             }
         }
     });

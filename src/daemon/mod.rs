@@ -7,6 +7,7 @@ mod apply;
 pub mod control;
 mod event_loop;
 mod ha_tasks;
+pub mod history;
 pub mod hooks;
 mod metrics;
 mod requests;
@@ -132,6 +133,9 @@ struct Daemon {
     /// corosync's `quorum.two_node`, read at start.
     two_node: bool,
     counters: Counters,
+    history: history::History,
+    /// The primary of the last decision written to the history.
+    recorded_primary: Option<NodeId>,
     ready: bool,
     /// What systemd was last told.
     systemd_status: Option<Brief>,

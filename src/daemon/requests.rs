@@ -1,6 +1,7 @@
 //! Operator requests from the control socket, and what the daemon tells
 //! systemd.
 
+use super::history::Kind;
 use super::{notify, Daemon};
 use crate::control::{Reply, Request, StatusReport};
 use confd_ha::HaRole;
@@ -19,14 +20,31 @@ impl Daemon {
     /// Answer an operator request; some become policy inputs, if the
     /// policy can act on them from here (it says why not).
     pub(super) fn request(&mut self, req: Request) -> (Option<Input>, Reply) {
+        let asked = req.describe();
         let (input, reply) = self.take_request(req);
         if let Some(Input::Operator(op)) = &input {
             if let Err(why) = self.policy.admit(op) {
                 tracing::warn!("operator request refused: {why}");
+                self.record_operator(asked, format!("refused: {why}"));
                 return (None, Reply::Refused(why.to_string()));
             }
         }
+        if let Some(asked) = asked {
+            match &reply {
+                Reply::Refused(why) => self.record_operator(Some(asked), format!("refused: {why}")),
+                _ => self.record_operator(Some(asked), "taken".into()),
+            }
+        }
         (input, reply)
+    }
+
+    /// An operator request that changes something, for the history.
+    fn record_operator(&self, asked: Option<String>, outcome: String) {
+        if let Some(asked) = asked {
+            let epoch = self.policy.brief().epoch;
+            let text = format!("{asked}: {outcome}");
+            self.history.record(&self.name, epoch, Kind::Operator, text);
+        }
     }
 
     fn take_request(&mut self, req: Request) -> (Option<Input>, Reply) {
@@ -34,6 +52,7 @@ impl Daemon {
         let op = |o: Operator| Some(Input::Operator(o));
         match req {
             Request::Status => (None, Reply::Status(Box::new(self.status_report()))),
+            Request::History { last } => (None, Reply::History(self.history.last(last))),
             Request::Metrics => (None, Reply::Metrics(self.metrics())),
             Request::Switchover { to } => {
                 if let Some(Err(e)) = to.as_deref().map(|n| self.known_node(n)) {
