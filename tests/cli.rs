@@ -339,3 +339,89 @@ fn status_finds_the_socket_of_a_config_with_a_typo_elsewhere() {
         "the daemon was asked: {request}"
     );
 }
+
+/// The control socket as `coroha run` serves it, with a stand-in for the
+/// daemon's loop that answers every request and hands back who asked.
+fn serve_socket(
+    path: &Path,
+    group: Option<&str>,
+) -> std::sync::mpsc::Receiver<(String, coroha::daemon::control::Caller)> {
+    use coroha::control::{Reply, Request};
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let (path, group) = (path.to_path_buf(), group.map(String::from));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = coroha::daemon::control::bind(&path, group.as_deref())
+                .await
+                .unwrap();
+            let (asks_tx, mut asks) = tokio::sync::mpsc::channel(4);
+            coroha::daemon::control::serve_control(listener, asks_tx, None);
+            ready_tx.send(()).unwrap();
+            while let Some((req, caller, answer)) = asks.recv().await {
+                let req: Request = req;
+                let _ = seen_tx.send((format!("{req:?}"), caller));
+                let _ = answer.send(Reply::Refused("stand-in".into()));
+            }
+        });
+    });
+    ready.recv().unwrap();
+    seen
+}
+
+#[test]
+fn the_socket_group_may_ask_and_the_daemon_knows_who_asked() {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        nix::unistd::Uid::effective().as_raw(),
+        0,
+        "this test runs commands as another user: run it as root"
+    );
+    let socket = temp_file("group.sock", "");
+    std::fs::remove_file(&socket).unwrap();
+    let seen = serve_socket(Path::new(&socket), Some("nogroup"));
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.gid()), (0o660, 65534));
+    // nobody, in group nogroup: may connect; the daemon sees its uid and
+    // that it may not change anything.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_coroha"))
+        .args(["switchover", "--no-wait", "--socket", &socket])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let (req, caller) = seen.recv().unwrap();
+    assert_eq!(req, "Switchover { to: None }");
+    assert_eq!((caller.uid, caller.may_change), (Some(65534), false));
+    assert!(caller.pid.is_some());
+    // Another group's member cannot even connect.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=100", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_coroha"))
+        .args(["status", "--socket", &socket])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn root_and_members_of_the_admin_group_may_change_the_cluster() {
+    use coroha::daemon::control::may_change;
+    assert!(may_change(0, 0, None));
+    assert!(!may_change(65534, 65534, None));
+    assert!(
+        may_change(65534, 65534, Some("nogroup")),
+        "by its primary group"
+    );
+    assert!(!may_change(65534, 65534, Some("root")));
+    assert!(!may_change(65534, 65534, Some("no-such-group")));
+}

@@ -202,7 +202,11 @@ fn maintenance_stop_keeps_roles() {
         .collect();
     let stop = texts
         .iter()
-        .position(|t| *t == ("operator", "stop --keep-roles: taken"))
+        .position(|(k, t)| {
+            *k == "operator"
+                && t.starts_with("stop --keep-roles by uid 0 (pid ")
+                && t.ends_with(": taken")
+        })
         .unwrap_or_else(|| panic!("{texts:?}"));
     assert!(
         texts[stop..]

@@ -32,7 +32,10 @@ pub const TIMED_OUT: u8 = 3;
 /// Send one request and, for a change, wait for its outcome (see
 /// [`Wait`]); print the answer (JSON or text) and return the exit code.
 pub async fn run_and_wait(socket: &Path, req: Request, json: bool, wait: Wait) -> u8 {
-    let (Wait::Until(limit), Some(before)) = (wait, awaitable(socket, &req).await) else {
+    let Wait::Until(limit) = wait else {
+        return run(socket, req, json).await;
+    };
+    let Some(before) = awaitable(socket, &req).await else {
         return run(socket, req, json).await;
     };
     let started = Instant::now();

@@ -13,13 +13,61 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-/// A request and where its answer goes.
-pub type Ask = (Request, oneshot::Sender<Reply>);
+/// A request, who asked, and where its answer goes.
+pub type Ask = (Request, Caller, oneshot::Sender<Reply>);
+
+/// Who sent a request: the peer's credentials on the control socket (the
+/// metrics listener only reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+    /// Root, this daemon's own user, or a member of `admin_group`.
+    pub may_change: bool,
+}
+
+impl Caller {
+    /// The metrics listener: it reads, and changes nothing.
+    pub const READER: Caller = Caller {
+        uid: None,
+        pid: None,
+        may_change: false,
+    };
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.uid, self.pid) {
+            (Some(uid), Some(pid)) => write!(f, "uid {uid} (pid {pid})"),
+            (Some(uid), None) => write!(f, "uid {uid}"),
+            _ => f.write_str("the metrics listener"),
+        }
+    }
+}
+
+/// May the user `uid` (primary group `gid`) change things? Root and the
+/// daemon's own user may; so may members of `admin_group`.
+pub fn may_change(uid: u32, gid: u32, admin_group: Option<&str>) -> bool {
+    use nix::unistd::{Group, Uid, User};
+    if uid == 0 || Uid::from_raw(uid) == Uid::effective() {
+        return true;
+    }
+    let Some(Ok(Some(group))) = admin_group.map(Group::from_name) else {
+        return false;
+    };
+    if group.gid.as_raw() == gid {
+        return true;
+    }
+    match User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(user)) => group.mem.contains(&user.name),
+        _ => false,
+    }
+}
 
 /// Bind the control socket: refuse when a daemon already answers there
 /// or the path is not a socket (a mistyped path must not delete a file),
 /// replace a stale socket otherwise.
-pub async fn bind(path: &Path) -> Result<UnixListener, String> {
+pub async fn bind(path: &Path, group: Option<&str>) -> Result<UnixListener, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -47,14 +95,29 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     let listener = bound.map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(name) = group {
+        let gid = match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => g.gid,
+            _ => return Err(format!("[control] group {name:?}: no such group")),
+        };
+        std::os::unix::fs::chown(path, None, Some(gid.as_raw()))
+            .map_err(|e| format!("{}: chown to group {name}: {e}", path.display()))?;
+    }
     Ok(listener)
 }
 
-pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>) {
+pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>, admin_group: Option<String>) {
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
+            };
+            let cred = stream.peer_cred().ok();
+            let caller = Caller {
+                uid: cred.map(|c| c.uid()),
+                pid: cred.and_then(|c| c.pid()),
+                may_change: cred
+                    .is_some_and(|c| may_change(c.uid(), c.gid(), admin_group.as_deref())),
             };
             let asks = asks.clone();
             tokio::spawn(async move {
@@ -62,7 +125,7 @@ pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>) {
                 let mut lines = BufReader::new(read.take(64 * 1024)).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     let answer = match serde_json::from_str::<Request>(&line) {
-                        Ok(req) => ask(&asks, req).await,
+                        Ok(req) => ask(&asks, req, caller).await,
                         Err(e) => Reply::Refused(format!("bad request: {e}")),
                     };
                     if write.write_all(&answer.to_line()).await.is_err() {
@@ -74,10 +137,10 @@ pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>) {
     });
 }
 
-async fn ask(asks: &mpsc::Sender<Ask>, req: Request) -> Reply {
+async fn ask(asks: &mpsc::Sender<Ask>, req: Request, caller: Caller) -> Reply {
     let stopping = || Reply::Refused("the daemon is stopping".into());
     let (tx, rx) = oneshot::channel();
-    if asks.send((req, tx)).await.is_err() {
+    if asks.send((req, caller, tx)).await.is_err() {
         return stopping();
     }
     rx.await.unwrap_or_else(|_| stopping())
@@ -102,7 +165,7 @@ pub fn serve_metrics(listener: TcpListener, asks: mpsc::Sender<Ask>) {
                         _ => return,
                     }
                 }
-                let body = match ask(&asks, Request::Metrics).await {
+                let body = match ask(&asks, Request::Metrics, Caller::READER).await {
                     Reply::Metrics(text) => text,
                     other => format!("# {other:?}\n"),
                 };
@@ -125,17 +188,17 @@ mod tests {
     async fn the_socket_is_closed_to_others_and_a_live_one_is_not_taken_over() {
         let dir = std::env::temp_dir().join(format!("coroha-ctl-{}", std::process::id()));
         let path = dir.join("control.sock");
-        let listener = bind(&path).await.unwrap();
+        let listener = bind(&path, None).await.unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
-        let err = bind(&path).await.unwrap_err();
+        let err = bind(&path, None).await.unwrap_err();
         assert!(
             err.contains("another coroha daemon is listening there"),
             "{err}"
         );
         drop(listener);
         // A stale socket file (nobody listening) is replaced.
-        assert!(bind(&path).await.is_ok());
+        assert!(bind(&path, None).await.is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -145,7 +208,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("coroha.toml");
         std::fs::write(&path, "[cluster]\n").unwrap();
-        let err = bind(&path).await.unwrap_err();
+        let err = bind(&path, None).await.unwrap_err();
         assert!(err.contains("is not a socket"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "[cluster]\n");
         let _ = std::fs::remove_dir_all(&dir);

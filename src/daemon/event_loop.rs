@@ -54,7 +54,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let history = history::History::open(&config.cluster.state_dir);
     let persisted = state.load()?;
     let ha_opts = crate::ha::client_options(&config.ha)?;
-    let control = control::bind(&config.control.socket).await?;
+    let control = control::bind(&config.control.socket, config.control.group.as_deref()).await?;
     let metrics = match &config.metrics.listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -71,7 +71,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     );
 
     let (asks_tx, mut asks) = mpsc::channel::<Ask>(16);
-    control::serve_control(control, asks_tx.clone());
+    control::serve_control(control, asks_tx.clone(), config.control.admin_group.clone());
     if let Some(listener) = metrics {
         control::serve_metrics(listener, asks_tx.clone());
     }
@@ -141,8 +141,8 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
                 Some(Input::HaEvent(ev))
             }
             Some(input) = finished.recv() => Some(input),
-            Some((req, answer)) = asks.recv() => {
-                let (input, reply) = d.request(req);
+            Some((req, caller, answer)) = asks.recv() => {
+                let (input, reply) = d.request(req, caller);
                 let _ = answer.send(reply);
                 input
             }

@@ -1,6 +1,7 @@
 //! Operator requests from the control socket, and what the daemon tells
 //! systemd.
 
+use super::control::Caller;
 use super::history::Kind;
 use super::{notify, Daemon};
 use crate::control::{Reply, Request, StatusReport};
@@ -19,8 +20,20 @@ impl Daemon {
 
     /// Answer an operator request; some become policy inputs, if the
     /// policy can act on them from here (it says why not).
-    pub(super) fn request(&mut self, req: Request) -> (Option<Input>, Reply) {
-        let asked = req.describe();
+    pub(super) fn request(&mut self, req: Request, caller: Caller) -> (Option<Input>, Reply) {
+        let asked = req.describe().map(|what| format!("{what} by {caller}"));
+        if let Some(asked) = &asked {
+            tracing::info!("operator request: {asked}");
+            if !caller.may_change {
+                let why = match &self.config.control.admin_group {
+                    Some(g) => format!("only root and members of group {g} may change the cluster"),
+                    None => "only root may change the cluster ([control] admin_group names a group that may)".to_string(),
+                };
+                tracing::warn!("operator request refused: {asked}: {why}");
+                self.record_operator(Some(asked.clone()), format!("refused: {why}"));
+                return (None, Reply::Refused(why));
+            }
+        }
         let (input, reply) = self.take_request(req);
         if let Some(Input::Operator(op)) = &input {
             if let Err(why) = self.policy.admit(op) {

@@ -135,6 +135,20 @@ impl Config {
                 ));
             }
         }
+        let groups = [
+            ("group", &self.control.group),
+            ("admin_group", &self.control.admin_group),
+        ];
+        for (key, group) in groups {
+            let Some(name) = group else { continue };
+            if !matches!(nix::unistd::Group::from_name(name), Ok(Some(_))) {
+                out.push(at(
+                    "control",
+                    key,
+                    format!("[control] {key} = {name:?}: no such group on this host"),
+                ));
+            }
+        }
         let dir = &self.cluster.state_dir;
         if dir.exists() && !dir.is_dir() {
             out.push(at(

@@ -334,6 +334,14 @@ pub struct ControlConfig {
     /// Unix socket for `coroha status`, switchover, standby. Mode 0660.
     #[serde(default = "default_control_socket")]
     pub socket: PathBuf,
+    /// The socket's group: its members may read (`status`, `history`).
+    /// Unset: root only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Members may also change things (`switchover`, `standby`, `stop`,
+    /// `confirm-down`); root always may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_group: Option<String>,
 }
 
 fn default_control_socket() -> PathBuf {
@@ -344,6 +352,8 @@ impl Default for ControlConfig {
     fn default() -> Self {
         ControlConfig {
             socket: default_control_socket(),
+            group: None,
+            admin_group: None,
         }
     }
 }
