@@ -38,6 +38,10 @@ pub enum Request {
     ConfirmDown {
         node: String,
     },
+    /// Pause (`on`) or resume the whole cluster.
+    Pause {
+        on: bool,
+    },
     /// Prometheus text (what the metrics listener serves).
     Metrics,
     /// The newest `last` entries of the node's history.
@@ -64,6 +68,8 @@ impl Request {
             Request::Stop { keep_roles: true } => Some("stop --keep-roles".into()),
             Request::Stop { keep_roles: false } => Some("stop".into()),
             Request::ConfirmDown { node } => Some(format!("confirm-down {node}")),
+            Request::Pause { on: true } => Some("pause".into()),
+            Request::Pause { on: false } => Some("resume".into()),
         }
     }
 }

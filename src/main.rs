@@ -118,6 +118,22 @@ enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Pause the whole cluster: the daemons stay up and keep reporting,
+    /// and nobody is elected, promoted, attached or fenced until `coroha
+    /// resume` (a primary that loses quorum or its lease still steps down).
+    Pause {
+        #[command(flatten)]
+        ctl: Ctl,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// End a pause: the cluster decides again.
+    Resume {
+        #[command(flatten)]
+        ctl: Ctl,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Vouch that NODE's NSO/ConfD is down, so that an orphaned primary may
     /// be replaced (like Pacemaker's manual fencing confirmation).
     ConfirmDown {
@@ -231,6 +247,12 @@ fn main() -> ExitCode {
             ctl,
             wait,
         } => control_and_wait(ctl, Request::Stop { keep_roles }, wait.wait()),
+        Command::Pause { ctl, wait } => {
+            control_and_wait(ctl, Request::Pause { on: true }, wait.wait())
+        }
+        Command::Resume { ctl, wait } => {
+            control_and_wait(ctl, Request::Pause { on: false }, wait.wait())
+        }
         Command::ConfirmDown { node, ctl, wait } => {
             control_and_wait(ctl, Request::ConfirmDown { node }, wait.wait())
         }

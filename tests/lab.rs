@@ -591,3 +591,35 @@ fn daemon_interfaces() {
     );
     assert!(err.contains(&format!("{}:", bad.display())), "{err}");
 }
+
+/// `coroha pause`, then the primary crashes: nobody is promoted while
+/// paused; `coroha resume` elects a new primary at once.
+#[test]
+fn pause_holds_every_role_through_a_crash_and_resume_decides() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let rest = without(3, p);
+    let out = lab.coroha_cmd(rest[0], &["pause"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.starts_with("the cluster is paused, "), "{out:?}");
+    let t0 = unix_ms();
+    lab.crash(p);
+    // Well past corosync's detection and the promotion delay.
+    std::thread::sleep(Duration::from_secs(10));
+    let promoted: Vec<u32> = lab
+        .changes_since(t0)
+        .into_iter()
+        .filter(|(_, _, role)| role == "primary")
+        .map(|(node, _, _)| node)
+        .collect();
+    assert_eq!(promoted, Vec::<u32>::new(), "nobody promoted while paused");
+    let out = lab.coroha_cmd(rest[1], &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["status"]["policy"]["paused"], true, "{status}");
+    let out = lab.coroha_cmd(rest[1], &["resume"]);
+    assert!(out.status.success(), "{out:?}");
+    let q = lab.wait_settled(&rest, SETTLE);
+    assert!(rest.contains(&q));
+    no_overlap(&lab);
+    rejoins_under(&mut lab, p, q);
+}

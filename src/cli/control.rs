@@ -205,6 +205,12 @@ pub fn render_status(s: &StatusReport) -> String {
         (None, false) => "none known (this node is not quorate)",
     };
     let _ = writeln!(out, "primary: {primary}   plan: {}", or_dash(&p.plan));
+    if p.paused {
+        let _ = writeln!(
+            out,
+            "PAUSED: nobody is elected, promoted, attached or fenced until `coroha resume`"
+        );
+    }
     for action in &p.actions {
         let _ = writeln!(out, "ACTION NEEDED: {action}");
     }
@@ -299,6 +305,7 @@ mod tests {
                 pending: None,
                 failing: None,
                 stopping: false,
+                paused: false,
                 absent: vec![AbsentNode {
                     id: 3,
                     name: "n3".into(),

@@ -22,6 +22,8 @@ pub enum Awaited {
         on: bool,
         was_primary: bool,
     },
+    /// The cluster is paused (`on`) or resumed.
+    Pause { on: bool },
     /// The daemon asked has exited.
     Exit,
 }
@@ -56,6 +58,7 @@ impl Awaited {
                 was_primary: old.is_some_and(|(n, _)| n == node),
             }),
             Request::Stop { .. } => Some(Awaited::Exit),
+            Request::Pause { on } => Some(Awaited::Pause { on: *on }),
             Request::Status | Request::Metrics | Request::History { .. } => None,
         }
     }
@@ -92,7 +95,9 @@ impl Awaited {
                     _ => None,
                 }
             }
-            Awaited::Exit => None,
+            Awaited::Pause { on: true } if now.paused => Some("the cluster is paused".into()),
+            Awaited::Pause { on: false } if !now.paused => Some("the cluster is resumed".into()),
+            Awaited::Pause { .. } | Awaited::Exit => None,
         }
     }
 }

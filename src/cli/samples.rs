@@ -45,6 +45,7 @@ pub fn status(primary: &str, members: Vec<MemberStatus>) -> Status {
         pending: None,
         failing: None,
         stopping: false,
+        paused: false,
         members,
         absent: vec![],
         actions: vec![],

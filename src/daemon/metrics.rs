@@ -50,6 +50,16 @@ impl Daemon {
             "1 during an orderly stop.",
             u64::from(s.stopping),
         );
+        gauge(
+            "coroha_paused",
+            "1 while the cluster is paused (coroha pause): no role changes.",
+            u64::from(s.paused),
+        );
+        gauge(
+            "coroha_actions_needed",
+            "What the cluster waits for the operator to do (coroha status says what).",
+            s.actions.len() as u64,
+        );
         let _ = writeln!(out, "# HELP coroha_role The local NSO/ConfD role (1 for the current one).\n# TYPE coroha_role gauge");
         for role in [
             HaRole::None,

@@ -91,6 +91,13 @@ impl Daemon {
                     (op(Operator::ConfirmDown { node }), ok)
                 }
             },
+            Request::Pause { on } => {
+                tracing::warn!(
+                    "operator: {} the cluster",
+                    if on { "pause" } else { "resume" }
+                );
+                (op(Operator::Pause { on }), ok)
+            }
             Request::Stop { keep_roles } => {
                 if keep_roles {
                     tracing::info!("operator: maintenance stop, every role stays as it is");

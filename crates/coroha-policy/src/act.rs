@@ -66,6 +66,7 @@ impl Policy {
             vanished: self.vanished,
             nodes: self.cfg.nodes.len() as u32,
             config_digest: self.cfg.digest,
+            pause: self.persisted.pause,
         }
     }
 
@@ -163,10 +164,17 @@ impl Policy {
         self.out.push(Output::Order { id, order });
     }
 
+    /// The cluster is paused (`coroha pause`): see [`Policy::next_order`].
+    pub(crate) fn paused(&self) -> bool {
+        self.persisted.pause.on
+    }
+
     pub(crate) fn act(&mut self, now: u64) {
         self.last_step_at = now;
         self.arm_hold_timer(now);
-        self.fence_orphan_if_due(now);
+        if !self.paused() {
+            self.fence_orphan_if_due(now);
+        }
         if self.pending.is_some() || self.fence_running {
             return;
         }
@@ -355,6 +363,12 @@ impl Policy {
                 None => "diverged primary".into(),
             };
             return Next::DemoteDiverged { why };
+        }
+        // Paused: nobody is elected, promoted, attached or handed over to.
+        // The rules above stay: they keep data safe, and move no primary
+        // anywhere else.
+        if self.paused() {
+            return Next::Waiting("cluster paused: no role changes until `coroha resume`".into());
         }
         let Some(target) = plan.target.as_ref() else {
             return Next::Idle;

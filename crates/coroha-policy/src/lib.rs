@@ -76,6 +76,9 @@ pub struct Persisted {
     /// at that freshness (see `NodeState::outlived`).
     #[serde(default)]
     pub outlived: Outlived,
+    /// The cluster-wide pause as this node last heard of it.
+    #[serde(default)]
+    pub pause: crate::message::Pause,
     /// The primary this node knows of, and whether its coroha was in the
     /// group when last seen. Durable so that a node that crashes and boots
     /// again still knows of a primary whose NSO/ConfD may serve without a
@@ -130,6 +133,12 @@ pub enum Operator {
     /// (like Pacemaker's manual fencing confirmation).
     ConfirmDown {
         node: String,
+    },
+    /// Pause (`on`) or resume the whole cluster: while paused nobody is
+    /// elected, promoted, attached or fenced; what keeps data safe stays
+    /// on (design §14).
+    Pause {
+        on: bool,
     },
 }
 

@@ -441,6 +441,7 @@ impl Policy {
     }
 
     pub(crate) fn on_announce(&mut self, from: NodeId, state: NodeState) {
+        self.adopt_pause(state.pause);
         if state.config_digest != self.cfg.digest && from != self.cfg.me {
             self.log(
                 Level::Warn,
@@ -568,6 +569,18 @@ impl Policy {
                     self.vanished = Some((node, epoch));
                 }
             }
+            Request::Pause(pause) => {
+                let what = if pause.on { "pause" } else { "resume" };
+                self.log(Level::Warn, format!("cluster {what} requested by {who}"));
+                self.adopt_pause(pause);
+            }
+        }
+    }
+
+    /// The newest word on the pause, heard in a request or an announcement.
+    pub(crate) fn adopt_pause(&mut self, pause: crate::message::Pause) {
+        if pause.gen > self.persisted.pause.gen {
+            self.persisted.pause = pause;
         }
     }
 

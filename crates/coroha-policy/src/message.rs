@@ -26,6 +26,18 @@ impl std::fmt::Display for Fresh {
     }
 }
 
+/// The cluster-wide pause (`coroha pause`/`resume`): the latest
+/// operator's word wins, by its generation, wherever it was heard, so a
+/// node that was down while the cluster resumed does not pause it again
+/// when it returns.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Pause {
+    pub gen: u64,
+    pub on: bool,
+}
+
 /// Freshness with the data's own evidence (design §6): the lineage
 /// position first, then, among nodes at the same position (so in one
 /// primary's lineage, stamped by one clock), the CDB transaction id read
@@ -178,6 +190,9 @@ pub struct NodeState {
     /// Number of configured nodes and the config digest, to notice drift.
     pub nodes: u32,
     pub config_digest: u64,
+    /// The cluster-wide pause as this node knows it.
+    #[serde(default)]
+    pub pause: Pause,
 }
 
 /// Every step compares this node's state with the one it announced, and
@@ -228,6 +243,7 @@ impl NodeState {
             vanished: None,
             nodes: 3,
             config_digest: 0,
+            pause: Pause::default(),
         }
     }
 
@@ -264,6 +280,7 @@ impl NodeState {
             vanished,
             nodes,
             config_digest,
+            pause,
             txid: _,
             known_txid: _,
         } = self;
@@ -296,6 +313,7 @@ impl NodeState {
             && *vanished == other.vanished
             && *nodes == other.nodes
             && *config_digest == other.config_digest
+            && *pause == other.pause
     }
 
     /// Its data's freshness as announced.
@@ -365,6 +383,8 @@ pub enum Request {
         node: NodeId,
         epoch: u64,
     },
+    /// `coroha pause` / `resume`, at a generation above any known.
+    Pause(Pause),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

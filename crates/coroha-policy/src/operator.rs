@@ -37,6 +37,10 @@ pub enum Refusal {
         from: String,
         why: Vec<(String, Unfit)>,
     },
+    AlreadyPaused,
+    NotPaused,
+    /// The cluster is paused: nothing is moved until `coroha resume`.
+    Paused,
 }
 
 impl Refusal {
@@ -49,6 +53,8 @@ impl Refusal {
                 | Refusal::NotStandby(_)
                 | Refusal::NotOrphaned(_)
                 | Refusal::AlreadyPrimary(_)
+                | Refusal::AlreadyPaused
+                | Refusal::NotPaused
         )
     }
 }
@@ -90,6 +96,11 @@ impl std::fmt::Display for Refusal {
                 let why: Vec<String> = why.iter().map(|(n, u)| format!("{n} {u}")).collect();
                 write!(f, "no other node can take over from {from}: {}", why.join(", "))
             }
+            Refusal::AlreadyPaused => f.write_str("the cluster is already paused"),
+            Refusal::NotPaused => f.write_str("the cluster is not paused"),
+            Refusal::Paused => {
+                f.write_str("the cluster is paused: nothing moves until `coroha resume`")
+            }
         }
     }
 }
@@ -123,9 +134,20 @@ impl Policy {
             }
             Operator::ConfirmDown { node } => {
                 quorate()?;
+                if self.paused() {
+                    return Err(Refusal::Paused);
+                }
                 match self.known_primary() {
                     Some(k) if *k.name == **node && !self.view.is_member(k.node) => Ok(()),
                     _ => Err(Refusal::NotOrphaned(node.clone())),
+                }
+            }
+            Operator::Pause { on } => {
+                quorate()?;
+                match (self.persisted.pause.on, *on) {
+                    (true, true) => Err(Refusal::AlreadyPaused),
+                    (false, false) => Err(Refusal::NotPaused),
+                    _ => Ok(()),
                 }
             }
             Operator::Standby { node, on } => {
@@ -149,6 +171,9 @@ impl Policy {
     /// A switchover needs a primary to move from, no other switchover in
     /// progress, and a node that can take over: the one named, or any.
     fn admit_switchover(&self, to: Option<&str>) -> Result<(), Refusal> {
+        if self.paused() {
+            return Err(Refusal::Paused);
+        }
         if let Some(t) = self.view.switchover {
             return Err(Refusal::SwitchoverInProgress { to: self.name(t) });
         }
@@ -229,6 +254,13 @@ impl Policy {
                         format!("confirm-down: {node} is not an orphaned primary"),
                     ),
                 }
+            }
+            Operator::Pause { on } => {
+                let pause = crate::message::Pause {
+                    gen: self.persisted.pause.gen + 1,
+                    on,
+                };
+                self.multicast(Body::Request(Request::Pause(pause)));
             }
             Operator::Stop { handover } => {
                 let primary = self.local.role.is_primary();

@@ -39,6 +39,9 @@ pub struct Status {
     #[serde(default)]
     pub failing: Option<String>,
     pub stopping: bool,
+    /// The cluster is paused (`coroha pause`): no role changes.
+    #[serde(default)]
+    pub paused: bool,
     pub members: Vec<MemberStatus>,
     /// Every configured node that is not a member of the group here.
     #[serde(default)]
@@ -184,6 +187,7 @@ impl Policy {
             pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
             failing: self.failing.clone(),
             stopping: self.leaving.is_some(),
+            paused: self.paused(),
             members,
             absent: self.absent_nodes(),
             actions: self.actions_needed(),

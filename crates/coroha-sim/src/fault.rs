@@ -66,6 +66,11 @@ pub enum Fault {
         at: Idx,
         node: Idx,
     },
+    /// `coroha pause` (`on`) or `coroha resume`, asked on `at`.
+    Pause {
+        at: Idx,
+        on: bool,
+    },
 }
 
 impl Fault {
@@ -96,6 +101,8 @@ impl Fault {
             Fault::Switchover { .. } => "switchover",
             Fault::Standby { .. } => "standby",
             Fault::ConfirmDown { .. } => "confirm_down",
+            Fault::Pause { on: true, .. } => "pause",
+            Fault::Pause { on: false, .. } => "resume",
         }
     }
 
@@ -165,6 +172,11 @@ impl Fault {
                     n(at)
                 )
             }
+            Fault::Pause { at, on } => format!(
+                "OPERATOR {} the cluster (asked on {})",
+                if *on { "pause" } else { "resume" },
+                n(at)
+            ),
         }
     }
 }
@@ -351,7 +363,8 @@ impl Sim {
             }
             request @ (Fault::Switchover { .. }
             | Fault::Standby { .. }
-            | Fault::ConfirmDown { .. }) => self.operator_request(request, 0),
+            | Fault::ConfirmDown { .. }
+            | Fault::Pause { .. }) => self.operator_request(request, 0),
         }
     }
 
@@ -364,6 +377,30 @@ impl Sim {
             if tries == 0 {
                 self.standby_wanted[node] = Some(on);
             } else if self.standby_wanted[node] != Some(on) {
+                return;
+            }
+        }
+        let mut request = request;
+        if let Fault::Pause { at, on } = request {
+            // `coroha pause` waits until the asked daemon shows it, and
+            // the operator asks again if it does not (a request lost in a
+            // view change), until they change their mind. A node whose
+            // daemon is down or stopped does not answer: they ask on the
+            // next one that does.
+            if tries == 0 {
+                self.pause_wanted = Some(on);
+            }
+            let answers = |k: Idx| self.coroha[k].is_some() && self.stopped[k].is_none();
+            let n = self.names.len();
+            let at = (0..n)
+                .map(|k| (at + k) % n)
+                .find(|k| answers(*k))
+                .unwrap_or(at);
+            request = Fault::Pause { at, on };
+            let shown = self.coroha[at]
+                .as_ref()
+                .is_some_and(|c| c.policy.status().paused == on);
+            if tries > 0 && (shown || self.pause_wanted != Some(on)) {
                 return;
             }
         }
@@ -391,6 +428,7 @@ impl Sim {
                     node: self.names[*node].clone(),
                 },
             ),
+            Fault::Pause { at, on } => (*at, Operator::Pause { on: *on }),
             other => unreachable!("not an operator request: {other:?}"),
         };
         let admitted = match self.coroha[i].as_ref() {
@@ -398,8 +436,10 @@ impl Sim {
             Some(c) => c.policy.admit(&op).map_err(SimRefusal::Policy),
         };
         match admitted {
-            // Nothing to do: an operator reads the answer and stops.
-            Err(why) if why.as_asked() => {
+            // Nothing to do: an operator reads the answer and stops. (A
+            // pause they are waiting for is asked again until it shows: a
+            // resume may reach a node before the pause it ends.)
+            Err(why) if why.as_asked() && !matches!(request, Fault::Pause { .. }) => {
                 self.record(Some(i), format!("operator request refused: {why}"));
             }
             Err(why) if tries < OPERATOR_TRIES => {
@@ -411,7 +451,13 @@ impl Sim {
             Err(why) => {
                 self.record(Some(i), format!("operator gives up: {why}"));
             }
-            Ok(()) => self.operator(i, op),
+            Ok(()) => {
+                self.operator(i, op);
+                if matches!(request, Fault::Pause { .. }) && tries < OPERATOR_TRIES {
+                    let tries = tries + 1;
+                    self.schedule(self.now + 2000, Ev::OperatorRetry { request, tries });
+                }
+            }
         }
     }
 

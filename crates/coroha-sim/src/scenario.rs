@@ -294,6 +294,10 @@ impl Scenario {
                     at: idx(&e.node, "node", a)?,
                     node: idx(&e.target, "target", a)?,
                 },
+                "pause" | "resume" => Fault::Pause {
+                    at: idx(&e.node, "node", a)?,
+                    on: a == "pause",
+                },
                 other => return Err(format!("unknown event action {other:?}")),
             };
             out.push((e.at.as_ms(), fault));
@@ -615,6 +619,19 @@ pub fn random_faults(seed: u64, nodes: usize, set: FaultSet) -> (Vec<(u64, Fault
         end = end.max(faults.iter().map(|(t, _)| *t).max().unwrap_or(t));
         if !rng.chance(25) {
             t += rng.range(0, 15_000);
+        }
+    }
+    if set == FaultSet::All {
+        // One schedule in eight pauses the cluster around its faults, drawn
+        // from a stream of its own so that the others replay as before.
+        let mut pause = super::rng::Rng::new(seed ^ 0x7061_7573_6500_0001);
+        if pause.chance(12) {
+            let at = pause.range(0, nodes as u64 - 1) as usize;
+            let from = pause.range(6000, end);
+            let to = from + pause.range(1000, 20_000);
+            faults.push((from, Fault::Pause { at, on: true }));
+            faults.push((to, Fault::Pause { at, on: false }));
+            end = end.max(to);
         }
     }
     (faults, end + 45_000)
