@@ -389,6 +389,9 @@ pub enum Sabotage {
     /// Take every operator request, also where it cannot take effect
     /// (design §12).
     AdmitEveryRequest,
+    /// Keep a secondary in sync when its primary announces a generation
+    /// without it (design §12).
+    KeepSyncWhenUnlisted,
     /// Do not count fellow secondaries that drop out while this node stays
     /// in sync (design §12).
     IgnoreFellowDrops,
@@ -475,6 +478,10 @@ pub struct Policy {
     /// coroha shows it is alive, so a dead primary does not hold up the
     /// order pipeline while corosync has not yet noticed.
     reattach_block: Option<(NodeId, u64)>,
+    /// The primary (node, epoch) that listed this node as attached since
+    /// it last changed role: from then on, a generation that primary
+    /// reaches without listing it means it was dropped.
+    listed_by: Option<(NodeId, u64)>,
     secondary_dead_sent: BTreeSet<NodeId>,
     /// The orphan whose node left the ring was reported (once, not at
     /// every ring and quorum event).
@@ -537,6 +544,7 @@ impl Policy {
             last_step_at: 0,
             sabotage: Vec::new(),
             reattach_block: None,
+            listed_by: None,
             secondary_dead_sent: BTreeSet::new(),
             orphan_out_of_ring_warned: None,
             intents: std::collections::BTreeMap::new(),

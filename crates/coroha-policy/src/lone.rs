@@ -49,6 +49,9 @@ pub(crate) enum LossCause {
     NoTick,
     /// NOPRIMARY: the primary closed the connection.
     Closed,
+    /// The primary announced a generation it reached without this node:
+    /// it dropped it, and goes on committing.
+    Dropped,
 }
 
 impl Policy {
@@ -81,7 +84,9 @@ impl Policy {
             return;
         }
         let evidence = match cause {
-            LossCause::Local | LossCause::NoTick => LossEvidence::PrimaryMayServe,
+            LossCause::Local | LossCause::NoTick | LossCause::Dropped => {
+                LossEvidence::PrimaryMayServe
+            }
             LossCause::Closed => LossEvidence::PrimaryClosed,
         };
         self.persisted.lost_sync = Some(LostSync {

@@ -487,12 +487,30 @@ impl Policy {
         }) {
             self.reattach_block = None;
         }
-        if state.is_primary()
-            && state.attached.contains(&me)
+        let following = state.is_primary()
             && self.local.role.parent() == Some(from)
             && self.local.role_epoch == state.role_epoch
-            && self.local.role.initialized()
+            && self.local.role.initialized();
+        // A primary bumps its generation when secondaries drop out, and
+        // lists the ones still attached. Not listed at a generation above
+        // this node's, it was dropped, whatever its own server last said:
+        // a restarted server is only seen at the next status (seed
+        // 62075938: a secondary took the generation its primary reached
+        // alone, and was elected without its commits).
+        if following
+            && !state.attached.contains(&me)
+            && self.listed_by == Some((from, state.role_epoch))
+            && state.gen > self.persisted.fresh.gen
+            && !self.sabotaged(Sabotage::KeepSyncWhenUnlisted)
         {
+            let why = format!(
+                "{} went on to generation {} without it",
+                state.name, state.gen
+            );
+            self.note_sync_lost(&why, crate::lone::LossCause::Dropped);
+        }
+        if following && state.attached.contains(&me) {
+            self.listed_by = Some((from, state.role_epoch));
             self.persisted.fresh = self.persisted.fresh.max(Fresh {
                 epoch: state.role_epoch,
                 gen: state.gen,

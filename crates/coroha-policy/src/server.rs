@@ -36,6 +36,9 @@ impl Policy {
         }
         let before = std::mem::replace(&mut self.local.role, LocalRole::Unknown);
         self.local.role = before.became(role);
+        if from != Some(role) {
+            self.listed_by = None;
+        }
     }
 
     pub(crate) fn set_health(&mut self, health: Health, why: &str) {

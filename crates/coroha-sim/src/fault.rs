@@ -380,29 +380,8 @@ impl Sim {
                 return;
             }
         }
-        let mut request = request;
         if let Fault::Pause { at, on } = request {
-            // `coroha pause` waits until the asked daemon shows it, and
-            // the operator asks again if it does not (a request lost in a
-            // view change), until they change their mind. A node whose
-            // daemon is down or stopped does not answer: they ask on the
-            // next one that does.
-            if tries == 0 {
-                self.pause_wanted = Some(on);
-            }
-            let answers = |k: Idx| self.coroha[k].is_some() && self.stopped[k].is_none();
-            let n = self.names.len();
-            let at = (0..n)
-                .map(|k| (at + k) % n)
-                .find(|k| answers(*k))
-                .unwrap_or(at);
-            request = Fault::Pause { at, on };
-            let shown = self.coroha[at]
-                .as_ref()
-                .is_some_and(|c| c.policy.status().paused == on);
-            if tries > 0 && (shown || self.pause_wanted != Some(on)) {
-                return;
-            }
+            return self.operator_pause(at, on, tries);
         }
         if tries > 0 {
             let text = request.describe(&self.names);
@@ -428,7 +407,6 @@ impl Sim {
                     node: self.names[*node].clone(),
                 },
             ),
-            Fault::Pause { at, on } => (*at, Operator::Pause { on: *on }),
             other => unreachable!("not an operator request: {other:?}"),
         };
         let admitted = match self.coroha[i].as_ref() {
@@ -436,10 +414,8 @@ impl Sim {
             Some(c) => c.policy.admit(&op).map_err(SimRefusal::Policy),
         };
         match admitted {
-            // Nothing to do: an operator reads the answer and stops. (A
-            // pause they are waiting for is asked again until it shows: a
-            // resume may reach a node before the pause it ends.)
-            Err(why) if why.as_asked() && !matches!(request, Fault::Pause { .. }) => {
+            // Nothing to do: an operator reads the answer and stops.
+            Err(why) if why.as_asked() => {
                 self.record(Some(i), format!("operator request refused: {why}"));
             }
             Err(why) if tries < OPERATOR_TRIES => {
@@ -451,13 +427,61 @@ impl Sim {
             Err(why) => {
                 self.record(Some(i), format!("operator gives up: {why}"));
             }
-            Ok(()) => {
-                self.operator(i, op);
-                if matches!(request, Fault::Pause { .. }) && tries < OPERATOR_TRIES {
-                    let tries = tries + 1;
-                    self.schedule(self.now + 2000, Ev::OperatorRetry { request, tries });
+            Ok(()) => self.operator(i, op),
+        }
+    }
+
+    /// `coroha pause` / `resume` as one operator runs them: one at a time,
+    /// each until the cluster is as asked (a daemon that holds a quorum of
+    /// the group says so: it has heard every pause a quorum took), on a
+    /// node whose daemon answers, asking again after a refusal or a
+    /// request lost in a view change.
+    fn operator_pause(&mut self, at: Idx, on: bool, tries: u32) {
+        let n = self.names.len();
+        let answers = |k: Idx| self.coroha[k].is_some() && self.stopped[k].is_none();
+        let at = (0..n)
+            .map(|k| (at + k) % n)
+            .find(|k| answers(*k))
+            .unwrap_or(at);
+        let request = Fault::Pause { at, on };
+        if tries == 0 {
+            match self.pause_running {
+                // The command before it still waits: this one comes after.
+                Some(running) if running != on => {
+                    self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });
+                    return;
                 }
+                _ => self.pause_running = Some(on),
             }
+        } else {
+            let text = request.describe(&self.names);
+            self.record(None, format!("{text}, again (try {})", tries + 1));
+        }
+        let admitted = match self.coroha[at].as_ref() {
+            None => Err(SimRefusal::NoDaemon),
+            Some(c) => c
+                .policy
+                .admit(&Operator::Pause { on })
+                .map_err(SimRefusal::Policy),
+        };
+        match admitted {
+            Err(why) if why.as_asked() => {
+                self.record(Some(at), format!("operator sees: {why}"));
+                self.pause_running = None;
+                return;
+            }
+            Err(why) => {
+                self.reach(Rare::OperatorRefused);
+                self.record(Some(at), format!("operator request refused: {why}"));
+            }
+            Ok(()) => self.operator(at, Operator::Pause { on }),
+        }
+        if tries < OPERATOR_TRIES {
+            let tries = tries + 1;
+            self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });
+        } else {
+            self.record(Some(at), "operator gives up".into());
+            self.pause_running = None;
         }
     }
 

@@ -341,8 +341,8 @@ pub struct Sim {
     /// Per node, the standby flag the operator asked for last: a refused
     /// request about the node is not tried again once a later one came.
     standby_wanted: Vec<Option<bool>>,
-    /// The pause the operator asked for last.
-    pause_wanted: Option<bool>,
+    /// The operator's `coroha pause` (true) or `resume` still running.
+    pause_running: Option<bool>,
     /// Set by [`probe::ServerProbe`]: what the NSO/ConfD model says goes
     /// here instead of to the coroha processes.
     tap: Option<Vec<(Idx, probe::Said)>>,
@@ -400,7 +400,7 @@ impl Sim {
             last_fault: 0,
             reached: vec![],
             standby_wanted: vec![None; n],
-            pause_wanted: None,
+            pause_running: None,
             tap: None,
         };
         for i in 0..n {

@@ -538,3 +538,16 @@ fn fencing_a_vanished_primary_back_in_the_ring_is_caught() {
         "74-vanished-primary-back-without-its-coroha.toml",
     );
 }
+
+/// Scenario 76 (seed 62075938): a secondary whose server restarted, not
+/// yet polled, took the generation its primary reached alone; kept in
+/// sync when unlisted, it is elected without the primary's last commits.
+#[test]
+fn keeping_sync_when_the_primary_no_longer_lists_the_node_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &[Sabotage::KeepSyncWhenUnlisted],
+        "76-secondary-dropped-by-its-primary-takes-no-later-generation.toml",
+    );
+}
