@@ -92,6 +92,9 @@ pub enum Reply {
 pub struct StatusReport {
     pub policy: Status,
     pub corosync: CorosyncView,
+    /// This node's last role change, from its history.
+    #[serde(default)]
+    pub last_change: Option<crate::daemon::history::Entry>,
 }
 
 /// [`Reply`] as it travels: `ok` plus the one field that goes with it.

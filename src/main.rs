@@ -78,7 +78,15 @@ enum Command {
         wait_corosync: u64,
     },
     /// Show what the running daemon knows: roles, quorum, the plan.
-    Status(Ctl),
+    Status {
+        #[command(flatten)]
+        ctl: Ctl,
+        /// Show it again every --interval until interrupted.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+    },
     /// Show this node's history: role changes, decisions, operator
     /// requests, fence runs and hook failures, oldest first.
     History {
@@ -231,7 +239,18 @@ fn main() -> ExitCode {
             log_format,
             wait_corosync: std::time::Duration::from_secs(wait_corosync),
         }),
-        Command::Status(ctl) => control(ctl, Request::Status),
+        Command::Status {
+            ctl, watch: false, ..
+        } => control(ctl, Request::Status),
+        Command::Status {
+            ctl,
+            watch: true,
+            interval,
+        } => control_and_wait(
+            ctl,
+            Request::Status,
+            coroha::cli::control::Wait::Watch(interval),
+        ),
         Command::History { last, ctl } => control(ctl, Request::History { last }),
         Command::Switchover { to, ctl, wait } => {
             control_and_wait(ctl, Request::Switchover { to }, wait.wait())

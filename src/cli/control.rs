@@ -20,6 +20,9 @@ pub enum Wait {
     No,
     /// Poll the daemon's status until it shows the outcome, this long.
     Until(Duration),
+    /// `coroha status --watch`: show it again every interval, until
+    /// interrupted or the daemon cannot be asked.
+    Watch(Duration),
 }
 
 /// How often a waiting command asks for the status.
@@ -32,8 +35,20 @@ pub const TIMED_OUT: u8 = 3;
 /// Send one request and, for a change, wait for its outcome (see
 /// [`Wait`]); print the answer (JSON or text) and return the exit code.
 pub async fn run_and_wait(socket: &Path, req: Request, json: bool, wait: Wait) -> u8 {
-    let Wait::Until(limit) = wait else {
-        return run(socket, req, json).await;
+    let limit = match wait {
+        Wait::No => return run(socket, req, json).await,
+        Wait::Watch(every) => loop {
+            if !json {
+                // Clear the terminal and start at the top.
+                print!("\x1b[2J\x1b[H");
+            }
+            let code = run(socket, req.clone(), json).await;
+            if code == 2 {
+                return code;
+            }
+            tokio::time::sleep(every).await;
+        },
+        Wait::Until(limit) => limit,
     };
     let Some(before) = awaitable(socket, &req).await else {
         return run(socket, req, json).await;
@@ -128,7 +143,12 @@ fn print_reply(reply: Reply, json: bool) -> u8 {
             1
         }
         Reply::Status(status) if !json => {
-            print!("{}", render_status(&status));
+            let text = render_status(&status);
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                print!("{}", highlight(&text));
+            } else {
+                print!("{text}");
+            }
             0
         }
         Reply::Metrics(text) if !json => {
@@ -161,6 +181,33 @@ fn or_dash(s: &Option<String>) -> &str {
 
 fn ring(r: Option<RingId>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{}.{:x}", r.rep, r.seq))
+}
+
+/// What needs the eye, in colour on a terminal: red for what the operator
+/// must act on or a node that cannot act, yellow for a pause.
+fn highlight(text: &str) -> String {
+    const RED: &str = "\x1b[1;31m";
+    const YELLOW: &str = "\x1b[1;33m";
+    const RESET: &str = "\x1b[0m";
+    text.lines()
+        .map(|line| {
+            let colour = if line.starts_with("ACTION NEEDED")
+                || line.starts_with("failing:")
+                || line.contains("NOT QUORATE")
+                || line.contains("NOT CONNECTED")
+            {
+                Some(RED)
+            } else if line.starts_with("PAUSED") {
+                Some(YELLOW)
+            } else {
+                None
+            };
+            match colour {
+                Some(c) => format!("{c}{line}{RESET}\n"),
+                None => format!("{line}\n"),
+            }
+        })
+        .collect()
 }
 
 /// The history, oldest first: UTC time, node, epoch, kind, what.
@@ -199,6 +246,20 @@ pub fn render_status(s: &StatusReport) -> String {
         if p.standby { ", standby" } else { "" },
         if p.stopping { ", stopping" } else { "" },
     );
+    if let Some(change) = &s.last_change {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(change.at);
+        let ago = std::time::SystemTime::now()
+            .duration_since(at)
+            .map(|d| Duration::from_secs(d.as_secs()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "last change {} ({} ago): {}",
+            humantime::format_rfc3339_seconds(at),
+            humantime::format_duration(ago),
+            change.text
+        );
+    }
     let primary = match (&p.primary, p.quorate) {
         (Some(name), _) => name.as_str(),
         (None, true) => "none",
@@ -338,6 +399,7 @@ mod tests {
                 group: vec![Member { node: 1, pid: 5 }, Member { node: 2, pid: 6 }],
                 ..CorosyncView::default()
             },
+            last_change: None,
         }
     }
 
@@ -375,6 +437,15 @@ mod tests {
         assert_eq!(
             render_history(&entries),
             "2026-12-07T02:00:00.269Z  n2       epoch 14   role_change  role none -> primary: n2 elected\n"
+        );
+    }
+
+    #[test]
+    fn what_needs_the_eye_is_coloured_and_the_rest_is_not() {
+        let text = "node n1: none (epoch 3), NSO/ConfD ok\nACTION NEEDED: do it\nPAUSED: wait\n";
+        assert_eq!(
+            highlight(text),
+            "node n1: none (epoch 3), NSO/ConfD ok\n\x1b[1;31mACTION NEEDED: do it\x1b[0m\n\x1b[1;33mPAUSED: wait\x1b[0m\n"
         );
     }
 

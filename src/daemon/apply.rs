@@ -114,6 +114,7 @@ impl Daemon {
             Kind::RoleChange,
             format!("role {before} -> {}: {cause}", to.name()),
         );
+        self.last_change = self.history.last_of(Kind::RoleChange);
         let change = hooks::RoleChange {
             node: self.name.clone(),
             from,

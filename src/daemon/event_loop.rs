@@ -105,6 +105,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         txid,
         two_node: totem.two_node,
         counters: Counters::default(),
+        last_change: history.last_of(history::Kind::RoleChange),
         history,
         recorded_primary: None,
         ready: false,

@@ -83,6 +83,11 @@ impl History {
         }
     }
 
+    /// The newest entry of `kind`, if any is kept.
+    pub fn last_of(&self, kind: Kind) -> Option<Entry> {
+        self.last(KEEP).into_iter().rev().find(|e| e.kind == kind)
+    }
+
     /// The newest `n` entries, oldest first.
     pub fn last(&self, n: usize) -> Vec<Entry> {
         let file = self.inner.lock().unwrap_or_else(|e| e.into_inner());

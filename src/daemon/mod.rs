@@ -136,6 +136,8 @@ struct Daemon {
     history: history::History,
     /// The primary of the last decision written to the history.
     recorded_primary: Option<NodeId>,
+    /// This node's last role change (for `coroha status`).
+    last_change: Option<history::Entry>,
     ready: bool,
     /// What systemd was last told.
     systemd_status: Option<Brief>,

@@ -113,6 +113,7 @@ impl Daemon {
         StatusReport {
             policy: self.policy.status(),
             corosync: self.corosync.view.borrow().clone(),
+            last_change: self.last_change.clone(),
         }
     }
 
