@@ -159,8 +159,12 @@ enum Command {
         config: PathBuf,
         /// Check the file alone, not this host (a file for another
         /// machine).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "corosync")]
         file_only: bool,
+        /// Also check it against the running corosync: its node list and
+        /// its runtime token and consensus.
+        #[arg(long)]
+        corosync: bool,
     },
 }
 
@@ -347,14 +351,24 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { config, file_only } => match Config::load_checked(
+        Command::CheckConfig {
+            config,
+            file_only,
+            corosync,
+        } => match Config::load_checked(
             &config,
             if file_only {
                 coroha_config::Checks::FileOnly
             } else {
                 coroha_config::Checks::FileAndHost
             },
-        ) {
+        )
+        .and_then(|(c, mut warnings)| {
+            if corosync {
+                warnings.extend(coroha::daemon::check_against_corosync(&c, &config)?);
+            }
+            Ok((c, warnings))
+        }) {
             Ok((c, warnings)) => {
                 for w in warnings {
                     eprintln!("warning: {w}");

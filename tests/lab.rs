@@ -590,6 +590,28 @@ fn daemon_interfaces() {
         "{err}"
     );
     assert!(err.contains(&format!("{}:", bad.display())), "{err}");
+    // check-config --corosync makes the same check, without starting.
+    let out = lab.in_node(
+        1,
+        &format!(
+            "{} check-config --corosync --config {}",
+            lab::COROHA,
+            bad.display()
+        ),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("id 9 is not in corosync's nodelist"), "{err}");
+    let good_path = lab.node(1).dir.join("coroha.toml");
+    let out = lab.in_node(
+        1,
+        &format!(
+            "{} check-config --corosync --config {}",
+            lab::COROHA,
+            good_path.display()
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
 }
 
 /// `coroha pause`, then the primary crashes: nobody is promoted while

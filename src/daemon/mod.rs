@@ -15,7 +15,7 @@ mod setup;
 pub mod state;
 
 use event_loop::run;
-pub use setup::check_nodes;
+pub use setup::{check_against_corosync, check_nodes};
 
 use crate::corosync::Corosync;
 use confd_ha::HaOrder;

@@ -125,6 +125,29 @@ pub fn check_totem(
     (errors, warnings)
 }
 
+/// `coroha check-config --corosync`: the checks `run` makes against the
+/// running corosync (its node list and its runtime timing), without
+/// starting anything: errors and warnings, located in `path`.
+pub fn check_against_corosync(
+    config: &Config,
+    path: &std::path::Path,
+) -> Result<Vec<ConfigError>, Vec<ConfigError>> {
+    let (text, file) = coroha_config::read_located(path)?;
+    let unlocated = |e: String| vec![ConfigError::at(&text, &file, 0, e)];
+    let (local, nodes, totem) = corosync::read_nodelist().map_err(unlocated)?;
+    let mut errors = match check_nodes(config, &text, &file, local, &nodes) {
+        Ok(_) => vec![],
+        Err(e) => e,
+    };
+    let (totem_errors, warnings) = check_totem(config, &text, &file, &totem);
+    errors.extend(totem_errors);
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Read corosync's node list, waiting up to `wait` for corosync to start.
 pub(super) async fn corosync_nodes(
     wait: Duration,
