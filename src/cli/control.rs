@@ -192,7 +192,7 @@ fn highlight(text: &str) -> String {
     text.lines()
         .map(|line| {
             let colour = if line.starts_with("ACTION NEEDED")
-                || line.starts_with("failing:")
+                || line.starts_with("failing")
                 || line.contains("NOT QUORATE")
                 || line.contains("NOT CONNECTED")
             {
@@ -315,17 +315,26 @@ pub fn render_status(s: &StatusReport) -> String {
             DataState::Unknown => "-",
         };
         let txid = m.txid.map_or_else(|| "-".to_string(), |t| t.to_string());
+        let health = match &m.failing {
+            Some(_) => "failing".to_string(),
+            None => health(m.health),
+        };
         let line = format!(
             "{:<12} {:<10} {:>6}  {:<10} {:<10} {:<9} {:<18}{flags}",
             m.name,
             role(m.role),
             m.epoch,
             or_dash(&m.parent),
-            health(m.health),
+            health,
             data,
             txid,
         );
         let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for m in p.members.iter().filter(|m| m.name != p.node) {
+        if let Some(why) = &m.failing {
+            let _ = writeln!(out, "failing on {}: {why}", m.name);
+        }
     }
     for a in &p.absent {
         let what = match a.orphaned_primary {
@@ -385,6 +394,7 @@ mod tests {
                     },
                     MemberStatus {
                         data: DataState::Behind,
+                        failing: Some("besecondary: HA_BADTOKEN".into()),
                         ..member("n2", HaRole::Secondary, 3, Some("n1"), true)
                     },
                 ],
@@ -418,7 +428,8 @@ mod tests {
                 "corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons",
                 "NODE         ROLE        EPOCH  PARENT     HEALTH     DATA      TXID",
                 "n1           primary         3  -          ok         in-sync   1796-229333-823989",
-                "n2           secondary       3  n1         ok         behind    -                  standby",
+                "n2           secondary       3  n1         failing    behind    -                  standby",
+                "failing on n2: besecondary: HA_BADTOKEN",
                 "n3           -               -  coroha stopped",
             ]
         );

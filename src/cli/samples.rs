@@ -24,6 +24,7 @@ pub fn member(
         leaving: false,
         txid: None,
         data: DataState::InSync,
+        failing: None,
     }
 }
 

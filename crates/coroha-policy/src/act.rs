@@ -67,6 +67,7 @@ impl Policy {
             nodes: self.cfg.nodes.len() as u32,
             config_digest: self.cfg.digest,
             pause: self.persisted.pause,
+            failing: self.failing.as_ref().map(|f| f.reason()),
         }
     }
 

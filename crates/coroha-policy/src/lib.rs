@@ -467,8 +467,9 @@ pub struct Policy {
     failed_order: Option<HaOrder>,
     /// How often in a row it failed (the back-off doubles each time).
     repeats: u32,
-    /// What keeps failing and why, until an order succeeds (status).
-    failing: Option<String>,
+    /// What keeps failing and why, until an order succeeds (status, and
+    /// announced to the others).
+    failing: Option<server::Failing>,
     hold_timer: Option<HoldTimer>,
     leaving: Option<Stopping>,
     fence_running: bool,

@@ -193,6 +193,10 @@ pub struct NodeState {
     /// The cluster-wide pause as this node knows it.
     #[serde(default)]
     pub pause: Pause,
+    /// An order to its NSO/ConfD that keeps failing, and why (for the
+    /// others' status: a wrong HA token is seen from every node).
+    #[serde(default)]
+    pub failing: Option<String>,
 }
 
 /// Every step compares this node's state with the one it announced, and
@@ -244,6 +248,7 @@ impl NodeState {
             nodes: 3,
             config_digest: 0,
             pause: Pause::default(),
+            failing: None,
         }
     }
 
@@ -281,6 +286,7 @@ impl NodeState {
             nodes,
             config_digest,
             pause,
+            failing,
             txid: _,
             known_txid: _,
         } = self;
@@ -314,6 +320,7 @@ impl NodeState {
             && *nodes == other.nodes
             && *config_digest == other.config_digest
             && *pause == other.pause
+            && *failing == other.failing
     }
 
     /// Its data's freshness as announced.

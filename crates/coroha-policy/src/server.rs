@@ -541,7 +541,7 @@ impl Policy {
             self.repeats = if again { self.repeats + 1 } else { 1 };
             let backoff = self.cfg.retry_interval << (self.repeats - 1).min(4);
             self.retry_at = Some(now + backoff);
-            self.failing = Some(failing_text(&p.order, failure, self.repeats));
+            self.failing = Some(Failing::new(&p.order, failure, self.repeats));
             if let (HaFailure::Error(confd_ha::code::HA_BADTOKEN), 1) = (failure, self.repeats) {
                 self.log(
                     Level::Error,
@@ -727,14 +727,42 @@ impl Policy {
 }
 
 /// What keeps failing, for `coroha status`.
-fn failing_text(order: &HaOrder, failure: HaFailure, times: u32) -> String {
-    let why = match failure {
-        HaFailure::Error(confd_ha::code::HA_BADTOKEN) => {
-            "HA_BADTOKEN: the HA token differs between nodes (a configuration error)".to_string()
+/// An order that keeps failing: what, why, how often in a row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Failing {
+    verb: &'static str,
+    why: String,
+    pub(crate) times: u32,
+}
+
+impl Failing {
+    fn new(order: &HaOrder, failure: HaFailure, times: u32) -> Failing {
+        let why = match failure {
+            HaFailure::Error(confd_ha::code::HA_BADTOKEN) => {
+                "HA_BADTOKEN: the HA token differs between nodes (a configuration error)"
+                    .to_string()
+            }
+            HaFailure::Error(code) => confd_ha::code::name(code).to_string(),
+            HaFailure::Timeout => "no answer in time".into(),
+            HaFailure::Unreachable => "NSO/ConfD not reachable".into(),
+        };
+        Failing {
+            verb: order.verb(),
+            why,
+            times,
         }
-        HaFailure::Error(code) => confd_ha::code::name(code).to_string(),
-        HaFailure::Timeout => "no answer in time".into(),
-        HaFailure::Unreachable => "NSO/ConfD not reachable".into(),
-    };
-    format!("{} failed {times} time(s) in a row: {why}", order.verb())
+    }
+
+    /// What the other nodes are told: it stays the same while the same
+    /// order fails for the same reason, however often.
+    pub(crate) fn reason(&self) -> String {
+        format!("{}: {}", self.verb, self.why)
+    }
+}
+
+impl std::fmt::Display for Failing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Failing { verb, why, times } = self;
+        write!(f, "{verb} failed {times} time(s) in a row: {why}")
+    }
 }

@@ -71,6 +71,9 @@ pub struct MemberStatus {
     /// Its data against the freshest anybody announced (design §6).
     #[serde(default = "unknown_data")]
     pub data: DataState,
+    /// An order to its NSO/ConfD that keeps failing, and why.
+    #[serde(default)]
+    pub failing: Option<String>,
 }
 
 fn unknown_data() -> DataState {
@@ -167,6 +170,7 @@ impl Policy {
                 leaving: s.leaving,
                 txid,
                 data,
+                failing: s.failing.clone(),
             })
             .collect();
         Status {
@@ -185,7 +189,7 @@ impl Policy {
                 .map(|n| self.name(n)),
             plan: self.plan.as_ref().map(|p| p.cause.to_string()),
             pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
-            failing: self.failing.clone(),
+            failing: self.failing.as_ref().map(ToString::to_string),
             stopping: self.leaving.is_some(),
             paused: self.paused(),
             members,
