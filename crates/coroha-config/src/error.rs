@@ -57,21 +57,52 @@ pub fn read_located(path: &Path) -> Result<(String, String), Vec<ConfigError>> {
     }
 }
 
-/// Deserialize TOML, locating an error at its file:line:column.
+/// Deserialize TOML, locating an error at its file:line:column; every
+/// syntax error of the file, not only the first.
 pub fn from_toml<T: serde::de::DeserializeOwned>(
     text: &str,
     file: &str,
 ) -> Result<T, Vec<ConfigError>> {
-    toml::from_str(text).map_err(|e| {
-        let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
-        vec![ConfigError {
-            file: file.to_string(),
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }]
-    })
+    let syntax = syntax_errors(text, file);
+    if !syntax.is_empty() {
+        return Err(syntax);
+    }
+    toml::from_str(text).map_err(|e| vec![located(text, file, &e)])
 }
+
+fn located(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+    ConfigError {
+        file: file.to_string(),
+        line,
+        column,
+        message: e.message().trim().to_string(),
+    }
+}
+
+/// The TOML parser stops at the first syntax error: the line it is on is
+/// blanked (the line numbers stay) and the rest parsed again, up to
+/// [`MAX_SYNTAX_ERRORS`] times.
+fn syntax_errors(text: &str, file: &str) -> Vec<ConfigError> {
+    let mut lines: Vec<String> = text.split_inclusive('\n').map(String::from).collect();
+    let mut out = Vec::new();
+    while out.len() < MAX_SYNTAX_ERRORS {
+        let current = lines.concat();
+        let Err(e) = toml::from_str::<toml::Table>(&current) else {
+            break;
+        };
+        let error = located(&current, file, &e);
+        let Some(line) = lines.get_mut(error.line - 1).filter(|l| !l.trim().is_empty()) else {
+            out.push(error);
+            break;
+        };
+        *line = if line.ends_with('\n') { "\n" } else { "" }.to_string();
+        out.push(error);
+    }
+    out
+}
+
+const MAX_SYNTAX_ERRORS: usize = 20;
 
 /// Byte offset of `key` in `[table]` (or `[[table]]`), for errors found
 /// after parsing; the table header, or the start, when not written.

@@ -204,3 +204,11 @@ fn a_besecondary_timeout_below_the_servers_own_is_refused() {
     let ok = text.replace("\"5s\"", "\"10s\"");
     assert!(Config::parse(&ok, "x.toml").is_ok());
 }
+
+#[test]
+fn every_syntax_error_is_located_not_only_the_first() {
+    let text = format!("[policy]\nstartup_settle = 5s\n{MINIMAL}[ha\ntimeout = \"1s\"\n");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![2, 8], "{e:?}");
+}
