@@ -92,7 +92,10 @@ fn syntax_errors(text: &str, file: &str) -> Vec<ConfigError> {
             break;
         };
         let error = located(&current, file, &e);
-        let Some(line) = lines.get_mut(error.line - 1).filter(|l| !l.trim().is_empty()) else {
+        let Some(line) = lines
+            .get_mut(error.line - 1)
+            .filter(|l| !l.trim().is_empty())
+        else {
             out.push(error);
             break;
         };

@@ -6,7 +6,7 @@ use coroha_policy::cause::Unfit;
 use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
 use coroha_policy::elect::Target;
 use coroha_policy::message::{
-    Body, Envelope, Fresh, Health, KnownPrimary, NodeState, RememberedPrimary,
+    Body, Envelope, Fresh, Health, KnownPrimary, NodeState, Pause, RememberedPrimary, Request,
 };
 use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Ready, Refusal};
 use coroha_sim::default_config;
@@ -512,6 +512,35 @@ fn a_request_that_would_change_nothing_is_refused_with_what_stands_in_its_way() 
     assert_eq!(p.admit(&standby("n3", false)), Ok(()));
     assert!(Refusal::AlreadyPrimary("n2".into()).as_asked());
     assert!(!Refusal::NoPrimary.as_asked());
+
+    // n3 out of standby, and a switchover to it delivered: a second one
+    // waits for it.
+    let mut n3 = NodeState::sample(3);
+    (n3.role, n3.role_epoch, n3.max_epoch, n3.fresh) = (Some(HaRole::Secondary), 1, 1, fresh);
+    (n3.parent, n3.initialized) = (Some(2), true);
+    let request = Body::Request(Request::Switchover { to: Some(3) });
+    for (t, body) in (13..).zip([Body::Announce(Box::new(n3)), request]) {
+        deliver(&mut p, t, 3, Envelope::new(view, body).encode());
+    }
+    assert_eq!(
+        p.admit(&switchover(Some("n1"))),
+        Err(Refusal::SwitchoverInProgress { to: "n3".into() })
+    );
+    // Paused: no switchover, and no second pause.
+    let pause = Request::Pause(Pause { gen: 1, on: true });
+    deliver(
+        &mut p,
+        15,
+        3,
+        Envelope::new(view, Body::Request(pause)).encode(),
+    );
+    assert_eq!(p.admit(&switchover(None)), Err(Refusal::Paused));
+    assert_eq!(
+        p.admit(&Operator::Pause { on: true }),
+        Err(Refusal::AlreadyPaused)
+    );
+    assert_eq!(p.admit(&Operator::Pause { on: false }), Ok(()));
+    assert!(p.status().paused);
 }
 
 /// Node 1's own messages delivered back to it (the others stay silent);
