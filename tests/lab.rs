@@ -645,3 +645,40 @@ fn pause_holds_every_role_through_a_crash_and_resume_decides() {
     no_overlap(&lab);
     rejoins_under(&mut lab, p, q);
 }
+
+/// The outputs docs/operations.md shows, from a real run: a healthy
+/// cluster, refusals, a pause, and an orphan whose node is gone.
+#[test]
+#[ignore = "transcript for docs/operations.md: cargo test --release --test lab -- --ignored transcript --nocapture"]
+fn transcript() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let rest = without(3, p);
+    let show = |lab: &lab::Lab, on: u32, args: &[&str]| {
+        let out = lab.coroha_cmd(on, args);
+        println!("$ coroha {}   # on n{on}", args.join(" "));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        print!("{}", String::from_utf8_lossy(&out.stderr));
+        println!("(exit {})\n", out.status.code().unwrap_or(-1));
+    };
+    show(&lab, p, &["status"]);
+    let to = format!("n{}", rest[0]);
+    show(&lab, rest[1], &["switchover", "--to", &to]);
+    show(&lab, rest[1], &["switchover", "--to", &to]);
+    show(&lab, p, &["standby", &format!("n{p}")]);
+    show(&lab, rest[1], &["switchover", "--to", &format!("n{p}")]);
+    show(&lab, p, &["standby", "--off", &format!("n{p}")]);
+    show(&lab, p, &["pause"]);
+    show(&lab, p, &["status"]);
+    show(&lab, p, &["resume"]);
+    let q = lab.wait_settled(&all(3), SETTLE);
+    // The primary's coroha stopped for maintenance, then its node lost.
+    show(&lab, q, &["stop", "--keep-roles"]);
+    lab.crash(q);
+    std::thread::sleep(Duration::from_secs(8));
+    let other = without(3, q)[0];
+    show(&lab, other, &["status"]);
+    show(&lab, other, &["confirm-down", &format!("n{q}")]);
+    show(&lab, other, &["status"]);
+    show(&lab, other, &["history", "-n", "12"]);
+}

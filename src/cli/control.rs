@@ -25,8 +25,16 @@ pub enum Wait {
     Watch(Duration),
 }
 
-/// How often a waiting command asks for the status.
-const POLL: Duration = Duration::from_millis(100);
+/// How often a waiting command asks for the status: often at first (a
+/// switchover takes tens of milliseconds, and the time printed is the
+/// time it was seen), then less.
+fn poll_interval(waited: Duration) -> Duration {
+    if waited < Duration::from_secs(1) {
+        Duration::from_millis(5)
+    } else {
+        Duration::from_millis(100)
+    }
+}
 
 /// Exit codes: 0 done (or shown), 1 refused (nothing was done), 2 the
 /// daemon could not be asked, 3 taken but the outcome not seen in time.
@@ -95,6 +103,7 @@ async fn awaitable(socket: &Path, req: &Request) -> Option<Awaited> {
 /// last when `deadline` passed.
 async fn wait_for(socket: &Path, awaited: &Awaited, deadline: Instant) -> Result<String, String> {
     let mut last = "no status read".to_string();
+    let started = Instant::now();
     while Instant::now() < deadline {
         match request(socket, &Request::Status).await {
             Ok(Reply::Status(s)) => {
@@ -112,7 +121,7 @@ async fn wait_for(socket: &Path, awaited: &Awaited, deadline: Instant) -> Result
             Err(e) => last = e,
             Ok(other) => last = format!("unexpected answer {other:?}"),
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(poll_interval(started.elapsed())).await;
     }
     Err(last)
 }
@@ -376,6 +385,7 @@ mod tests {
                 failing: None,
                 stopping: false,
                 paused: false,
+                pause_gen: 0,
                 absent: vec![AbsentNode {
                     id: 3,
                     name: "n3".into(),

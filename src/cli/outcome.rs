@@ -22,8 +22,9 @@ pub enum Awaited {
         on: bool,
         was_primary: bool,
     },
-    /// The cluster is paused (`on`) or resumed.
-    Pause { on: bool },
+    /// The cluster is paused (`on`) or resumed, by this request: at its
+    /// generation or a later one.
+    Pause { on: bool, gen: u64 },
     /// The daemon asked has exited.
     Exit,
 }
@@ -58,7 +59,10 @@ impl Awaited {
                 was_primary: old.is_some_and(|(n, _)| n == node),
             }),
             Request::Stop { .. } => Some(Awaited::Exit),
-            Request::Pause { on } => Some(Awaited::Pause { on: *on }),
+            Request::Pause { on } => Some(Awaited::Pause {
+                on: *on,
+                gen: before.pause_gen + 1,
+            }),
             Request::Status | Request::Metrics | Request::History { .. } => None,
         }
     }
@@ -95,8 +99,9 @@ impl Awaited {
                     _ => None,
                 }
             }
-            Awaited::Pause { on: true } if now.paused => Some("the cluster is paused".into()),
-            Awaited::Pause { on: false } if !now.paused => Some("the cluster is resumed".into()),
+            Awaited::Pause { on, gen } if now.pause_gen >= *gen && now.paused == *on => Some(
+                format!("the cluster is {}", if *on { "paused" } else { "resumed" }),
+            ),
             Awaited::Pause { .. } | Awaited::Exit => None,
         }
     }

@@ -47,6 +47,7 @@ pub fn status(primary: &str, members: Vec<MemberStatus>) -> Status {
         failing: None,
         stopping: false,
         paused: false,
+        pause_gen: 0,
         members,
         absent: vec![],
         actions: vec![],

@@ -37,8 +37,6 @@ pub enum Refusal {
         from: String,
         why: Vec<(String, Unfit)>,
     },
-    AlreadyPaused,
-    NotPaused,
     /// The cluster is paused: nothing is moved until `coroha resume`.
     Paused,
 }
@@ -53,8 +51,6 @@ impl Refusal {
                 | Refusal::NotStandby(_)
                 | Refusal::NotOrphaned(_)
                 | Refusal::AlreadyPrimary(_)
-                | Refusal::AlreadyPaused
-                | Refusal::NotPaused
         )
     }
 }
@@ -96,8 +92,6 @@ impl std::fmt::Display for Refusal {
                 let why: Vec<String> = why.iter().map(|(n, u)| format!("{n} {u}")).collect();
                 write!(f, "no other node can take over from {from}: {}", why.join(", "))
             }
-            Refusal::AlreadyPaused => f.write_str("the cluster is already paused"),
-            Refusal::NotPaused => f.write_str("the cluster is not paused"),
             Refusal::Paused => {
                 f.write_str("the cluster is paused: nothing moves until `coroha resume`")
             }
@@ -142,14 +136,11 @@ impl Policy {
                     _ => Err(Refusal::NotOrphaned(node.clone())),
                 }
             }
-            Operator::Pause { on } => {
-                quorate()?;
-                match (self.persisted.pause.on, *on) {
-                    (true, true) => Err(Refusal::AlreadyPaused),
-                    (false, false) => Err(Refusal::NotPaused),
-                    _ => Ok(()),
-                }
-            }
+            // Always taken where quorate, even as it stands: a node cut off
+            // by one-way loss still believes it is quorate, and what it
+            // says of the pause may be stale. The command waits until the
+            // request's own generation is shown (design §14).
+            Operator::Pause { .. } => quorate(),
             Operator::Standby { node, on } => {
                 quorate()?;
                 let id = self

@@ -42,6 +42,10 @@ pub struct Status {
     /// The cluster is paused (`coroha pause`): no role changes.
     #[serde(default)]
     pub paused: bool,
+    /// The generation of the last pause or resume heard of: a request
+    /// writes the next one, and is in effect once it is shown here.
+    #[serde(default)]
+    pub pause_gen: u64,
     pub members: Vec<MemberStatus>,
     /// Every configured node that is not a member of the group here.
     #[serde(default)]
@@ -192,6 +196,7 @@ impl Policy {
             failing: self.failing.as_ref().map(ToString::to_string),
             stopping: self.leaving.is_some(),
             paused: self.paused(),
+            pause_gen: self.persisted.pause.gen,
             members,
             absent: self.absent_nodes(),
             actions: self.actions_needed(),

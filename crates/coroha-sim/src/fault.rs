@@ -432,10 +432,10 @@ impl Sim {
     }
 
     /// `coroha pause` / `resume` as one operator runs them: one at a time,
-    /// each until the cluster is as asked (a daemon that holds a quorum of
-    /// the group says so: it has heard every pause a quorum took), on a
+    /// each until a daemon shows the generation the request wrote (or a
+    /// later one) with the state asked for, as the command waits; on a
     /// node whose daemon answers, asking again after a refusal or a
-    /// request lost in a view change.
+    /// request lost (a view change, a node that cannot be heard).
     fn operator_pause(&mut self, at: Idx, on: bool, tries: u32) {
         let n = self.names.len();
         let answers = |k: Idx| self.coroha[k].is_some() && self.stopped[k].is_none();
@@ -447,15 +447,29 @@ impl Sim {
         if tries == 0 {
             match self.pause_running {
                 // The command before it still waits: this one comes after.
-                Some(running) if running != on => {
+                Some((running, _)) if running != on => {
                     self.schedule(self.now + 1000, Ev::OperatorRetry { request, tries });
                     return;
                 }
-                _ => self.pause_running = Some(on),
+                _ => self.pause_running = Some((on, None)),
             }
         } else {
             let text = request.describe(&self.names);
             self.record(None, format!("{text}, again (try {})", tries + 1));
+        }
+        let status = self.coroha[at].as_ref().map(|c| c.policy.status());
+        if let (Some(s), Some((_, Some(gen)))) = (&status, self.pause_running) {
+            if s.pause_gen >= gen && s.paused == on {
+                self.record(
+                    Some(at),
+                    format!(
+                        "operator sees the cluster {}",
+                        if on { "paused" } else { "resumed" }
+                    ),
+                );
+                self.pause_running = None;
+                return;
+            }
         }
         let admitted = match self.coroha[at].as_ref() {
             None => Err(SimRefusal::NoDaemon),
@@ -464,17 +478,16 @@ impl Sim {
                 .admit(&Operator::Pause { on })
                 .map_err(SimRefusal::Policy),
         };
-        match admitted {
-            Err(why) if why.as_asked() => {
-                self.record(Some(at), format!("operator sees: {why}"));
-                self.pause_running = None;
-                return;
+        match (admitted, status) {
+            (Ok(()), Some(s)) => {
+                self.pause_running = Some((on, Some(s.pause_gen + 1)));
+                self.operator(at, Operator::Pause { on });
             }
-            Err(why) => {
+            (Err(why), _) => {
                 self.reach(Rare::OperatorRefused);
                 self.record(Some(at), format!("operator request refused: {why}"));
             }
-            Ok(()) => self.operator(at, Operator::Pause { on }),
+            (Ok(()), None) => unreachable!("admitted by a daemon that runs"),
         }
         if tries < OPERATOR_TRIES {
             let tries = tries + 1;

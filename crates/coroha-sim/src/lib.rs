@@ -341,8 +341,9 @@ pub struct Sim {
     /// Per node, the standby flag the operator asked for last: a refused
     /// request about the node is not tried again once a later one came.
     standby_wanted: Vec<Option<bool>>,
-    /// The operator's `coroha pause` (true) or `resume` still running.
-    pause_running: Option<bool>,
+    /// The operator's `coroha pause` (true) or `resume` still running, and
+    /// the generation its last request wrote.
+    pause_running: Option<(bool, Option<u64>)>,
     /// Set by [`probe::ServerProbe`]: what the NSO/ConfD model says goes
     /// here instead of to the coroha processes.
     tap: Option<Vec<(Idx, probe::Said)>>,
