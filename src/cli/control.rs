@@ -307,7 +307,7 @@ pub fn render_status(s: &StatusReport) -> String {
     }
     let _ = writeln!(
         out,
-        "NODE         ROLE        EPOCH  PARENT     HEALTH     DATA      TXID"
+        "NODE         ROLE        EPOCH  IN ROLE    PARENT     HEALTH     DATA      TXID"
     );
     for m in &p.members {
         let mut flags = String::new();
@@ -328,11 +328,16 @@ pub fn render_status(s: &StatusReport) -> String {
             Some(_) => "failing".to_string(),
             None => health(m.health),
         };
+        let in_role = m.role_for_ms.map_or_else(
+            || "-".to_string(),
+            |ms| humantime::format_duration(Duration::from_secs(ms / 1000)).to_string(),
+        );
         let line = format!(
-            "{:<12} {:<10} {:>6}  {:<10} {:<10} {:<9} {:<18}{flags}",
+            "{:<12} {:<10} {:>6}  {:<10} {:<10} {:<10} {:<9} {:<18}{flags}",
             m.name,
             role(m.role),
             m.epoch,
+            in_role,
             or_dash(&m.parent),
             health,
             data,
@@ -353,7 +358,11 @@ pub fn render_status(s: &StatusReport) -> String {
             ),
             None => a.presence.name().to_string(),
         };
-        let _ = writeln!(out, "{:<12} {:<10} {:>6}  {what}", a.name, "-", "-");
+        let _ = writeln!(
+            out,
+            "{:<12} {:<10} {:>6}  {:<10} {what}",
+            a.name, "-", "-", "-"
+        );
     }
     out
 }
@@ -400,6 +409,7 @@ mod tests {
                             secs: 229333,
                             micros: 823989,
                         }),
+                        role_for_ms: Some(3_665_400),
                         ..member("n1", HaRole::Primary, 3, None, false)
                     },
                     MemberStatus {
@@ -436,11 +446,11 @@ mod tests {
                 "primary: n1   plan: n1 stays primary",
                 "ACTION NEEDED: n2 runs a different node table or policy: make coroha.toml the same on every node",
                 "corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons",
-                "NODE         ROLE        EPOCH  PARENT     HEALTH     DATA      TXID",
-                "n1           primary         3  -          ok         in-sync   1796-229333-823989",
-                "n2           secondary       3  n1         failing    behind    -                  standby",
+                "NODE         ROLE        EPOCH  IN ROLE    PARENT     HEALTH     DATA      TXID",
+                "n1           primary         3  1h 1m 5s   -          ok         in-sync   1796-229333-823989",
+                "n2           secondary       3  -          n1         failing    behind    -                  standby",
                 "failing on n2: besecondary: HA_BADTOKEN",
-                "n3           -               -  coroha stopped",
+                "n3           -               -  -          coroha stopped",
             ]
         );
     }

@@ -25,6 +25,7 @@ pub fn member(
         txid: None,
         data: DataState::InSync,
         failing: None,
+        role_for_ms: None,
     }
 }
 

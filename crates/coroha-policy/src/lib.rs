@@ -38,7 +38,7 @@ use elect::{Plan, Target, View};
 use local::{Local, LocalRole};
 use message::{Envelope, Fresh, Health, KnownPrimary, NodeState, RememberedPrimary};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What survives a restart of the daemon. A step that changes it hands it
 /// out in [`Ready`], which the I/O edge writes and fsyncs before it may
@@ -474,6 +474,9 @@ pub struct Policy {
     leaving: Option<Stopping>,
     fence_running: bool,
     last_step_at: u64,
+    /// When each member was first seen in the role it announces (this
+    /// daemon's clock), for `coroha status`.
+    role_seen: BTreeMap<NodeId, (Option<HaRole>, u64)>,
     sabotage: Vec<Sabotage>,
     /// Lost this primary (node, epoch): do not attach to it again until its
     /// coroha shows it is alive, so a dead primary does not hold up the
@@ -543,6 +546,7 @@ impl Policy {
             leaving: None,
             fence_running: false,
             last_step_at: 0,
+            role_seen: BTreeMap::new(),
             sabotage: Vec::new(),
             reattach_block: None,
             listed_by: None,

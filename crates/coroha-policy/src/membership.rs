@@ -418,6 +418,13 @@ impl Policy {
                     .get(&sender.node)
                     .is_some_and(|old| old.same_but_txid(&state));
                 let stays = self.plan_stays();
+                let seen = self
+                    .role_seen
+                    .entry(sender.node)
+                    .or_insert((state.role, now));
+                if seen.0 != state.role {
+                    *seen = (state.role, now);
+                }
                 self.on_announce(sender.node, *state);
                 if txid_only && stays {
                     return;

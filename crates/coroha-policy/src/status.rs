@@ -78,6 +78,10 @@ pub struct MemberStatus {
     /// An order to its NSO/ConfD that keeps failing, and why.
     #[serde(default)]
     pub failing: Option<String>,
+    /// How long it has been in its role, as far as this daemon has seen
+    /// (at most since this daemon started), in milliseconds.
+    #[serde(default)]
+    pub role_for_ms: Option<u64>,
 }
 
 fn unknown_data() -> DataState {
@@ -175,6 +179,11 @@ impl Policy {
                 txid,
                 data,
                 failing: s.failing.clone(),
+                role_for_ms: self
+                    .role_seen
+                    .get(id)
+                    .filter(|(role, _)| *role == s.role)
+                    .map(|(_, at)| self.last_step_at.saturating_sub(*at)),
             })
             .collect();
         Status {

@@ -686,6 +686,8 @@ fn a_failing_order_backs_off_and_shows_in_the_status() {
         failing.contains("beprimary failed 2 time(s) in a row: BADSTATE"),
         "{failing}"
     );
+    // The others are told what fails, not how often: one announcement.
+    assert_eq!(p.my_state().failing.as_deref(), Some("beprimary: BADSTATE"));
 }
 
 fn asked_txid(out: &[Output]) -> bool {
