@@ -456,6 +456,10 @@ impl Sim {
         // A message already in totem is delivered even if its sender died
         // since (virtual synchrony); receivers judge it by its view stamp.
         for j in self.cs[s].ring_members.clone() {
+            // Totem delivers within one ring (see `proc_change`).
+            if self.cs[j].ring != Some(ring) {
+                continue;
+            }
             if self.coroha[j].as_ref().is_some_and(|c| c.joined) {
                 let delivery = if self.opts.wire {
                     Input::Cluster(ClusterEvent::Deliver {
@@ -497,8 +501,16 @@ impl Sim {
                 c.joined = true;
             }
         }
-        let ring_members = if self.cs[i].ring.is_some() {
-            self.cs[i].ring_members.clone()
+        let ring_members = if let Some(ring) = self.cs[i].ring {
+            // Only those in that very ring: a node whose packets were
+            // lost kept a ring the others left (one-way loss), and its
+            // join reaches them only once a ring holds them all.
+            self.cs[i]
+                .ring_members
+                .iter()
+                .copied()
+                .filter(|j| self.cs[*j].ring == Some(ring))
+                .collect::<Vec<Idx>>()
         } else {
             // corosync on that node is gone: tell the ring it was in.
             (0..self.names.len())

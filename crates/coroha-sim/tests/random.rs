@@ -263,10 +263,13 @@ fn handing_messages_over_decoded_changes_nothing() {
 
 #[test]
 fn taking_a_request_that_cannot_take_effect_is_caught() {
-    assert_caught_as(
+    // Seed 90406872 found it; since the simulated totem delivers within
+    // one ring only (a join or a message of a node that kept a ring the
+    // others left no longer reaches them), that schedule's timing moved
+    // and its scenario is the proof.
+    assert_caught_in_scenario(
         "I3",
         &[Sabotage::AdmitEveryRequest],
-        90406872,
         "55-standby-lifted-on-a-cut-off-node.toml",
     );
 }
