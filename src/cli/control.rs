@@ -401,7 +401,10 @@ mod tests {
                     presence: Presence::CorohaStopped,
                     orphaned_primary: None,
                 }],
-                actions: vec![Action::ConfigDiffers { node: "n2".into() }],
+                actions: vec![Action::ConfigDiffers {
+                    node: "n2".into(),
+                    parts: vec!["[[node]] n3".into(), "[policy]".into()],
+                }],
                 members: vec![
                     MemberStatus {
                         txid: Some(confd_ha::TxStamp {
@@ -444,7 +447,7 @@ mod tests {
             [
                 "node n1: primary (epoch 3), NSO/ConfD ok",
                 "primary: n1   plan: n1 stays primary",
-                "ACTION NEEDED: n2 runs a different node table or policy: make coroha.toml the same on every node",
+                "ACTION NEEDED: n2 runs a different configuration ([[node]] n3, [policy] differ from this node's): make coroha.toml the same on every node",
                 "corosync: quorate, ring 1.1e [1, 2], 2 of 3 expected votes needed, 2 coroha daemons",
                 "NODE         ROLE        EPOCH  IN ROLE    PARENT     HEALTH     DATA      TXID",
                 "n1           primary         3  1h 1m 5s   -          ok         in-sync   1796-229333-823989",

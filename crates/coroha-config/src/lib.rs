@@ -440,6 +440,20 @@ impl Config {
         let text = serde_json::to_string(&(&nodes, &self.policy)).unwrap_or_default();
         fnv1a(text.as_bytes())
     }
+
+    /// The same, part by part (each `[[node]]` by its name, and
+    /// `[policy]`), so that a node can say which part of another's
+    /// configuration differs from its own.
+    pub fn digest_parts(&self) -> std::sync::Arc<[(std::sync::Arc<str>, u64)]> {
+        fn digest<T: Serialize>(part: &T) -> u64 {
+            fnv1a(serde_json::to_string(part).unwrap_or_default().as_bytes())
+        }
+        let nodes = self.nodes.iter().map(|n| n.get_ref());
+        nodes
+            .map(|n| (format!("[[node]] {}", n.name).into(), digest(n)))
+            .chain([("[policy]".into(), digest(&self.policy))])
+            .collect()
+    }
 }
 
 /// What a SIGHUP reload did: the configuration now in force, what changed,
@@ -578,6 +592,7 @@ impl Config {
             status_interval: self.ha.status_interval.as_ms().max(1),
             retry_interval: 1000,
             digest: self.digest(),
+            digest_parts: self.digest_parts(),
         }
     }
 }

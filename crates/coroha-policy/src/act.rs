@@ -68,6 +68,7 @@ impl Policy {
             config_digest: self.cfg.digest,
             pause: self.persisted.pause,
             failing: self.failing.as_ref().map(|f| f.reason()),
+            config_parts: self.cfg.digest_parts.clone(),
         }
     }
 

@@ -197,6 +197,13 @@ pub struct NodeState {
     /// others' status: a wrong HA token is seen from every node).
     #[serde(default)]
     pub failing: Option<String>,
+    /// `config_digest` part by part: what differs, where it does.
+    #[serde(default = "no_parts")]
+    pub config_parts: Arc<[(Arc<str>, u64)]>,
+}
+
+fn no_parts() -> Arc<[(Arc<str>, u64)]> {
+    Arc::new([])
 }
 
 /// Every step compares this node's state with the one it announced, and
@@ -249,6 +256,7 @@ impl NodeState {
             config_digest: 0,
             pause: Pause::default(),
             failing: None,
+            config_parts: no_parts(),
         }
     }
 
@@ -287,6 +295,7 @@ impl NodeState {
             config_digest,
             pause,
             failing,
+            config_parts,
             txid: _,
             known_txid: _,
         } = self;
@@ -321,6 +330,7 @@ impl NodeState {
             && *config_digest == other.config_digest
             && *pause == other.pause
             && *failing == other.failing
+            && *config_parts == other.config_parts
     }
 
     /// Its data's freshness as announced.

@@ -85,6 +85,9 @@ pub struct Settings {
     /// Digest of the node table and policy: announced, so that a node
     /// running a different configuration is noticed.
     pub digest: u64,
+    /// The digest part by part (`Config::digest_parts`), announced so that
+    /// the others can say what differs.
+    pub digest_parts: std::sync::Arc<[(std::sync::Arc<str>, u64)]>,
 }
 
 impl Settings {

@@ -11,6 +11,7 @@ use crate::timers::OrphanFence;
 use crate::Policy;
 use confd_ha::HaRole;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A snapshot of the policy for operators (`coroha status`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,8 +133,9 @@ pub enum Action {
     ConfirmDown { node: String },
     /// The `fence_node` hook against an orphaned primary keeps failing.
     FenceFailing { node: String },
-    /// A member runs a different node table or policy.
-    ConfigDiffers { node: String },
+    /// A member runs a different node table or policy: these parts
+    /// differ (empty when it does not say, an older coroha).
+    ConfigDiffers { node: String, parts: Vec<String> },
 }
 
 impl std::fmt::Display for Action {
@@ -149,10 +151,16 @@ impl std::fmt::Display for Action {
                 "the fence_node hook against orphaned primary {node} keeps failing: fix it, or \
                  once you know {node}'s NSO/ConfD is down, run `coroha confirm-down {node}`"
             ),
-            Action::ConfigDiffers { node } => write!(
+            Action::ConfigDiffers { node, parts } if parts.is_empty() => write!(
                 f,
                 "{node} runs a different node table or policy: make coroha.toml the same on \
                  every node"
+            ),
+            Action::ConfigDiffers { node, parts } => write!(
+                f,
+                "{node} runs a different configuration ({} differ from this node's): make \
+                 coroha.toml the same on every node",
+                parts.join(", ")
             ),
         }
     }
@@ -259,11 +267,35 @@ impl Policy {
             if s.config_digest != self.cfg.digest {
                 actions.push(Action::ConfigDiffers {
                     node: s.name.to_string(),
+                    parts: differing_parts(&self.cfg.digest_parts, &s.config_parts),
                 });
             }
         }
         actions
     }
+}
+
+/// The parts of two configurations whose digests differ, or that only
+/// one of them has, in this node's order.
+fn differing_parts(mine: &[(Arc<str>, u64)], theirs: &[(Arc<str>, u64)]) -> Vec<String> {
+    if theirs.is_empty() {
+        return vec![];
+    }
+    let find = |parts: &[(Arc<str>, u64)], name: &str| {
+        parts.iter().find(|(n, _)| &**n == name).map(|(_, d)| *d)
+    };
+    let mut out: Vec<String> = mine
+        .iter()
+        .filter(|(name, digest)| find(theirs, name) != Some(*digest))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    out.extend(
+        theirs
+            .iter()
+            .filter(|(name, _)| find(mine, name).is_none())
+            .map(|(name, _)| name.to_string()),
+    );
+    out
 }
 
 /// An HA role as operators, metrics and hooks name it: `primary`.
@@ -322,5 +354,31 @@ mod health_name {
         ALL.into_iter()
             .find(|h| name(*h) == text)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown health {text:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(list: &[(&str, u64)]) -> Vec<(Arc<str>, u64)> {
+        list.iter().map(|(n, d)| (Arc::from(*n), *d)).collect()
+    }
+
+    #[test]
+    fn what_differs_is_named_part_by_part() {
+        let mine = parts(&[("[[node]] n1", 1), ("[[node]] n2", 2), ("[policy]", 3)]);
+        let theirs = parts(&[
+            ("[[node]] n1", 1),
+            ("[[node]] n2", 9),
+            ("[[node]] n4", 4),
+            ("[policy]", 3),
+        ]);
+        assert_eq!(
+            differing_parts(&mine, &theirs),
+            vec!["[[node]] n2".to_string(), "[[node]] n4".to_string()]
+        );
+        // An older coroha says nothing of its parts: nothing is named.
+        assert!(differing_parts(&mine, &[]).is_empty());
     }
 }
