@@ -370,7 +370,7 @@ pub fn render_status(s: &StatusReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::samples::member;
+    use crate::cli::samples::{member, status};
     use crate::corosync::CorosyncView;
     use coroha_policy::cluster::Member;
     use coroha_policy::{AbsentNode, Action, MemberStatus, Presence, Status};
@@ -379,22 +379,9 @@ mod tests {
         let ring = RingId { rep: 1, seq: 30 };
         StatusReport {
             policy: Status {
-                node: "n1".into(),
                 role: Some(HaRole::Primary),
-                epoch: 3,
-                max_epoch: 3,
-                health: Health::Ok,
-                parent: None,
-                standby: false,
-                quorate: true,
                 ring: Some(ring),
-                primary: Some("n1".into()),
                 plan: Some("n1 stays primary".into()),
-                pending: None,
-                failing: None,
-                stopping: false,
-                paused: false,
-                pause_gen: 0,
                 absent: vec![AbsentNode {
                     id: 3,
                     name: "n3".into(),
@@ -421,6 +408,7 @@ mod tests {
                         ..member("n2", HaRole::Secondary, 3, Some("n1"), true)
                     },
                 ],
+                ..status("n1", vec![])
             },
             corosync: CorosyncView {
                 connected: true,

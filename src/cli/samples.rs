@@ -29,7 +29,8 @@ pub fn member(
     }
 }
 
-/// Node n1's status, quorate, with `primary` planned.
+/// Node n1's status, quorate, with `primary` planned; n1's role is the
+/// one its member entry has.
 pub fn status(primary: &str, members: Vec<MemberStatus>) -> Status {
     let role = members.iter().find(|m| m.name == "n1").and_then(|m| m.role);
     Status {
