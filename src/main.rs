@@ -57,6 +57,12 @@ enum Command {
         /// ("500ms"; default PT2S). Short ticks widen design §6's window.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         tick: Option<std::time::Duration>,
+        /// With --random: simulate all 45 s of quiet after the last fault,
+        /// also once the cluster has settled (by default a schedule ends
+        /// when it has been whole and idle for 6 s). Slower; the early end
+        /// is checked against it.
+        #[arg(long)]
+        whole_quiet: bool,
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
@@ -289,6 +295,7 @@ fn main() -> ExitCode {
             faults,
             no_txid,
             tick,
+            whole_quiet,
             json,
             verbose,
         } => {
@@ -315,6 +322,7 @@ fn main() -> ExitCode {
                     faults,
                     txid: !no_txid,
                     tick: tick.map(|t| t.as_millis() as u64),
+                    whole_quiet,
                 },
                 json,
             )

@@ -108,13 +108,12 @@ impl Daemon {
             "role {before} -> {}: {cause}",
             to.name()
         );
-        self.history.record(
+        self.last_change = Some(self.history.record(
             &self.name,
             epoch,
             Kind::RoleChange,
             format!("role {before} -> {}: {cause}", to.name()),
-        );
-        self.last_change = self.history.last_of(Kind::RoleChange);
+        ));
         let change = hooks::RoleChange {
             node: self.name.clone(),
             from,

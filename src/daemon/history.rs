@@ -67,9 +67,9 @@ impl History {
         }
     }
 
-    /// Append one entry, stamped now. A history that cannot be written
-    /// is logged, and never stops the daemon.
-    pub fn record(&self, node: &str, epoch: u64, kind: Kind, text: impl Into<String>) {
+    /// Append one entry, stamped now, and return it. A history that
+    /// cannot be written is logged, and never stops the daemon.
+    pub fn record(&self, node: &str, epoch: u64, kind: Kind, text: impl Into<String>) -> Entry {
         let entry = Entry {
             at: unix_ms(),
             node: node.to_string(),
@@ -81,9 +81,11 @@ impl History {
         if let Err(e) = file.append(&entry) {
             tracing::warn!("history {}: {e}", file.path.display());
         }
+        entry
     }
 
-    /// The newest entry of `kind`, if any is kept.
+    /// The newest entry of `kind`, if any is kept (read from the file: for
+    /// a daemon that starts).
     pub fn last_of(&self, kind: Kind) -> Option<Entry> {
         self.last(KEEP).into_iter().rev().find(|e| e.kind == kind)
     }

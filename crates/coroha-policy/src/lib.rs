@@ -446,6 +446,39 @@ pub enum Sabotage {
     FenceVanishedBackInRing,
 }
 
+impl Sabotage {
+    /// Every rule that can be switched off, for tests that go through
+    /// them all (add a new one here too).
+    pub const ALL: [Sabotage; 26] = [
+        Sabotage::SkipQuorumGate,
+        Sabotage::SkipDemoteFirst,
+        Sabotage::AnyAttachFailureProvesOrphanGone,
+        Sabotage::ForgetKnownPrimaryOnRestart,
+        Sabotage::IgnoreOrderInFlightOfLeaver,
+        Sabotage::RoleFromEventBeforeStatus,
+        Sabotage::IgnoreLineageLeader,
+        Sabotage::ForgetUnknownPromotion,
+        Sabotage::AdmitEveryRequest,
+        Sabotage::KeepSyncWhenUnlisted,
+        Sabotage::IgnoreFellowDrops,
+        Sabotage::ReuseEpochOfVanishedPromotion,
+        Sabotage::RefusingEndsOnAnyAnswer,
+        Sabotage::IgnoreOwnSilentLoss,
+        Sabotage::EvidenceWithoutRingConfirm,
+        Sabotage::IgnoreLease,
+        Sabotage::PromoteWithoutFence,
+        Sabotage::IgnoreOrphanLoneCommits,
+        Sabotage::ForgetIntentAcrossViews,
+        Sabotage::SwitchoverPastVanished,
+        Sabotage::ForgetAcrossCorosyncRestart,
+        Sabotage::KeepOutsideReadAcrossLineage,
+        Sabotage::LeaveBeforeListed,
+        Sabotage::IgnoreFinalCommit,
+        Sabotage::FenceWithoutQuorum,
+        Sabotage::FenceVanishedBackInRing,
+    ];
+}
+
 pub struct Policy {
     cfg: Settings,
     persisted: Persisted,

@@ -111,6 +111,7 @@ impl Confd {
         }
         if !matches!(role, HaRole::Secondary | HaRole::Relay) {
             self.parent = None;
+            self.silent_since = None;
         }
         if !matches!(role, HaRole::Primary | HaRole::Relay) {
             self.children.clear();

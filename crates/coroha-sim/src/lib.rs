@@ -19,6 +19,7 @@ pub mod probe;
 pub mod rng;
 pub mod scenario;
 mod server;
+mod settle;
 pub mod votequorum;
 
 pub use coverage::{Coverage, Rare};

@@ -475,6 +475,10 @@ pub struct RandomRun {
     /// ticks drop a silent secondary before corosync has decided, which
     /// widens the window design §6 describes.
     pub tick: Option<u64>,
+    /// Simulate all of the quiet period that ends a schedule, also after
+    /// the cluster has settled (see `settle.rs`): slower, and what the
+    /// early end is checked against.
+    pub whole_quiet: bool,
 }
 
 /// Which fault kinds random schedules draw from.
@@ -634,8 +638,12 @@ pub fn random_faults(seed: u64, nodes: usize, set: FaultSet) -> (Vec<(u64, Fault
             end = end.max(to);
         }
     }
-    (faults, end + 45_000)
+    (faults, end + QUIET)
 }
+
+/// The quiet after a random schedule's last fault, before the liveness
+/// check (ms).
+pub const QUIET: u64 = 45_000;
 
 pub fn run_random(run: &RandomRun) -> RandomReport {
     let started = std::time::Instant::now();
@@ -690,6 +698,28 @@ pub fn run_random(run: &RandomRun) -> RandomReport {
     }
 }
 
+/// The simulation of random schedule `seed`, its faults in place, and
+/// when its quiet period ends.
+pub fn random_schedule(
+    run: &RandomRun,
+    config: &Config,
+    seed: u64,
+) -> (Sim, Vec<(u64, Fault)>, u64) {
+    let (faults, end) = random_faults(seed, run.nodes, run.faults);
+    let mut opts = SimOptions::new(config.clone(), seed);
+    opts.sabotage = run.sabotage.clone();
+    opts.verbose = run.verbose;
+    opts.txid = run.txid;
+    if let Some(tick) = run.tick {
+        opts.tick = tick;
+    }
+    let mut sim = Sim::new(opts);
+    for (at, f) in &faults {
+        sim.add_fault(*at, f.clone());
+    }
+    (sim, faults, end)
+}
+
 /// What one thread of a random run found.
 struct Batch {
     schedules: u64,
@@ -712,23 +742,17 @@ fn run_batch(run: &RandomRun, config: &Config, seeds: impl Iterator<Item = u64>)
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             break;
         }
-        let (faults, end) = random_faults(seed, run.nodes, run.faults);
-        let mut opts = SimOptions::new(config.clone(), seed);
-        opts.sabotage = run.sabotage.clone();
-        opts.verbose = run.verbose;
-        opts.txid = run.txid;
-        if let Some(tick) = run.tick {
-            opts.tick = tick;
-        }
-        let mut sim = Sim::new(opts);
-        for (at, f) in &faults {
-            sim.add_fault(*at, f.clone());
-        }
-        sim.run_until(end);
+        let (mut sim, faults, end) = random_schedule(run, config, seed);
+        let stopped = if run.whole_quiet {
+            sim.run_until(end);
+            end
+        } else {
+            sim.run_until_settled(end - QUIET, end)
+        };
         sim.check_liveness();
         batch.schedules += 1;
         batch.coverage.add(&faults, &sim.reached);
-        batch.simulated += end;
+        batch.simulated += stopped;
         if let Some(v) = sim.violation.take() {
             batch.violations.push(v);
         }

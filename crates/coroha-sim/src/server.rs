@@ -226,6 +226,9 @@ impl Sim {
         self.confd[i].silent_since = None;
         self.confd[i].parent = Some(p);
         self.confd[i].joined = self.confd.iter().map(|c| c.joined).max().unwrap_or(0) + 1;
+        // A node is attached once: its new connection replaces a link the
+        // primary still held (it had not yet missed three ticks from it).
+        self.confd[p].children.retain(|k| *k != i);
         self.confd[p].children.push(i);
         self.set_confd_role(i, HaRole::Secondary);
         let top = self.top_primary(p);

@@ -35,6 +35,7 @@ fn run_of(
         faults,
         txid,
         tick: None,
+        whole_quiet: false,
     })
 }
 
@@ -331,6 +332,7 @@ fn a_time_limit_ends_the_batch_early_and_says_how_many_ran() {
         faults: FaultSet::All,
         txid: true,
         tick: None,
+        whole_quiet: false,
     });
     assert!(report.schedules > 0 && report.schedules < u64::MAX);
     assert!(report
