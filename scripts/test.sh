@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # (BUILD_PACKAGES); corosync itself, iproute2 and util-linux (unshare) for
 # the lab, a real cluster in network namespaces; corosync-vqsim for the
 # votequorum model test; erlang-base (term format cross-check); procps
-# (kill -STOP/-CONT in the fake-confd tests).
-install_packages "${BUILD_PACKAGES[@]}" corosync corosync-vqsim iproute2 util-linux erlang-base procps
+# (kill -STOP/-CONT in the fake-confd tests); haproxy (a load balancer
+# following the primary in the lab).
+install_packages "${BUILD_PACKAGES[@]}" corosync corosync-vqsim iproute2 util-linux erlang-base procps haproxy
 
 # corosync-vqsim reads /etc/corosync/corosync.conf; the test mounts its own
 # directory over /etc/corosync in a private namespace, so only the (empty)

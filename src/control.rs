@@ -42,7 +42,7 @@ pub enum Request {
     Pause {
         on: bool,
     },
-    /// Prometheus text (what the metrics listener serves).
+    /// Prometheus text (what `GET /metrics` serves).
     Metrics,
     /// The newest `last` entries of the node's history.
     History {

@@ -309,10 +309,6 @@ fn main() -> ExitCode {
             }
             simulate_random(
                 RandomRun {
-                    schedules: n,
-                    seed,
-                    nodes,
-                    sabotage: Vec::new(),
                     verbose,
                     jobs: match jobs {
                         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -323,6 +319,7 @@ fn main() -> ExitCode {
                     txid: !no_txid,
                     tick: tick.map(|t| t.as_millis() as u64),
                     whole_quiet,
+                    ..RandomRun::new(n, seed, nodes)
                 },
                 json,
             )
@@ -427,7 +424,7 @@ fn simulate_scenario(scenario: &Scenario, json: bool, verbose: bool) -> ExitCode
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     coroha_config::Dur::parse(text)
         .map(|d| d.0)
-        .ok_or_else(|| format!("{text:?} is not a duration like \"90s\" or \"5m\""))
+        .map_err(|why| format!("{text:?} is not a duration like \"90s\" or \"1h30m\": {why}"))
 }
 
 /// How many schedules injected each fault and reached each rare state.

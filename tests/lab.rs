@@ -15,9 +15,9 @@ mod lab;
 #[path = "common/run.rs"]
 mod run;
 
-use lab::{unix_ms, wait_for, Proc};
+use lab::{unix_ms, wait_for, Lab, Proc};
 use run::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn first_election_3() {
@@ -40,9 +40,33 @@ fn primary_isolated(n: u32) {
     let Some((_g, lab)) = lab(n) else { return };
     let p = lab.wait_settled(&all(n), SETTLE);
     lab.link(p, false);
+    // A load balancer asking `/primary` never sees two nodes answer 200:
+    // the isolated primary says 503 (its lease lapsed) before any other
+    // node says 200.
+    let cut = Instant::now();
+    let mut old_says_no = None;
+    let q = loop {
+        assert!(cut.elapsed() < SETTLE, "no new primary answers /primary");
+        if old_says_no.is_none() && lab.http_get(p, "/primary").is_some_and(|(c, _)| c == 503) {
+            old_says_no = Some(cut.elapsed());
+        }
+        let new = without(n, p)
+            .into_iter()
+            .find(|id| lab.http_get(*id, "/primary").is_some_and(|(c, _)| c == 200));
+        if let Some(q) = new {
+            let no = old_says_no.expect("the old primary still answered 200 on /primary");
+            eprintln!(
+                "/primary: n{p} answered 503 {} ms after the cut, n{q} 200 at {} ms",
+                no.as_millis(),
+                cut.elapsed().as_millis()
+            );
+            break q;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     // The majority elects a new primary; the isolated one applies the
     // quorum-loss action (benone).
-    let q = lab.wait_settled(&without(n, p), SETTLE);
+    assert_eq!(lab.wait_settled(&without(n, p), SETTLE), q);
     assert_ne!(q, p);
     wait_state(&lab, p, "none", SETTLE);
     // Demoted and cut off, it takes no commit (MAAPI read-only mode); the
@@ -74,6 +98,44 @@ fn primary_isolated_3() {
 #[test]
 fn primary_isolated_5() {
     primary_isolated(5);
+}
+
+/// A load balancer that checks `/primary` (HAProxy, as in
+/// docs/haproxy.cfg) sends new connections to the new primary after a
+/// switchover and after the primary's node crashes. What it reaches here is
+/// each node's own HTTP listener, whose `/primary` names the node.
+#[test]
+fn haproxy_follows_the_primary() {
+    let Some((_g, mut lab)) = lab_with(3, Lab::http_on_node_address) else {
+        return;
+    };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let proxy = lab.haproxy();
+    let reaches = |id: u32, what: &str| {
+        let want = format!("n{id}: primary\n");
+        wait_for(SETTLE, what, || {
+            (proxy.get("/primary")? == (200, want.clone())).then_some(())
+        });
+    };
+    reaches(p, "HAProxy sends to the primary");
+    let to = without(3, p)[0];
+    let out = lab.coroha_cmd(p, &["switchover", "--to", &format!("n{to}")]);
+    assert!(out.status.success(), "{out:?}");
+    let t = Instant::now();
+    reaches(to, "HAProxy follows the switchover");
+    eprintln!(
+        "HAProxy followed the switchover in {} ms",
+        t.elapsed().as_millis()
+    );
+    lab.crash(to);
+    let t = Instant::now();
+    let q = lab.wait_settled(&without(3, to), SETTLE);
+    reaches(q, "HAProxy follows the failover");
+    eprintln!(
+        "HAProxy followed the failover in {} ms",
+        t.elapsed().as_millis()
+    );
+    no_overlap(&lab);
 }
 
 #[test]
@@ -391,7 +453,7 @@ fn latency() {
 }
 
 /// What an operator touches on a real node: sd_notify, role hooks, the
-/// metrics endpoint, SIGHUP reload (applied, refused, needs a restart),
+/// health endpoints and metrics, SIGHUP reload (applied, refused, needs a restart),
 /// and the refusal to start with a node corosync does not know.
 #[test]
 fn daemon_interfaces() {
@@ -440,13 +502,21 @@ fn daemon_interfaces() {
         });
     }
 
-    // Prometheus text on the metrics listener.
-    let out = lab.in_node(
-        p,
-        "exec 3<>/dev/tcp/127.0.0.1/9647; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    // Health endpoints: a load balancer finds the primary by its status
+    // code; every node is healthy and ready.
+    for id in all(3) {
+        let code = |path| lab.http_get(id, path).map(|(code, _)| code);
+        let (primary, secondary) = if id == p { (200, 503) } else { (503, 200) };
+        assert_eq!(code("/primary"), Some(primary), "n{id} /primary");
+        assert_eq!(code("/secondary"), Some(secondary), "n{id} /secondary");
+        assert_eq!(code("/health"), Some(200), "n{id} /health");
+        assert_eq!(code("/readiness"), Some(200), "n{id} /readiness");
+        assert_eq!(code("/"), Some(404), "n{id} /");
+    }
+
+    // Prometheus text on the HTTP listener.
+    let (code, text) = lab.http_get(p, "/metrics").expect("an answer");
+    assert_eq!(code, 200, "{text}");
     for line in [
         "coroha_role{role=\"primary\"} 1",
         "coroha_quorate 1",

@@ -247,11 +247,16 @@ pub fn render_status(s: &StatusReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "node {}: {} (epoch {}), NSO/ConfD {}{}{}",
+        "node {}: {} (epoch {}), NSO/ConfD {}{}{}{}",
         p.node,
         role(p.role),
         p.epoch,
         health(p.health),
+        if p.role == Some(HaRole::Primary) && !p.writable {
+            ", READ-ONLY (no quorum or lease: takes no commits)"
+        } else {
+            ""
+        },
         if p.standby { ", standby" } else { "" },
         if p.stopping { ", stopping" } else { "" },
     );
@@ -380,6 +385,7 @@ mod tests {
         StatusReport {
             policy: Status {
                 role: Some(HaRole::Primary),
+                writable: true,
                 ring: Some(ring),
                 plan: Some("n1 stays primary".into()),
                 absent: vec![AbsentNode {
@@ -422,6 +428,17 @@ mod tests {
             },
             last_change: None,
         }
+    }
+
+    #[test]
+    fn a_primary_that_takes_no_commits_is_shown_read_only() {
+        let mut r = report();
+        r.policy.writable = false;
+        let first = render_status(&r).lines().next().unwrap().to_string();
+        assert_eq!(
+            first,
+            "node n1: primary (epoch 3), NSO/ConfD ok, READ-ONLY (no quorum or lease: takes no commits)"
+        );
     }
 
     #[test]

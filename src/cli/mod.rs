@@ -7,4 +7,4 @@ pub mod control;
 pub mod ha;
 pub mod outcome;
 #[cfg(test)]
-mod samples;
+pub(crate) mod samples;

@@ -74,7 +74,7 @@ impl Awaited {
             Awaited::NewPrimary { old, old_epoch, to } => {
                 let (p, epoch) = primary?;
                 let moved = old.as_deref() != Some(p) && epoch > *old_epoch;
-                let wanted = to.as_deref().map_or(true, |t| t == p);
+                let wanted = to.as_deref().is_none_or(|t| t == p);
                 (moved && wanted).then(|| format!("{p} is primary (epoch {epoch})"))
             }
             Awaited::Standby {

@@ -48,6 +48,7 @@ pub fn status(primary: &str, members: Vec<MemberStatus>) -> Status {
         pending: None,
         failing: None,
         stopping: false,
+        writable: role == Some(HaRole::Primary),
         paused: false,
         pause_gen: 0,
         members,

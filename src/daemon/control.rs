@@ -1,5 +1,5 @@
 //! The control socket (a unix socket, mode 0660: root and the socket's
-//! group) and the metrics listener. Both hand each request to the daemon's
+//! group); the HTTP listener is `http.rs`. Both hand each request to the daemon's
 //! main loop, which answers from the policy's own state, so an answer is
 //! never older than the last event.
 //!
@@ -8,16 +8,15 @@
 use crate::control::{Reply, Request};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
 /// A request, who asked, and where its answer goes.
 pub type Ask = (Request, Caller, oneshot::Sender<Reply>);
 
 /// Who sent a request: the peer's credentials on the control socket (the
-/// metrics listener only reads).
+/// HTTP listener only reads).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub uid: Option<u32>,
@@ -27,7 +26,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The metrics listener: it reads, and changes nothing.
+    /// The HTTP listener: it reads, and changes nothing.
     pub const READER: Caller = Caller {
         uid: None,
         pid: None,
@@ -40,7 +39,7 @@ impl std::fmt::Display for Caller {
         match (self.uid, self.pid) {
             (Some(uid), Some(pid)) => write!(f, "uid {uid} (pid {pid})"),
             (Some(uid), None) => write!(f, "uid {uid}"),
-            _ => f.write_str("the metrics listener"),
+            _ => f.write_str("the HTTP listener"),
         }
     }
 }
@@ -137,46 +136,14 @@ pub fn serve_control(listener: UnixListener, asks: mpsc::Sender<Ask>, admin_grou
     });
 }
 
-async fn ask(asks: &mpsc::Sender<Ask>, req: Request, caller: Caller) -> Reply {
+/// Hand `req` to the main loop and wait for its answer.
+pub(super) async fn ask(asks: &mpsc::Sender<Ask>, req: Request, caller: Caller) -> Reply {
     let stopping = || Reply::Refused("the daemon is stopping".into());
     let (tx, rx) = oneshot::channel();
     if asks.send((req, caller, tx)).await.is_err() {
         return stopping();
     }
     rx.await.unwrap_or_else(|_| stopping())
-}
-
-/// A minimal HTTP/1.1 responder for Prometheus: every GET gets the metrics.
-pub fn serve_metrics(listener: TcpListener, asks: mpsc::Sender<Ask>) {
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let asks = asks.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                // Read the request head (bounded), whatever it asks for.
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-                    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
-                    {
-                        Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
-                        _ => return,
-                    }
-                }
-                let body = match ask(&asks, Request::Metrics, Caller::READER).await {
-                    Reply::Metrics(text) => text,
-                    other => format!("# {other:?}\n"),
-                };
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
 }
 
 #[cfg(test)]

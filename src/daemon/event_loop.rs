@@ -5,7 +5,7 @@
 use super::control::Ask;
 use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders, spawn_ipc};
 use super::setup::{check_nodes, check_totem, corosync_nodes};
-use super::{control, history, hooks, notify, state, Counters, Daemon, RunOptions};
+use super::{control, history, hooks, http, notify, state, Counters, Daemon, RunOptions};
 use crate::corosync::Corosync;
 use crate::retry::sleep_until;
 use coroha_config::{error_lines, Config};
@@ -55,12 +55,18 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let persisted = state.load()?;
     let ha_opts = crate::ha::client_options(&config.ha)?;
     let control = control::bind(&config.control.socket, config.control.group.as_deref()).await?;
-    let metrics = match &config.metrics.listen {
+    let http_listener = match &config.http.listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| format!("[metrics] listen {addr}: {e}"))?,
+                .map_err(|e| format!("[http] listen {addr}: {e}"))?,
         ),
+        None => None,
+    };
+    let http_token = match &config.http.token_file {
+        Some(f) => {
+            Some(coroha_config::read_token(f).map_err(|e| format!("[http] token_file: {e}"))?)
+        }
         None => None,
     };
     tracing::info!(
@@ -72,8 +78,9 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
 
     let (asks_tx, mut asks) = mpsc::channel::<Ask>(16);
     control::serve_control(control, asks_tx.clone(), config.control.admin_group.clone());
-    if let Some(listener) = metrics {
-        control::serve_metrics(listener, asks_tx.clone());
+    if let Some(listener) = http_listener {
+        let routes = http::router(asks_tx.clone(), http_token);
+        http::serve(listener, routes, config.http.max_connections);
     }
     let (replies_tx, mut replies) = mpsc::unbounded_channel();
     let (done, mut finished) = mpsc::unbounded_channel();

@@ -9,6 +9,7 @@ mod event_loop;
 mod ha_tasks;
 pub mod history;
 pub mod hooks;
+mod http;
 mod metrics;
 mod requests;
 mod setup;

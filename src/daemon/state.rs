@@ -122,7 +122,7 @@ impl StateDir {
             match decode(&bytes) {
                 Ok(None) => {}
                 Ok(Some(r)) => {
-                    if best.as_ref().map_or(true, |b| r.seq > b.seq) {
+                    if best.as_ref().is_none_or(|b| r.seq > b.seq) {
                         best = Some(r);
                     }
                 }

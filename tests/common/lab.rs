@@ -14,6 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "http.rs"]
+mod http;
+
 /// Labs run one at a time: two corosync clusters on two cores would blur
 /// each other's timing.
 pub static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -68,7 +71,7 @@ pub fn require() -> bool {
     true
 }
 
-fn sh(cmd: &str) -> std::process::Output {
+pub(crate) fn sh(cmd: &str) -> std::process::Output {
     Command::new("sh")
         .args(["-c", cmd])
         .output()
@@ -107,6 +110,8 @@ pub struct Lab {
     pub hooks: String,
     /// Extra lines for every node's corosync.conf `quorum` section.
     pub quorum: String,
+    /// Where every node's coroha answers HTTP (`[http] listen`).
+    pub http_listen: String,
 }
 
 pub fn addr(id: u32) -> String {
@@ -132,6 +137,7 @@ impl Lab {
             policy: policy.to_string(),
             hooks: String::new(),
             quorum: String::new(),
+            http_listen: "127.0.0.1:9647".into(),
         };
         must(&format!("ip netns add {bridge}"));
         must(&format!(
@@ -213,13 +219,14 @@ impl Lab {
                  [ha]\nipc = \"127.0.0.1:4565\"\ntimeout = \"1s\"\nstatus_interval = \"500ms\"\n\n\
                  [policy]\nstartup_settle = \"5s\"\norphan_grace = \"3s\"\n{policy}\n\n\
                  [control]\nsocket = \"{d}/control.sock\"\n\n\
-                 [metrics]\nlisten = \"127.0.0.1:9647\"\n\n\
+                 [http]\nlisten = \"{http}\"\n\n\
                  [hooks]\non_primary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
                  on_secondary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
                  on_none = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n{hooks}\n\
                  {coroha_nodes}",
                 policy = self.policy,
-                hooks = self.hooks
+                hooks = self.hooks,
+                http = self.http_listen
             ),
         )
         .unwrap();
@@ -254,6 +261,15 @@ impl Lab {
              echo $(date +%s%3N) dead >> {d}/$COROHA_NODE/history\"]\n"
         ));
         self.policy.push_str("on_quorum_loss = \"fence\"\n");
+        for i in 0..self.nodes.len() {
+            self.write_configs(i);
+        }
+    }
+
+    /// Every node's coroha answers HTTP on all its addresses, so that the
+    /// bridge's namespace (a load balancer there) reaches it.
+    pub fn http_on_node_address(&mut self) {
+        self.http_listen = "0.0.0.0:9647".into();
         for i in 0..self.nodes.len() {
             self.write_configs(i);
         }
@@ -764,27 +780,10 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
 }
 
 /// `2026-11-22T10:00:00.123456Z` → unix ms.
+/// Milliseconds since the epoch of an RFC 3339 time stamp (the JSON log's).
 pub fn rfc3339_ms(s: &str) -> Option<u64> {
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let time = time.trim_end_matches('Z');
-    let mut t = time.split(':');
-    let (hh, mm) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let secs: f64 = t.next()?.parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let ms = (days * 86_400 + hh * 3600 + mm * 60) * 1000 + (secs * 1000.0) as i64;
-    u64::try_from(ms).ok()
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64)
 }
 
 /// Sorted figures: (median, p95, max).

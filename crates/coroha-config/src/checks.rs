@@ -34,6 +34,21 @@ impl Config {
                     .into(),
             ));
         }
+        let beyond_loopback = self
+            .http
+            .listen
+            .as_ref()
+            .and_then(|l| l.parse::<SocketAddr>().ok())
+            .is_some_and(|a| !a.ip().is_loopback());
+        if beyond_loopback && self.http.token_file.is_none() {
+            out.push((
+                key_offset(text, "http", "listen"),
+                "[http] listen is reachable beyond this host and no [http] token_file is set: \
+                 anyone who can reach it reads /status and /metrics (the cluster's nodes, \
+                 roles and data state)"
+                    .into(),
+            ));
+        }
         if self.policy.on_quorum_loss == QuorumLossAction::Benone {
             out.push((
                 key_offset(text, "policy", "on_quorum_loss"),
@@ -189,13 +204,19 @@ impl Config {
                 ),
             ));
         }
-        if let Some(listen) = &self.metrics.listen {
+        if let Some(listen) = &self.http.listen {
             if listen.parse::<SocketAddr>().is_err() {
                 out.push((
-                    at("metrics", "listen"),
-                    format!("[metrics] listen = {listen:?}: expected an IP address and a port, e.g. \"127.0.0.1:9647\""),
+                    at("http", "listen"),
+                    format!("[http] listen = {listen:?}: expected an IP address and a port, e.g. \"127.0.0.1:9647\""),
                 ));
             }
+        }
+        if self.http.max_connections == 0 {
+            out.push((
+                at("http", "max_connections"),
+                "[http] max_connections = 0: expected at least 1".into(),
+            ));
         }
         if self.policy.on_quorum_loss == QuorumLossAction::Fence && self.hooks.fence.is_empty() {
             out.push((

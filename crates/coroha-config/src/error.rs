@@ -70,13 +70,24 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(
     toml::from_str(text).map_err(|e| vec![located(text, file, &e)])
 }
 
+/// Tables and keys that were renamed, and what to write instead.
+const RENAMED: [(&str, &str); 1] = [(
+    "unknown field `metrics`",
+    "[metrics] is [http] now: `listen` is kept, and the listener also serves the health \
+     endpoints (docs/operations.md, \"HTTP endpoints\")",
+)];
+
 fn located(text: &str, file: &str, e: &toml::de::Error) -> ConfigError {
     let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+    let mut message = e.message().trim().to_string();
+    if let Some((_, hint)) = RENAMED.iter().find(|(m, _)| message.starts_with(m)) {
+        message = format!("{message}\n{hint}");
+    }
     ConfigError {
         file: file.to_string(),
         line,
         column,
-        message: e.message().trim().to_string(),
+        message,
     }
 }
 

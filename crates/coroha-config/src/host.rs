@@ -96,6 +96,11 @@ impl Config {
                 out.push(at("ha", "token_file", format!("[ha] token_file: {e}")));
             }
         }
+        if let Some(f) = &self.http.token_file {
+            if let Err(e) = read_token(f) {
+                out.push(at("http", "token_file", format!("[http] token_file: {e}")));
+            }
+        }
         if let Some(f) = &self.ha.access_secret_file {
             if let Err(e) = std::fs::read(f) {
                 let message = format!("[ha] access_secret_file: {}: {e}", f.display());

@@ -31,7 +31,7 @@ pub struct Config {
     #[serde(default)]
     pub control: ControlConfig,
     #[serde(default)]
-    pub metrics: MetricsConfig,
+    pub http: HttpConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -358,12 +358,36 @@ impl Default for ControlConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// The HTTP listener: health endpoints for load balancers, the status
+/// and the metrics.
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// `host:port` for Prometheus metrics; unset means off.
+pub struct HttpConfig {
+    /// `ip:port`; unset means no listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
+    /// A file holding the bearer token that `/status` and `/metrics`
+    /// require (`Authorization: Bearer ...`); the health endpoints, which
+    /// tell only yes or no, answer without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Connections served at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    32
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: None,
+            token_file: None,
+            max_connections: default_max_connections(),
+        }
+    }
 }
 
 /// A configuration error located in its file.
@@ -496,7 +520,7 @@ impl Config {
         for (table, old, changed) in [
             ("[cluster]", json(&self.cluster), json(&new.cluster)),
             ("[control]", json(&self.control), json(&new.control)),
-            ("[metrics]", json(&self.metrics), json(&new.metrics)),
+            ("[http]", json(&self.http), json(&new.http)),
         ] {
             if old != changed {
                 needs_restart.push(table.to_string());

@@ -34,10 +34,31 @@ fn bad_duration_says_what_was_expected() {
     let e = Config::parse(&text, "x.toml").unwrap_err();
     assert_eq!(e[0].line, 2, "{}", e[0]);
     assert!(
-        e[0].message.contains("expected a number and a unit"),
+        e[0].message.contains("expected numbers with units"),
         "{}",
         e[0]
     );
+}
+
+#[test]
+fn durations_are_read_as_humantime_writes_them() {
+    for (text, ms) in [
+        ("500ms", 500),
+        ("5s", 5_000),
+        ("2m", 120_000),
+        ("1h30m", 5_400_000),
+        ("1h 30m", 5_400_000),
+        ("10.045s", 10_045),
+    ] {
+        assert_eq!(Dur::parse(text), Ok(Dur::ms(ms)), "{text}");
+    }
+    // Too long to count in milliseconds: refused, not capped.
+    for text in ["18446744073709551616s", "18446744073709551615s"] {
+        assert!(Dur::parse(text).is_err(), "{text}");
+    }
+    let text = format!("[policy]\nstartup_settle = \"18446744073709551616s\"\n{MINIMAL}");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!(e[0].line, 2, "{}", e[0]);
 }
 
 #[test]
@@ -179,7 +200,8 @@ fn a_config_without_a_fence_hook_is_warned_about_with_its_location() {
 
 #[test]
 fn an_address_with_a_port_and_a_bare_listen_port_are_refused_where_written() {
-    let text = "[metrics]\nlisten = \"9647\"\n[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1:4570\"\n";
+    let text =
+        "[http]\nlisten = \"9647\"\n[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1:4570\"\n";
     let e = Config::parse(text, "x.toml").unwrap_err();
     let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![3, 2], "{e:?}");
@@ -211,4 +233,39 @@ fn every_syntax_error_is_located_not_only_the_first() {
     let e = Config::parse(&text, "x.toml").unwrap_err();
     let lines: Vec<usize> = e.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![2, 8], "{e:?}");
+}
+
+#[test]
+fn the_old_metrics_table_is_refused_with_its_new_name() {
+    let text = "[metrics]\nlisten = \"127.0.0.1:9647\"\n[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1\"\n";
+    let e = Config::parse(text, "old.toml").unwrap_err();
+    assert_eq!((e.len(), e[0].line), (1, 1), "{e:?}");
+    assert!(e[0].message.contains("[metrics] is [http] now"), "{}", e[0]);
+}
+
+#[test]
+fn an_http_listener_beyond_loopback_without_a_token_is_warned_about() {
+    let node = "[[node]]\nname = \"n1\"\nid = 1\naddress = \"10.0.0.1\"\n";
+    let open = format!("[http]\nlisten = \"0.0.0.0:9647\"\n{node}");
+    let c = Config::parse(&open, "h.toml").unwrap();
+    let about_http: Vec<_> = c
+        .warnings(&open)
+        .into_iter()
+        .filter(|(_, w)| w.starts_with("[http]"))
+        .collect();
+    assert_eq!(about_http.len(), 1, "{about_http:?}");
+    for fine in [
+        format!("[http]\nlisten = \"127.0.0.1:9647\"\n{node}"),
+        format!(
+            "[http]\nlisten = \"0.0.0.0:9647\"\ntoken_file = \"/etc/coroha/http.token\"\n{node}"
+        ),
+    ] {
+        let c = Config::parse(&fine, "h.toml").unwrap();
+        assert!(
+            c.warnings(&fine)
+                .iter()
+                .all(|(_, w)| !w.starts_with("[http]")),
+            "{fine}"
+        );
+    }
 }

@@ -5,7 +5,9 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
 
-/// A duration written as `"500ms"`, `"5s"`, `"2m"` or `"1h"`.
+/// A duration as humantime writes it (`"500ms"`, `"5s"`, `"2m"`,
+/// `"1h30m"`, `"1h 30m"`), or a decimal number of a unit (`"10.045s"`, as
+/// scenario files stamp events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
@@ -14,23 +16,37 @@ impl Dur {
         Dur(Duration::from_millis(ms))
     }
     pub fn as_ms(self) -> u64 {
+        // `parse` refuses what does not fit.
         self.0.as_millis() as u64
     }
-    pub fn parse(text: &str) -> Option<Dur> {
+    /// The duration `text` names, or what is wrong with it.
+    pub fn parse(text: &str) -> Result<Dur, String> {
         let text = text.trim();
-        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let (number, unit) = text.split_at(split);
-        let number: f64 = number.parse().ok()?;
-        let scale = match unit.trim() {
-            "ms" => 1.0,
-            "s" => 1000.0,
-            "m" | "min" => 60_000.0,
-            "h" => 3_600_000.0,
-            _ => return None,
+        let duration = match humantime::parse_duration(text) {
+            Ok(d) => d,
+            Err(e) => decimal(text).ok_or_else(|| e.to_string())?,
         };
-        let ms = number * scale;
-        (ms.is_finite() && ms >= 0.0).then(|| Dur::ms(ms.round() as u64))
+        if duration.as_millis() > u128::from(u64::MAX) {
+            return Err("too long".into());
+        }
+        Ok(Dur(duration))
     }
+}
+
+/// `"10.045s"`: a decimal number and one unit (humantime takes whole
+/// numbers only).
+fn decimal(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(number * scale).ok()
 }
 
 impl fmt::Display for Dur {
@@ -49,9 +65,9 @@ impl fmt::Display for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Dur::parse(&text).ok_or_else(|| {
+        Dur::parse(&text).map_err(|why| {
             de::Error::custom(format!(
-                "invalid duration {text:?}: expected a number and a unit, like \"500ms\", \"5s\", \"2m\" or \"1h\""
+                "invalid duration {text:?} ({why}): expected numbers with units, like \"500ms\", \"5s\", \"2m\" or \"1h30m\""
             ))
         })
     }
@@ -100,7 +116,7 @@ impl<'de> Deserialize<'de> for Failback {
             "immediately" => Ok(Failback::Immediately),
             other => other
                 .strip_prefix("after ")
-                .and_then(Dur::parse)
+                .and_then(|d| Dur::parse(d).ok())
                 .map(Failback::After)
                 .ok_or_else(|| {
                     de::Error::custom(format!(

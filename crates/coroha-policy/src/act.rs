@@ -14,7 +14,7 @@ impl Policy {
 
     pub(crate) fn settling_flag(&self) -> bool {
         self.started_at
-            .map_or(true, |s| self.last_step_at < s + self.cfg.startup_settle)
+            .is_none_or(|s| self.last_step_at < s + self.cfg.startup_settle)
     }
 
     /// What this node announces to the group now.
@@ -229,7 +229,7 @@ impl Policy {
         };
         let next = order.filter(|next| {
             // Back off before repeating the order that just failed.
-            self.retry_at.map_or(true, |at| now >= at)
+            self.retry_at.is_none_or(|at| now >= at)
                 || self.failed_order.as_ref() != Some(&next.order)
         });
         if let Some(order) = next {
@@ -315,7 +315,7 @@ impl Policy {
         let lease_lost = self.lease_lost(now);
         if gate && (self.quorum.lost() || self.coroha_minority() || lease_lost) {
             // An unknown role may be primary: benone is harmless in NONE.
-            if self.maybe_primary() && self.retry_at.map_or(true, |at| now >= at) {
+            if self.maybe_primary() && self.retry_at.is_none_or(|at| now >= at) {
                 let why = if lease_lost && !self.quorum.lost() {
                     "lease lost: nothing this node sends comes back"
                 } else {

@@ -198,7 +198,7 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         .values()
         .filter_map(|s| s.known_primary.as_ref())
         .filter(|k| !view.is_member(k.node) && !view.gone.contains(&(k.node, k.epoch)))
-        .filter(|k| current.map_or(true, |(_, c)| k.epoch > c.role_epoch))
+        .filter(|k| current.is_none_or(|(_, c)| k.epoch > c.role_epoch))
         .max()
         .cloned();
     if let Some(k) = orphan {

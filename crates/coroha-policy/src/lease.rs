@@ -140,7 +140,7 @@ impl Policy {
         if !self.quorum.stable() || self.coroha_minority() {
             return;
         }
-        let renewed = self.lease.proof.map_or(true, |p| sent_at > p);
+        let renewed = self.lease.proof.is_none_or(|p| sent_at > p);
         if renewed {
             self.lease.proof = Some(sent_at);
             if self.lease.lapse_reported && self.lease_valid(now) {

@@ -28,7 +28,7 @@ mod txid;
 
 pub use operator::Refusal;
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
-pub use status::{AbsentNode, Action, MemberStatus, Presence, Status};
+pub use status::{AbsentNode, Action, MemberStatus, Presence, Probe, Status};
 pub use timers::Timer;
 use timers::{Evidence, HoldTimer, OrphanFence, Stopping};
 
@@ -345,7 +345,7 @@ impl Quorum {
     fn stable(&self) -> bool {
         match (self.connected, self.vq_ring, self.quorate) {
             (true, Some(ring), Some((qring, true))) => {
-                qring == ring && self.totem.map_or(true, |t| t == ring)
+                qring == ring && self.totem.is_none_or(|t| t == ring)
             }
             _ => false,
         }

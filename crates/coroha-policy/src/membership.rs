@@ -331,7 +331,7 @@ impl Policy {
     fn vanish_if_promoting(&mut self, node: NodeId, reason: Reason) {
         let promoting = self.announced_intent(node);
         if let (Reason::NodeDown, Some(epoch)) = (reason, promoting) {
-            if self.vanished.map_or(true, |(_, e)| e <= epoch) {
+            if self.vanished.is_none_or(|(_, e)| e <= epoch) {
                 self.vanished = Some((node, epoch));
             }
         }
@@ -462,7 +462,7 @@ impl Policy {
         if state.is_primary() {
             let newer = self
                 .known_primary()
-                .map_or(true, |k| state.role_epoch >= k.epoch);
+                .is_none_or(|k| state.role_epoch >= k.epoch);
             if newer {
                 self.persisted.known_primary = Some(RememberedPrimary::Attended(KnownPrimary {
                     node: from,
@@ -616,7 +616,7 @@ impl Policy {
             switchover_waits_for_vanished: !self.sabotaged(Sabotage::SwitchoverPastVanished),
         };
         let plan = elect(&self.view, params);
-        let changed = self.plan.as_ref().map_or(true, |p| {
+        let changed = self.plan.as_ref().is_none_or(|p| {
             p.target != plan.target || p.epoch != plan.epoch || p.cause != plan.cause
         });
         if changed {

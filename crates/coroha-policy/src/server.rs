@@ -624,7 +624,7 @@ impl Policy {
         };
         let same_ring = self.quorum.vq_ring == Some(e.ring)
             && self.quorum.ring_members.contains(&e.gone.0)
-            && self.quorum.totem.map_or(true, |t| t == e.ring);
+            && self.quorum.totem.is_none_or(|t| t == e.ring);
         if !same_ring {
             self.evidence = None;
             return;
@@ -660,7 +660,7 @@ impl Policy {
                         .view
                         .states
                         .get(&parent)
-                        .map_or(true, |s| s.attached.contains(&me));
+                        .is_none_or(|s| s.attached.contains(&me));
                     if still_listed {
                         self.reattach_block = Some((parent, epoch));
                     }

@@ -40,6 +40,11 @@ pub struct Status {
     #[serde(default)]
     pub failing: Option<String>,
     pub stopping: bool,
+    /// The local NSO/ConfD may acknowledge commits: primary, with the
+    /// lease held and the view quorate (design §13). Every other node is
+    /// read-only.
+    #[serde(default)]
+    pub writable: bool,
     /// The cluster is paused (`coroha pause`): no role changes.
     #[serde(default)]
     pub paused: bool,
@@ -120,6 +125,78 @@ impl Presence {
             Presence::CorohaStopped => "coroha stopped",
             Presence::Offline => "offline",
             Presence::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a load balancer or a monitor asks of a node over HTTP (`GET
+/// /primary`, ...), in the manner of Patroni's REST API: the answer is
+/// yes (200) or no (503, with the reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Send writes here: the writable primary of a quorate view, its
+    /// NSO/ConfD healthy, not stopping.
+    Primary,
+    /// Send reads here: an NSO/ConfD attached as secondary to the current
+    /// primary, in sync with it.
+    Secondary,
+    /// The daemon runs and its NSO/ConfD answers.
+    Health,
+    /// The node plays the part the plan gives it: the primary, or a
+    /// secondary of the primary.
+    Readiness,
+}
+
+impl Status {
+    /// This node's answer to `probe`: `Err` says why not.
+    pub fn probe(&self, probe: Probe) -> Result<(), String> {
+        let healthy = || match self.health {
+            Health::Ok => Ok(()),
+            other => Err(format!("NSO/ConfD is {}", health_name::name(other))),
+        };
+        let role = self.role.map_or("unknown", HaRole::name);
+        let primary = || -> Result<(), String> {
+            healthy()?;
+            if self.role != Some(HaRole::Primary) {
+                return Err(format!("role {role}"));
+            }
+            if self.stopping {
+                return Err("stopping".into());
+            }
+            if !self.writable {
+                return Err("primary without quorum or lease: read-only".into());
+            }
+            Ok(())
+        };
+        let secondary = || -> Result<(), String> {
+            healthy()?;
+            if self.role != Some(HaRole::Secondary) {
+                return Err(format!("role {role}"));
+            }
+            let Some(current) = self.primary.as_ref() else {
+                return Err("no primary in a quorate view".into());
+            };
+            if self.parent.as_ref() != Some(current) {
+                let parent = self.parent.as_deref().unwrap_or("nobody");
+                return Err(format!("attached to {parent}, not to primary {current}"));
+            }
+            match self.members.iter().find(|m| m.name == self.node) {
+                Some(me) if me.data == DataState::InSync => Ok(()),
+                // Behind, diverged, or not yet known.
+                Some(me) => Err(format!("data {}", format!("{:?}", me.data).to_lowercase())),
+                None => Err("not in the group".into()),
+            }
+        };
+        match probe {
+            Probe::Primary => primary(),
+            Probe::Secondary => secondary(),
+            Probe::Health => healthy(),
+            Probe::Readiness => primary().or_else(|_| secondary()).map_err(|_| {
+                format!(
+                    "neither the primary nor its secondary: role {role}, primary {}",
+                    self.primary.as_deref().unwrap_or("none")
+                )
+            }),
         }
     }
 }
@@ -212,6 +289,7 @@ impl Policy {
             pending: self.pending.as_ref().map(|p| p.order.verb().to_string()),
             failing: self.failing.as_ref().map(ToString::to_string),
             stopping: self.leaving.is_some(),
+            writable: self.writable(self.last_step_at),
             paused: self.paused(),
             pause_gen: self.persisted.pause.gen,
             members,

@@ -481,6 +481,26 @@ pub struct RandomRun {
     pub whole_quiet: bool,
 }
 
+impl RandomRun {
+    /// `schedules` schedules on `nodes` nodes from `seed`, one thread,
+    /// every fault kind, the daemons reading transaction ids.
+    pub fn new(schedules: u64, seed: u64, nodes: usize) -> RandomRun {
+        RandomRun {
+            schedules,
+            seed,
+            nodes,
+            sabotage: Vec::new(),
+            verbose: false,
+            jobs: 1,
+            time_limit: None,
+            faults: FaultSet::All,
+            txid: true,
+            tick: None,
+            whole_quiet: false,
+        }
+    }
+}
+
 /// Which fault kinds random schedules draw from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FaultSet {

@@ -83,7 +83,7 @@ impl Sim {
                 && s.health == Health::Ok
                 && s.primary.as_ref() == Some(primary)
                 // A status poll is part of the round; an order is not.
-                && s.pending.as_deref().map_or(true, |o| o == HaOrder::GetStatus.verb())
+                && s.pending.as_deref().is_none_or(|o| o == HaOrder::GetStatus.verb())
                 && s.failing.is_none()
                 && !s.stopping
                 && !s.paused

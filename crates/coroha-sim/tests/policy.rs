@@ -224,8 +224,8 @@ fn without_quorum_nobody_is_promoted() {
     );
     assert!(
         orders(&out).is_empty()
-            && own_announcement(&out).map_or(true, |d| !String::from_utf8_lossy(&d)
-                .contains("\"promoting\":1"))
+            && own_announcement(&out)
+                .is_none_or(|d| !String::from_utf8_lossy(&d).contains("\"promoting\":1"))
     );
 }
 

@@ -25,17 +25,11 @@ fn run_of(
     sabotage: &[Sabotage],
 ) -> coroha_sim::scenario::RandomReport {
     run_random(&RandomRun {
-        schedules,
-        seed,
-        nodes,
         sabotage: sabotage.to_vec(),
-        verbose: false,
         jobs: 2,
-        time_limit: None,
         faults,
         txid,
-        tick: None,
-        whole_quiet: false,
+        ..RandomRun::new(schedules, seed, nodes)
     })
 }
 
@@ -322,17 +316,9 @@ fn a_random_batch_reports_what_it_exercised() {
 #[test]
 fn a_time_limit_ends_the_batch_early_and_says_how_many_ran() {
     let report = run_random(&RandomRun {
-        schedules: u64::MAX,
-        seed: 6_000_000,
-        nodes: 3,
-        sabotage: Vec::new(),
-        verbose: false,
         jobs: 2,
         time_limit: Some(std::time::Duration::from_millis(300)),
-        faults: FaultSet::All,
-        txid: true,
-        tick: None,
-        whole_quiet: false,
+        ..RandomRun::new(u64::MAX, 6_000_000, 3)
     });
     assert!(report.schedules > 0 && report.schedules < u64::MAX);
     assert!(report

@@ -11,17 +11,9 @@ use coroha_sim::{config_with, Sabotage};
 
 fn random_run(schedules: u64, seed: u64, nodes: usize, sabotage: &[Sabotage]) -> RandomRun {
     RandomRun {
-        schedules,
-        seed,
-        nodes,
         sabotage: sabotage.to_vec(),
-        verbose: false,
         jobs: 2,
-        time_limit: None,
-        faults: FaultSet::All,
-        txid: true,
-        tick: None,
-        whole_quiet: false,
+        ..RandomRun::new(schedules, seed, nodes)
     }
 }
 

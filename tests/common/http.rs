@@ -1,0 +1,101 @@
+//! HTTP in the lab: each node's listener (`[http] listen`), and HAProxy
+//! in front of the nodes as a load balancer that follows the primary.
+
+use super::{addr, sh, Lab};
+use std::fs;
+use std::process::{Child, Command, Stdio};
+
+impl Lab {
+    /// `GET path` on node `id`'s HTTP listener (`[http] listen`): the
+    /// status code and the body, or none when nothing answers.
+    pub fn http_get(&self, id: u32, path: &str) -> Option<(u16, String)> {
+        let out = self.in_node(
+            id,
+            &format!(
+                "exec 3<>/dev/tcp/127.0.0.1/9647 && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+            ),
+        );
+        parse_http(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// HAProxy in the bridge's namespace (address 10.213.0.250), sending
+    /// what reaches 127.0.0.1:8000 there to the node whose coroha answers
+    /// 200 on `/primary`: the check of docs/haproxy.cfg, in HTTP mode and
+    /// with faster timings. The lab's nodes must answer HTTP on their
+    /// addresses ([`Lab::http_on_node_address`]).
+    pub fn haproxy(&self) -> Haproxy {
+        let _ = sh(&format!(
+            "ip netns exec {} ip addr add 10.213.0.250/24 dev br0",
+            self.bridge
+        ));
+        let servers: String = self
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "    server n{id} {a}:9647 check\n",
+                    id = n.id,
+                    a = addr(n.id)
+                )
+            })
+            .collect();
+        let cfg = self.dir.join("haproxy.cfg");
+        fs::write(
+            &cfg,
+            format!(
+                "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+                 frontend nso\n    bind 127.0.0.1:8000\n    default_backend primary\n\
+                 backend primary\n    option httpchk\n    http-check send meth HEAD uri /primary\n\
+                 \x20   http-check expect status 200\n\
+                 \x20   default-server inter 200ms fall 1 rise 1 on-marked-down shutdown-sessions\n{servers}"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.bridge, "haproxy", "-db", "-f"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.dir.join("haproxy.log")).unwrap())
+            .spawn()
+            .expect("haproxy (Debian package haproxy)");
+        Haproxy {
+            child,
+            bridge: self.bridge.clone(),
+        }
+    }
+}
+
+/// HAProxy running in the lab's bridge namespace; stopped when dropped.
+pub struct Haproxy {
+    child: Child,
+    bridge: String,
+}
+
+impl Haproxy {
+    /// `GET path` through HAProxy: the status code and the body, or none
+    /// when it answers nothing.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.bridge, "bash", "-c"])
+            .arg(format!(
+                "exec 3<>/dev/tcp/127.0.0.1/8000 && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+            ))
+            .output()
+            .ok()?;
+        parse_http(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The status code and body of an HTTP response.
+fn parse_http(text: &str) -> Option<(u16, String)> {
+    let code = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
+}
