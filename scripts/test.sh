@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # the lab, a real cluster in network namespaces; corosync-vqsim for the
 # votequorum model test; erlang-base (term format cross-check); procps
 # (kill -STOP/-CONT in the fake-confd tests); haproxy (a load balancer
-# following the primary in the lab).
-install_packages "${BUILD_PACKAGES[@]}" corosync corosync-vqsim iproute2 util-linux erlang-base procps haproxy
+# following the primary in the lab) and prometheus (a real scrape of the
+# metrics in the lab).
+install_packages "${BUILD_PACKAGES[@]}" corosync corosync-vqsim iproute2 util-linux erlang-base procps haproxy prometheus
 
 # corosync-vqsim reads /etc/corosync/corosync.conf; the test mounts its own
 # directory over /etc/corosync in a private namespace, so only the (empty)

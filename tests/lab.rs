@@ -526,6 +526,17 @@ fn daemon_interfaces() {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 
+    // A real Prometheus scrapes the OpenMetrics text and reads it back.
+    let prometheus = lab.prometheus(p);
+    wait_for(SETTLE, "Prometheus reads the primary role", || {
+        let v = prometheus.query("coroha_role{role=\"primary\"}")?;
+        (v == "1").then_some(())
+    });
+    assert_eq!(prometheus.query("up").as_deref(), Some("1"));
+    let orders = "coroha_ha_orders_total{verb=\"beprimary\",outcome=\"ok\"}";
+    assert_eq!(prometheus.query(orders).as_deref(), Some("1"));
+    drop(prometheus);
+
     // CDB transaction ids: a commit on the primary reaches every node's
     // status as that commit's id, each node in sync.
     let commit = lab.fake_ctl(p, "write").expect("write on the primary");

@@ -4,7 +4,7 @@
 use super::event_loop::log_membership;
 use super::ha_tasks::{IpcRequest, SLOW_ORDER};
 use super::history::Kind;
-use super::{hooks, notify, Daemon};
+use super::{hooks, metrics, notify, Daemon};
 use confd_ha::{HaFailure, HaReply, HaRole};
 use coroha_config::Config;
 use coroha_policy::cluster::ClusterEvent;
@@ -32,7 +32,7 @@ impl Daemon {
                 Output::Multicast(message) => self.corosync.multicast(message.encode()),
                 Output::Order { id, order } => {
                     tracing::debug!(target: "coroha::ha", "order {id}: {}", order.verb());
-                    self.in_flight.insert(id, order.verb());
+                    self.in_flight.insert(id, (order.verb(), Instant::now()));
                     let _ = self.orders.send((id, order));
                 }
                 Output::Fence => self.fence(),
@@ -84,19 +84,34 @@ impl Daemon {
     }
 
     pub(super) fn count_reply(&mut self, id: u64, result: &Result<HaReply, HaFailure>) {
-        let verb = self.in_flight.remove(&id).unwrap_or("unknown");
+        let Some((verb, sent)) = self.in_flight.remove(&id) else {
+            return;
+        };
         let outcome = match result {
             Ok(_) => "ok",
             Err(HaFailure::Error(_)) => "error",
             Err(HaFailure::Timeout) => "timeout",
             Err(HaFailure::Unreachable) => "unreachable",
         };
-        *self.counters.orders.entry((verb, outcome)).or_default() += 1;
+        self.metrics.order(verb, outcome, sent.elapsed());
     }
 
     pub(super) fn role_changed(&mut self, from: Option<HaRole>, to: HaRole, cause: String) {
-        self.counters.role_changes += 1;
         let before = from.map_or("unknown", HaRole::name);
+        self.metrics
+            .role_changes
+            .get_or_create(&metrics::RoleChangeLabels {
+                from: before,
+                to: to.name(),
+            })
+            .inc();
+        if to == HaRole::Primary {
+            if let Some(seen) = self.other_primary_seen.take() {
+                self.metrics
+                    .failover_seconds
+                    .observe(seen.elapsed().as_secs_f64());
+            }
+        }
         let epoch = self.policy.brief().epoch;
         tracing::info!(
             target: "coroha::role",
@@ -108,12 +123,14 @@ impl Daemon {
             "role {before} -> {}: {cause}",
             to.name()
         );
-        self.last_change = Some(self.history.record(
+        let change = self.history.record(
             &self.name,
             epoch,
             Kind::RoleChange,
             format!("role {before} -> {}: {cause}", to.name()),
-        ));
+        );
+        self.metrics.last_role_change.set(change.at as f64 / 1000.0);
+        self.last_change = Some(change);
         let change = hooks::RoleChange {
             node: self.name.clone(),
             from,
@@ -127,10 +144,20 @@ impl Daemon {
     /// A new primary in the plan: a decision for the history.
     fn record_decision(&mut self) {
         let brief = self.policy.brief();
+        if brief.quorate && brief.primary.is_some_and(|p| p != self.me) {
+            self.other_primary_seen = Some(Instant::now());
+        }
         if !brief.quorate || brief.primary == self.recorded_primary || brief.primary.is_none() {
             return;
         }
         self.recorded_primary = brief.primary;
+        if let Some(plan) = self.policy.plan() {
+            let cause = plan.cause.kind();
+            self.metrics
+                .decisions
+                .get_or_create(&metrics::CauseLabel { cause })
+                .inc();
+        }
         let (cause, epoch) = self
             .policy
             .plan()
@@ -149,7 +176,8 @@ impl Daemon {
     }
 
     pub(super) fn fence(&mut self) {
-        self.counters.fences += 1;
+        self.metrics.fences.inc();
+        let runs = self.metrics.hooks.clone();
         let hooks = self.config.hooks.clone();
         let done = self.done.clone();
         let env = vec![("COROHA_NODE", self.name.clone())];
@@ -168,6 +196,7 @@ impl Daemon {
             } else {
                 hooks::run("fence", &hooks.fence, &env, hooks.timeout.0).await
             };
+            metrics::count_hook(&runs, "fence", ok);
             if !ok {
                 history.record(
                     &node,
@@ -192,7 +221,7 @@ impl Daemon {
     /// The `fence_node` hook against another node: its name replaces an
     /// argument `{node}` and is in COROHA_FENCE_NODE.
     pub(super) fn fence_node(&mut self, node: coroha_policy::cluster::NodeId) {
-        self.counters.fence_nodes += 1;
+        let runs = self.metrics.hooks.clone();
         let hooks = self.config.hooks.clone();
         let done = self.done.clone();
         let target = self
@@ -219,6 +248,7 @@ impl Daemon {
             } else {
                 hooks::run("fence_node", &argv, &env, hooks.timeout.0).await
             };
+            metrics::count_hook(&runs, "fence_node", ok);
             if !ok {
                 let text = format!("fence_node hook against {target} failed (see the log)");
                 history.record(&me, epoch, Kind::HookFailed, text);

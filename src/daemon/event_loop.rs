@@ -5,7 +5,7 @@
 use super::control::Ask;
 use super::ha_tasks::{spawn_ha_notices, spawn_ha_orders, spawn_ipc};
 use super::setup::{check_nodes, check_totem, corosync_nodes};
-use super::{control, history, hooks, http, notify, state, Counters, Daemon, RunOptions};
+use super::{control, history, hooks, http, metrics, notify, state, Daemon, RunOptions};
 use crate::corosync::Corosync;
 use crate::retry::sleep_until;
 use coroha_config::{error_lines, Config};
@@ -95,6 +95,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
 
     let mut settings = config.settings(me);
     settings.two_node = totem.two_node;
+    let metrics = metrics::Metrics::new();
     let mut d = Daemon {
         policy: Policy::new(settings, persisted),
         config,
@@ -106,18 +107,22 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         start: Instant::now(),
         orders,
         in_flight: BTreeMap::new(),
-        role_hooks: hooks::spawn_role_runner(history.clone()),
+        role_hooks: hooks::spawn_role_runner(history.clone(), metrics.hooks.clone()),
         done,
         read_only,
         txid,
         two_node: totem.two_node,
-        counters: Counters::default(),
+        metrics,
+        other_primary_seen: None,
         last_change: history.last_of(history::Kind::RoleChange),
         history,
         recorded_primary: None,
         ready: false,
         systemd_status: None,
     };
+    if let Some(change) = &d.last_change {
+        d.metrics.last_role_change.set(change.at as f64 / 1000.0);
+    }
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
@@ -144,7 +149,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
                 Some(Input::HaReply { id, result })
             }
             Some(ev) = ha_events.recv() => {
-                d.counters.ha_events += 1;
+                d.metrics.ha_events.inc();
                 tracing::info!(target: "coroha::ha", "HA event: {ev:?}");
                 Some(Input::HaEvent(ev))
             }

@@ -96,14 +96,19 @@ pub fn role_env(c: &RoleChange) -> Vec<(&'static str, String)> {
 /// The serial runner of role hooks. Each message carries the hooks
 /// configuration current when the change happened (SIGHUP may change it).
 /// A failed hook goes to `history` too.
-pub fn spawn_role_runner(history: History) -> mpsc::UnboundedSender<(RoleChange, HooksConfig)> {
+pub fn spawn_role_runner(
+    history: History,
+    runs: super::metrics::HookRuns,
+) -> mpsc::UnboundedSender<(RoleChange, HooksConfig)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(RoleChange, HooksConfig)>();
     tokio::spawn(async move {
         while let Some((change, hooks)) = rx.recv().await {
             let argv = role_hook(&hooks, change.to);
             if !argv.is_empty() {
                 let what = format!("on_{}", change.to.name());
-                if !run(&what, argv, &role_env(&change), hooks.timeout.0).await {
+                let ok = run(&what, argv, &role_env(&change), hooks.timeout.0).await;
+                super::metrics::count_hook(&runs, &what, ok);
+                if !ok {
                     history.record(
                         &change.node,
                         change.epoch,

@@ -103,16 +103,6 @@ fn notify(state: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(false, state);
 }
 
-/// Counters for the metrics.
-#[derive(Default)]
-struct Counters {
-    role_changes: u64,
-    orders: BTreeMap<(&'static str, &'static str), u64>,
-    fences: u64,
-    fence_nodes: u64,
-    ha_events: u64,
-}
-
 struct Daemon {
     config: Config,
     config_path: PathBuf,
@@ -123,7 +113,8 @@ struct Daemon {
     corosync: Corosync,
     start: Instant,
     orders: mpsc::UnboundedSender<(u64, HaOrder)>,
-    in_flight: BTreeMap<u64, &'static str>,
+    /// Orders sent and not yet answered: their verb and when they went.
+    in_flight: BTreeMap<u64, (&'static str, Instant)>,
     role_hooks: mpsc::UnboundedSender<(hooks::RoleChange, coroha_config::HooksConfig)>,
     /// Where hooks and the read-only task report back (as policy inputs).
     done: mpsc::UnboundedSender<coroha_policy::Input>,
@@ -133,7 +124,10 @@ struct Daemon {
     txid: mpsc::UnboundedSender<ha_tasks::IpcRequest>,
     /// corosync's `quorum.two_node`, read at start.
     two_node: bool,
-    counters: Counters,
+    metrics: metrics::Metrics,
+    /// When this node's plan last named another node as primary (for
+    /// `coroha_failover_seconds`).
+    other_primary_seen: Option<Instant>,
     history: history::History,
     /// The primary of the last decision written to the history.
     recorded_primary: Option<NodeId>,

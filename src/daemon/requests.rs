@@ -66,7 +66,12 @@ impl Daemon {
         match req {
             Request::Status => (None, Reply::Status(Box::new(self.status_report()))),
             Request::History { last } => (None, Reply::History(self.history.last(last))),
-            Request::Metrics => (None, Reply::Metrics(self.metrics())),
+            Request::Metrics => {
+                let text = self
+                    .metrics
+                    .render(&self.policy.status(), &self.corosync.view.borrow());
+                (None, Reply::Metrics(text))
+            }
             Request::Switchover { to } => {
                 if let Some(Err(e)) = to.as_deref().map(|n| self.known_node(n)) {
                     return (None, e);

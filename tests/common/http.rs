@@ -1,5 +1,6 @@
-//! HTTP in the lab: each node's listener (`[http] listen`), and HAProxy
-//! in front of the nodes as a load balancer that follows the primary.
+//! HTTP in the lab: each node's listener (`[http] listen`), HAProxy in
+//! front of the nodes as a load balancer that follows the primary, and a
+//! Prometheus server that scrapes a node.
 
 use super::{addr, sh, Lab};
 use std::fs;
@@ -16,6 +17,36 @@ impl Lab {
             ),
         );
         parse_http(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// A Prometheus server in node `id`'s namespace scraping its coroha's
+    /// `/metrics` every second (Debian's package `prometheus`).
+    pub fn prometheus(&self, id: u32) -> Prometheus {
+        let dir = self.node(id).dir.join("prometheus");
+        fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("prometheus.yml");
+        fs::write(
+            &cfg,
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: coroha\n    \
+             static_configs:\n      - targets: ['127.0.0.1:9647']\n",
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.node(id).ns, "prometheus"])
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:9090")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("prometheus (Debian package prometheus)");
+        Prometheus {
+            child,
+            ns: self.node(id).ns.clone(),
+        }
     }
 
     /// HAProxy in the bridge's namespace (address 10.213.0.250), sending
@@ -98,4 +129,45 @@ fn parse_http(text: &str) -> Option<(u16, String)> {
     let code = text.get(9..12)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     Some((code, body.to_string()))
+}
+
+/// A Prometheus server in a node's namespace; stopped when dropped.
+pub struct Prometheus {
+    child: Child,
+    ns: String,
+}
+
+impl Prometheus {
+    /// The value of the instant query `expr` (one series), if it has one.
+    pub fn query(&self, expr: &str) -> Option<String> {
+        // Percent-encode what a query needs beyond letters and digits.
+        let q: String = expr
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "bash", "-c"])
+            .arg(format!(
+                "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /api/v1/query?query={q} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+            ))
+            .output()
+            .ok()?;
+        let (code, body) = parse_http(&String::from_utf8_lossy(&out.stdout))?;
+        let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
+        if code != 200 {
+            return None;
+        }
+        let value = answer["data"]["result"][0]["value"][1].as_str()?;
+        Some(value.to_string())
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -45,6 +45,22 @@ pub enum Cause {
     NoCandidate(Vec<Unqualified>),
 }
 
+impl Cause {
+    /// The kind of decision, as one lowercase word (a metric's label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cause::Stays { .. } => "stays",
+            Cause::OrphanKept { .. } => "orphan_kept",
+            Cause::Switchover { .. } | Cause::SwitchoverTo { .. } => "switchover",
+            Cause::Failback { .. } => "failback",
+            Cause::Replaces { .. } => "replaces",
+            Cause::Freshest { .. } => "freshest",
+            Cause::Settling => "settling",
+            Cause::NoCandidate(_) => "no_candidate",
+        }
+    }
+}
+
 /// A node that could be primary but may not be now, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unqualified {
