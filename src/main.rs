@@ -77,7 +77,9 @@ enum Command {
     Run {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
-        #[arg(long, value_enum, default_value = "text")]
+        /// Where and how to log: the journal under systemd, else text on
+        /// stderr (auto), or as asked.
+        #[arg(long, value_enum, default_value = "auto")]
         log_format: coroha::daemon::LogFormat,
         /// Wait this many seconds for corosync at start.
         #[arg(long, default_value_t = 60)]

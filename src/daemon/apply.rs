@@ -113,11 +113,13 @@ impl Daemon {
             }
         }
         let epoch = self.policy.brief().epoch;
+        // Named as the hooks' environment: the journal shows COROHA_ROLE,
+        // COROHA_PREVIOUS_ROLE, COROHA_EPOCH, COROHA_CAUSE, COROHA_NODE.
         tracing::info!(
             target: "coroha::role",
             node = %self.name,
-            from = before,
-            to = to.name(),
+            previous_role = before,
+            role = to.name(),
             epoch,
             cause = %cause,
             "role {before} -> {}: {cause}",

@@ -150,7 +150,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
             }
             Some(ev) = ha_events.recv() => {
                 d.metrics.ha_events.inc();
-                tracing::info!(target: "coroha::ha", "HA event: {ev:?}");
+                tracing::info!(target: "coroha::ha", "HA event: {ev}");
                 Some(Input::HaEvent(ev))
             }
             Some(input) = finished.recv() => Some(input),

@@ -132,6 +132,17 @@ pub(super) enum IpcRequest {
     Txid,
 }
 
+impl IpcRequest {
+    /// In words, for the log.
+    fn what(self) -> &'static str {
+        match self {
+            IpcRequest::ReadOnly(true) => "MAAPI set_readonly_mode(on)",
+            IpcRequest::ReadOnly(false) => "MAAPI set_readonly_mode(off)",
+            IpcRequest::Txid => "CDB cdb_get_txid",
+        }
+    }
+}
+
 /// One MAAPI or CDB connection of its own beside the HA socket (a lapsed
 /// lease must not wait behind an HA order, nor a txid read behind a
 /// read-only call). Every request is answered; a failed connection is
@@ -153,7 +164,9 @@ pub(super) fn spawn_ipc(
                 };
                 match opened {
                     Ok(c) => conn = Some(c),
-                    Err(e) => tracing::warn!(target: "coroha::ha", "{request:?}: connecting: {e}"),
+                    Err(e) => {
+                        tracing::warn!(target: "coroha::ha", "{}: connecting: {e}", request.what())
+                    }
                 }
             }
             let answer = match (request, conn.as_mut()) {

@@ -32,10 +32,16 @@ use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
-    /// One human-readable line per event.
+    /// The journal when systemd started coroha (`JOURNAL_STREAM` is set),
+    /// text otherwise.
+    Auto,
+    /// One human-readable line per event, on stderr.
     Text,
-    /// One JSON object per line (for log shippers).
+    /// One JSON object per line, on stderr (for log shippers).
     Json,
+    /// Straight to journald, with priorities and fields (`COROHA_ROLE`,
+    /// `COROHA_EPOCH`, `COROHA_CAUSE`, ...).
+    Journal,
 }
 
 #[derive(Clone, Debug)]
@@ -48,16 +54,40 @@ pub struct RunOptions {
 
 /// Set up logging: `RUST_LOG` filters (default `info`).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let journal = match format {
+        LogFormat::Journal => true,
+        LogFormat::Auto => std::env::var_os("JOURNAL_STREAM").is_some(),
+        LogFormat::Text | LogFormat::Json => false,
+    };
+    if journal {
+        // Event fields become journal fields with this prefix: `role`
+        // is COROHA_ROLE.
+        match tracing_journald::layer() {
+            Ok(layer) => {
+                let layer = layer.with_field_prefix(Some("COROHA".into()));
+                let _ = tracing_subscriber::registry()
+                    .with(filter())
+                    .with(layer)
+                    .try_init();
+                return;
+            }
+            Err(e) => eprintln!("coroha: journald is not reachable ({e}); logging to stderr"),
+        }
+    }
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter())
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => builder
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        _ => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
 
@@ -90,8 +120,8 @@ pub fn main(opts: RunOptions) -> ExitCode {
     match runtime.block_on(run(opts, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("coroha run: {e}");
+            // Logged once: stderr is the log outside the journal.
+            tracing::error!("coroha run: {e}");
             notify(&[sd_notify::NotifyState::Status(&format!("failed: {e}"))]);
             ExitCode::from(1)
         }

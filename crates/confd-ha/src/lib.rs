@@ -166,6 +166,24 @@ pub enum HaEvent {
     BeSecondaryResult(i32),
 }
 
+/// In the words of NSO/ConfD's HA_INFO types, for the log.
+impl std::fmt::Display for HaEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HaEvent::NoPrimary(c) => write!(f, "no primary ({})", code::name(*c)),
+            HaEvent::SecondaryDied(n) => write!(f, "secondary {n} died"),
+            HaEvent::SecondaryArrived(n) => write!(f, "secondary {n} arrived"),
+            HaEvent::SecondaryInitialized => f.write_str("secondary initialized"),
+            HaEvent::IsPrimary => f.write_str("is primary"),
+            HaEvent::IsNone => f.write_str("is none"),
+            HaEvent::BeSecondaryResult(0) => f.write_str("besecondary succeeded"),
+            HaEvent::BeSecondaryResult(c) => {
+                write!(f, "besecondary failed ({})", code::name(*c))
+            }
+        }
+    }
+}
+
 impl HaRole {
     /// From a `get_status` state code.
     pub fn from_code(code: i32) -> Option<HaRole> {

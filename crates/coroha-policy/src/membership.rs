@@ -570,7 +570,21 @@ impl Policy {
                 }
             }
             Request::Release(hold) => {
-                self.log(Level::Info, format!("{hold:?} elapsed"));
+                let held = match hold {
+                    Hold::PromotionDelay { primary, epoch } => format!(
+                        "the wait before replacing vanished primary {} (epoch {epoch})",
+                        self.name(primary)
+                    ),
+                    Hold::OrphanGrace { primary, epoch } => format!(
+                        "the grace for orphaned primary {} (epoch {epoch})",
+                        self.name(primary)
+                    ),
+                    Hold::Failback { to, epoch } => format!(
+                        "the failback delay before {} takes over (epoch {epoch})",
+                        self.name(to)
+                    ),
+                };
+                self.log(Level::Info, format!("{held} elapsed"));
                 self.reset_backoff();
                 if self.hold_timer.as_ref().is_some_and(|t| *t.hold() == hold) {
                     self.hold_timer = None;
