@@ -95,6 +95,10 @@ pub struct StatusReport {
     /// This node's last role change, from its history.
     #[serde(default)]
     pub last_change: Option<crate::daemon::history::Entry>,
+    /// The newest failure of a hook on this node (a role hook, `fence`,
+    /// `fence_node`), from its history.
+    #[serde(default)]
+    pub last_hook_failure: Option<crate::daemon::history::Entry>,
 }
 
 /// [`Reply`] as it travels: `ok` plus the one field that goes with it.

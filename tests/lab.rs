@@ -188,7 +188,10 @@ fn coroha_killed_on_primary() {
 }
 
 fn sigterm_handover(n: u32) {
-    let Some((_g, mut lab)) = lab(n) else { return };
+    // Role hooks take a second: the stop waits for the last one.
+    let Some((_g, mut lab)) = lab_with(n, Lab::slow_role_hooks) else {
+        return;
+    };
     let p = lab.wait_settled(&all(n), SETTLE);
     let t0 = unix_ms();
     lab.signal(p, Proc::Coroha, "TERM");
@@ -197,6 +200,16 @@ fn sigterm_handover(n: u32) {
     let q = lab.wait_settled(&all(n), SETTLE);
     assert_ne!(q, p);
     no_overlap(&lab);
+    // The hook of its last role change ran before coroha exited.
+    wait_for(SETTLE, &format!("n{p}'s coroha to exit"), || {
+        (!lab.running(p, Proc::Coroha)).then_some(())
+    });
+    let hooks = std::fs::read_to_string(lab.node(p).dir.join("hooks.log")).unwrap();
+    let last = hooks.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("secondary "),
+        "last role hook on n{p}: {hooks:?}"
+    );
     let promoted = lab.promotions_since(t0);
     eprintln!(
         "SIGTERM on n{p}: n{q} primary after {} ms",

@@ -260,19 +260,24 @@ pub fn render_status(s: &StatusReport) -> String {
         if p.standby { ", standby" } else { "" },
         if p.stopping { ", stopping" } else { "" },
     );
-    if let Some(change) = &s.last_change {
-        let at = std::time::UNIX_EPOCH + Duration::from_millis(change.at);
+    let dated = |label: &str, e: &crate::daemon::history::Entry| {
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(e.at);
         let ago = std::time::SystemTime::now()
             .duration_since(at)
             .map(|d| Duration::from_secs(d.as_secs()))
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "last change {} ({} ago): {}",
+        format!(
+            "{label} {} ({} ago): {}",
             humantime::format_rfc3339_seconds(at),
             humantime::format_duration(ago),
-            change.text
-        );
+            e.text
+        )
+    };
+    if let Some(change) = &s.last_change {
+        let _ = writeln!(out, "{}", dated("last change", change));
+    }
+    if let Some(failure) = &s.last_hook_failure {
+        let _ = writeln!(out, "{}", dated("HOOK FAILED", failure));
     }
     let primary = match (&p.primary, p.quorate) {
         (Some(name), _) => name.as_str(),
@@ -427,7 +432,27 @@ mod tests {
                 ..CorosyncView::default()
             },
             last_change: None,
+            last_hook_failure: None,
         }
+    }
+
+    #[test]
+    fn a_failed_hook_is_shown_with_its_time() {
+        let mut r = report();
+        r.last_hook_failure = Some(crate::daemon::history::Entry {
+            at: 1_796_229_333_000,
+            node: "n1".into(),
+            epoch: 3,
+            kind: crate::daemon::history::Kind::HookFailed,
+            text: "on_primary hook \"/usr/local/bin/vip\" failed (see the log)".into(),
+        });
+        let text = render_status(&r);
+        let line = text.lines().find(|l| l.starts_with("HOOK FAILED")).unwrap();
+        assert!(line.starts_with("HOOK FAILED 2026-12-02T"), "{line}");
+        assert!(
+            line.ends_with("ago): on_primary hook \"/usr/local/bin/vip\" failed (see the log)"),
+            "{line}"
+        );
     }
 
     #[test]

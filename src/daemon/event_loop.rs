@@ -96,6 +96,8 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let mut settings = config.settings(me);
     settings.two_node = totem.two_node;
     let metrics = metrics::Metrics::new();
+    let (role_hooks, role_hook_runner) =
+        hooks::spawn_role_runner(history.clone(), metrics.hooks.clone());
     let mut d = Daemon {
         policy: Policy::new(settings, persisted),
         config,
@@ -107,7 +109,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         start: Instant::now(),
         orders,
         in_flight: BTreeMap::new(),
-        role_hooks: hooks::spawn_role_runner(history.clone(), metrics.hooks.clone()),
+        role_hooks,
         done,
         read_only,
         txid,
@@ -173,9 +175,18 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("leaving the CPG group");
     d.corosync.leave();
+    // The role hooks still queued run before the daemon exits (the last
+    // one moves a VIP away, say), each within its time limit.
+    let Daemon {
+        role_hooks, config, ..
+    } = d;
+    drop(role_hooks);
+    if let Err(e) = role_hook_runner.await {
+        tracing::warn!("role hooks: {e}");
+    }
     // Let the answer to a `coroha stop` request reach the operator.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let _ = std::fs::remove_file(&d.config.control.socket);
+    let _ = std::fs::remove_file(&config.control.socket);
     tracing::info!("stopped");
     Ok(())
 }

@@ -49,6 +49,8 @@ pub struct History {
 struct File {
     path: PathBuf,
     lines: usize,
+    /// The newest hook failure, for `coroha status`.
+    last_hook_failure: Option<Entry>,
 }
 
 fn unix_ms() -> u64 {
@@ -61,9 +63,18 @@ impl History {
     /// The history in `state_dir` (created on the first entry).
     pub fn open(state_dir: &Path) -> History {
         let path = state_dir.join(FILE);
-        let lines = read(&path).len();
+        let entries = read(&path);
+        let last_hook_failure = entries
+            .iter()
+            .rev()
+            .find(|e| e.kind == Kind::HookFailed)
+            .cloned();
         History {
-            inner: Arc::new(Mutex::new(File { path, lines })),
+            inner: Arc::new(Mutex::new(File {
+                path,
+                lines: entries.len(),
+                last_hook_failure,
+            })),
         }
     }
 
@@ -81,7 +92,16 @@ impl History {
         if let Err(e) = file.append(&entry) {
             tracing::warn!("history {}: {e}", file.path.display());
         }
+        if kind == Kind::HookFailed {
+            file.last_hook_failure = Some(entry.clone());
+        }
         entry
+    }
+
+    /// The newest hook failure, kept or recorded since the daemon started.
+    pub fn last_hook_failure(&self) -> Option<Entry> {
+        let file = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        file.last_hook_failure.clone()
     }
 
     /// The newest entry of `kind`, if any is kept (read from the file: for

@@ -289,6 +289,7 @@ mod tests {
                         policy: status.clone(),
                         corosync: CorosyncView::default(),
                         last_change: None,
+                        last_hook_failure: None,
                     })),
                     Request::Metrics => Reply::Metrics("coroha_quorate 1\n".into()),
                     _ => Reply::Refused("not here".into()),

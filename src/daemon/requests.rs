@@ -119,6 +119,7 @@ impl Daemon {
             policy: self.policy.status(),
             corosync: self.corosync.view.borrow().clone(),
             last_change: self.last_change.clone(),
+            last_hook_failure: self.history.last_hook_failure(),
         }
     }
 

@@ -112,6 +112,9 @@ pub struct Lab {
     pub quorum: String,
     /// Where every node's coroha answers HTTP (`[http] listen`).
     pub http_listen: String,
+    /// Shell words every role hook runs before it notes the change in
+    /// `hooks.log` (`"sleep 1; "`: a slow hook).
+    pub hook_delay: String,
 }
 
 pub fn addr(id: u32) -> String {
@@ -138,6 +141,7 @@ impl Lab {
             hooks: String::new(),
             quorum: String::new(),
             http_listen: "127.0.0.1:9647".into(),
+            hook_delay: String::new(),
         };
         must(&format!("ip netns add {bridge}"));
         must(&format!(
@@ -220,13 +224,14 @@ impl Lab {
                  [policy]\nstartup_settle = \"5s\"\norphan_grace = \"3s\"\n{policy}\n\n\
                  [control]\nsocket = \"{d}/control.sock\"\n\n\
                  [http]\nlisten = \"{http}\"\n\n\
-                 [hooks]\non_primary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
-                 on_secondary = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
-                 on_none = [\"sh\", \"-c\", \"echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n{hooks}\n\
+                 [hooks]\non_primary = [\"sh\", \"-c\", \"{delay}echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
+                 on_secondary = [\"sh\", \"-c\", \"{delay}echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
+                 on_none = [\"sh\", \"-c\", \"{delay}echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n{hooks}\n\
                  {coroha_nodes}",
                 policy = self.policy,
                 hooks = self.hooks,
-                http = self.http_listen
+                http = self.http_listen,
+                delay = self.hook_delay
             ),
         )
         .unwrap();
@@ -261,6 +266,14 @@ impl Lab {
              echo $(date +%s%3N) dead >> {d}/$COROHA_NODE/history\"]\n"
         ));
         self.policy.push_str("on_quorum_loss = \"fence\"\n");
+        for i in 0..self.nodes.len() {
+            self.write_configs(i);
+        }
+    }
+
+    /// Role hooks that take a second.
+    pub fn slow_role_hooks(&mut self) {
+        self.hook_delay = "sleep 1; ".into();
         for i in 0..self.nodes.len() {
             self.write_configs(i);
         }
