@@ -541,10 +541,16 @@ fn daemon_interfaces() {
 
     // A real Prometheus scrapes the OpenMetrics text and reads it back.
     let prometheus = lab.prometheus(p);
-    wait_for(SETTLE, "Prometheus reads the primary role", || {
-        let v = prometheus.query("coroha_role{role=\"primary\"}")?;
-        (v == "1").then_some(())
-    });
+    let deadline = Instant::now() + SETTLE;
+    let role = "coroha_role{role=\"primary\"}";
+    while prometheus.query(role).as_deref() != Some("1") {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never read the primary role; its scrape: {}",
+            prometheus.target_health()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(prometheus.query("up").as_deref(), Some("1"));
     let orders = "coroha_ha_orders_total{verb=\"beprimary\",outcome=\"ok\"}";
     assert_eq!(prometheus.query(orders).as_deref(), Some("1"));

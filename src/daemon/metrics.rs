@@ -13,7 +13,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 
@@ -169,10 +168,15 @@ impl Metrics {
             mcast_retries: Counter::default(),
             registry: Registry::default(),
         };
-        let build = Info::new(BuildLabels {
-            version: env!("CARGO_PKG_VERSION"),
-        });
-        r.register("coroha_build", "This coroha's version.", build);
+        // A gauge of 1, not OpenMetrics' `info` type: Prometheus rejects
+        // that in some versions and setups (2.42 in the lab did).
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register("coroha_build_info", "This coroha's version.", build);
         // Counters get their `_total` suffix from the library.
         r.register(
             "coroha_role_changes",

@@ -55,9 +55,11 @@ impl Lab {
     /// with faster timings. The lab's nodes must answer HTTP on their
     /// addresses ([`Lab::http_on_node_address`]).
     pub fn haproxy(&self) -> Haproxy {
+        // An address on the bridge to reach the nodes from, and loopback
+        // (down in a new namespace) for the front end.
         let _ = sh(&format!(
-            "ip netns exec {} ip addr add 10.213.0.250/24 dev br0",
-            self.bridge
+            "ip netns exec {b} ip addr add 10.213.0.250/24 dev br0; ip netns exec {b} ip link set lo up",
+            b = self.bridge
         ));
         let servers: String = self
             .nodes
@@ -138,6 +140,30 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
+    /// `GET path` on the Prometheus API: the status code and the body.
+    fn api(&self, path: &str) -> Option<(u16, String)> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "bash", "-c"])
+            .arg(format!(
+                // The path is printf's argument, not its format: it holds
+                // percent signs.
+                "exec 3<>/dev/tcp/127.0.0.1/9090 && printf '%s\\r\\n\\r\\n' 'GET {path} HTTP/1.0' >&3 && cat <&3"
+            ))
+            .output()
+            .ok()?;
+        parse_http(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// What Prometheus says of its scrape target (health, last error).
+    pub fn target_health(&self) -> String {
+        let Some((_, body)) = self.api("/api/v1/targets") else {
+            return "Prometheus does not answer".into();
+        };
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let target = &answer["data"]["activeTargets"][0];
+        format!("{} {}", target["health"], target["lastError"])
+    }
+
     /// The value of the instant query `expr` (one series), if it has one.
     pub fn query(&self, expr: &str) -> Option<String> {
         // Percent-encode what a query needs beyond letters and digits.
@@ -148,14 +174,7 @@ impl Prometheus {
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "bash", "-c"])
-            .arg(format!(
-                "exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /api/v1/query?query={q} HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
-            ))
-            .output()
-            .ok()?;
-        let (code, body) = parse_http(&String::from_utf8_lossy(&out.stdout))?;
+        let (code, body) = self.api(&format!("/api/v1/query?query={q}"))?;
         let answer: serde_json::Value = serde_json::from_str(&body).ok()?;
         if code != 200 {
             return None;

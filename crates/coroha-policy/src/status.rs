@@ -247,11 +247,20 @@ impl Policy {
     /// What this node knows, for `coroha status` and the metrics.
     pub fn status(&self) -> Status {
         let brief = self.brief();
-        let members = self
-            .view
-            .states
+        // This node's own entry shows the id it read last, not the one it
+        // last announced: while a primary stays, its new ids travel only
+        // with its heartbeats, which leave its own entry as announced
+        // (writability compares the two). Its secondaries are vouched for
+        // at that id too.
+        let mut states = self.view.states.clone();
+        if let (Some(me), Some(read)) = (states.get_mut(&self.cfg.me), self.announced_txid()) {
+            if me.txid < Some(read) {
+                me.txid = Some(read);
+            }
+        }
+        let members = states
             .iter()
-            .map(|(id, s)| (id, s, freshness::data_of(&self.view.states, *id)))
+            .map(|(id, s)| (id, s, freshness::data_of(&states, *id)))
             .map(|(id, s, (data, txid))| MemberStatus {
                 id: *id,
                 name: s.name.to_string(),

@@ -56,3 +56,21 @@ fn a_node_cut_off_from_quorum_names_no_primary_and_cannot_tell_where_the_others_
     let presences: Vec<Presence> = status.absent.iter().map(|a| a.presence).collect();
     assert_eq!(presences, vec![Presence::Unknown, Presence::Unknown]);
 }
+
+#[test]
+fn every_node_shows_the_last_commit_also_the_primary_itself() {
+    // A commit every 10 s: at 25 s, the one of 20 s is the last.
+    let mut opts = SimOptions::new(config_with(3, true), 3);
+    opts.write_interval = 10_000;
+    let mut sim = Sim::new(opts);
+    sim.run_until(25_000);
+    let p = sim.primaries()[0];
+    let last = confd_ha::TxStamp::from_micros(sim.confd[p].txid);
+    for i in 0..3 {
+        let status = sim.status(i).expect("its coroha runs");
+        let txids: Vec<_> = status.members.iter().map(|m| m.txid).collect();
+        // The primary's own entry was once the last id it announced, which
+        // a primary that stays does not announce again for a commit.
+        assert_eq!(txids, vec![Some(last); 3], "n{}'s status", i + 1);
+    }
+}
