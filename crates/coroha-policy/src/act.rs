@@ -29,6 +29,7 @@ impl Policy {
             initialized: self.local.role.initialized(),
             promoting: self.local.promoting,
             health: self.local.health,
+            answered: self.local.answered,
             max_epoch: self.announced_max_epoch(),
             fresh: self.persisted.fresh,
             sync_loss: self.persisted.sync_loss,
@@ -248,6 +249,14 @@ impl Policy {
                 // return to the ring clears this (`forget_shed_returned`).
                 if let Some(id) = self.cfg.id_of(node) {
                     self.secondary_dead_sent.insert(id);
+                    // The server may drop it and commit alone from the
+                    // moment the order is on its way, however late the
+                    // answer: a hung server applies it when it resumes
+                    // (seed 78888438). The new generation goes out with
+                    // the order, not after it.
+                    if !self.sabotaged(Sabotage::BumpAfterSecondaryDead) {
+                        self.shed(id);
+                    }
                 }
             }
             self.order(order, epoch, parent, cause);

@@ -60,6 +60,10 @@ pub struct ElectParams {
     /// that vanished may still hold its lease. Off only to prove the rule
     /// (`Sabotage::SwitchoverPastVanished`).
     pub switchover_waits_for_vanished: bool,
+    /// Keep an orphan the plan's primary after its coroha is back, until
+    /// its NSO/ConfD has answered. Off only to prove the rule
+    /// (`Sabotage::TrustOrphanBackUnheard`).
+    pub orphan_back_speaks_once_heard: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,11 +197,19 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
         s.eligible() && !s.diverged && !view.standby(n, s) && mark_of(n, s) >= need
     };
 
-    // A primary known to some member, not in the group, not shown gone.
+    // A primary known to some member, not shown gone, whose coroha is not
+    // in the group, or is back but cannot yet say what its NSO/ConfD did
+    // while it was away: a server that has not answered still has its
+    // data, and may hold commits it took alone (seed 80563403, design §7).
+    let unheard = |n: NodeId| {
+        states
+            .get(&n)
+            .is_none_or(|s| params.orphan_back_speaks_once_heard && !s.answered)
+    };
     let orphan = states
         .values()
         .filter_map(|s| s.known_primary.as_ref())
-        .filter(|k| !view.is_member(k.node) && !view.gone.contains(&(k.node, k.epoch)))
+        .filter(|k| unheard(k.node) && !view.gone.contains(&(k.node, k.epoch)))
         .filter(|k| current.is_none_or(|(_, c)| k.epoch > c.role_epoch))
         .max()
         .cloned();
@@ -214,7 +226,11 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
             need,
         );
         plan.demote = primaries.iter().map(|(n, _)| *n).collect();
-        plan.parent = states.keys().map(|n| (*n, k.node)).collect();
+        plan.parent = states
+            .keys()
+            .filter(|n| **n != k.node)
+            .map(|n| (*n, k.node))
+            .collect();
         plan.epoch = k.epoch;
         plan.wait = (!view.released.contains(&hold)).then_some(hold);
         plan.target = Some(Target::Orphan(k));

@@ -444,12 +444,23 @@ pub enum Sabotage {
     /// Keep fencing a primary that vanished with its node when its node
     /// is back in the quorate ring without its coroha (design §12).
     FenceVanishedBackInRing,
+    /// Take an orphaned primary's coroha back in the group as speaking for
+    /// its data before its NSO/ConfD has answered (design §7).
+    TrustOrphanBackUnheard,
+    /// Count a secondary as dropped only once `secondary_dead` is
+    /// answered, as if a hung server could not apply it before (design
+    /// §12).
+    BumpAfterSecondaryDead,
+    /// Leave a transaction id read outside the lineage unknown when
+    /// nothing was read in it at that freshness, also where it equals the
+    /// freshest id read there (design §6).
+    IgnoreOutsideReadAtKnownCommit,
 }
 
 impl Sabotage {
     /// Every rule that can be switched off, for tests that go through
     /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 26] = [
+    pub const ALL: [Sabotage; 29] = [
         Sabotage::SkipQuorumGate,
         Sabotage::SkipDemoteFirst,
         Sabotage::AnyAttachFailureProvesOrphanGone,
@@ -476,6 +487,9 @@ impl Sabotage {
         Sabotage::IgnoreFinalCommit,
         Sabotage::FenceWithoutQuorum,
         Sabotage::FenceVanishedBackInRing,
+        Sabotage::TrustOrphanBackUnheard,
+        Sabotage::BumpAfterSecondaryDead,
+        Sabotage::IgnoreOutsideReadAtKnownCommit,
     ];
 }
 
@@ -554,6 +568,7 @@ impl Policy {
             role_epoch: persisted.role_epoch,
             gen: 0,
             health: Health::Starting,
+            answered: false,
             failures: 0,
             refusing_until: None,
         };

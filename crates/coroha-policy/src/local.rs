@@ -144,6 +144,8 @@ pub(crate) struct Local {
     /// node's claim to the freshest data, `(role_epoch, gen)`.
     pub(crate) gen: u64,
     pub(crate) health: Health,
+    /// It has answered since this daemon started (`NodeState::answered`).
+    pub(crate) answered: bool,
     /// Orders that failed in a row.
     pub(crate) failures: u32,
     /// Marked refusing (start phase 0) until then: a status answer does

@@ -473,7 +473,13 @@ impl Policy {
                 }));
                 self.vanished = None;
             }
-        } else if state.role.is_some() && self.known_primary().is_some_and(|k| k.node == from) {
+        } else if state.role.is_some()
+            && (state.answered || self.sabotaged(Sabotage::TrustOrphanBackUnheard))
+            && self.known_primary().is_some_and(|k| k.node == from)
+        {
+            // Its own server says it is not primary. Before that server has
+            // answered, its coroha cannot say what it did while nobody
+            // watched: an orphan stays one (design §7, seed 80563403).
             self.persisted.known_primary = None;
         }
         self.track_fellow(from, &state);
@@ -628,6 +634,7 @@ impl Policy {
         let params = ElectParams {
             failback: self.cfg.failback,
             switchover_waits_for_vanished: !self.sabotaged(Sabotage::SwitchoverPastVanished),
+            orphan_back_speaks_once_heard: !self.sabotaged(Sabotage::TrustOrphanBackUnheard),
         };
         let plan = elect(&self.view, params);
         let changed = self.plan.as_ref().is_none_or(|p| {

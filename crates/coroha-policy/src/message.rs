@@ -131,6 +131,12 @@ pub struct NodeState {
     /// everybody else until it is done or called off.
     pub promoting: Option<u64>,
     pub health: Health,
+    /// Its NSO/ConfD has answered since this coroha started. Until then
+    /// its coroha cannot say what the server did while nobody watched (a
+    /// primary whose coroha was away may have committed alone): its role
+    /// and data are its server's word only once it has answered.
+    #[serde(default = "answered_by_default")]
+    pub answered: bool,
     pub max_epoch: u64,
     pub fresh: Fresh,
     /// 0 while in sync; otherwise the order in which it lost sync with a
@@ -202,6 +208,12 @@ pub struct NodeState {
     pub config_parts: Arc<[(Arc<str>, u64)]>,
 }
 
+/// A peer that does not announce it predates the field: it announced its
+/// server's role only once the server had answered.
+fn answered_by_default() -> bool {
+    true
+}
+
 fn no_parts() -> Arc<[(Arc<str>, u64)]> {
     Arc::new([])
 }
@@ -231,6 +243,7 @@ impl NodeState {
             initialized: false,
             promoting: None,
             health: Health::Ok,
+            answered: true,
             max_epoch: 0,
             fresh: Fresh::default(),
             sync_loss: 0,
@@ -272,6 +285,7 @@ impl NodeState {
             initialized,
             promoting,
             health,
+            answered,
             max_epoch,
             fresh,
             sync_loss,
@@ -307,6 +321,7 @@ impl NodeState {
             && *initialized == other.initialized
             && *promoting == other.promoting
             && *health == other.health
+            && *answered == other.answered
             && *max_epoch == other.max_epoch
             && *fresh == other.fresh
             && *sync_loss == other.sync_loss

@@ -55,6 +55,7 @@ impl Policy {
                     self.local.health
                 ),
             );
+            self.local.answered |= matches!(health, Health::Ok | Health::Refusing);
             if health == Health::Ok {
                 // A restarted server forgot its read-only mode.
                 self.read_only_unknown();
@@ -149,11 +150,12 @@ impl Policy {
             }
             (HaOrder::BeRelay, _) => self.set_role(HaRole::Relay, &p.cause),
             (HaOrder::SecondaryDead { node }, _) => {
-                // The server raises no SECONDARY_DIED for it: count it here.
+                // The server raises no SECONDARY_DIED for it: it was
+                // counted when the order went out.
                 let node = node.clone();
                 if let Some(id) = self.cfg.id_of(&node) {
-                    if self.local.role.detach(id) {
-                        self.bump_gen();
+                    if self.sabotaged(Sabotage::BumpAfterSecondaryDead) {
+                        self.shed(id);
                     }
                 }
                 self.log(
@@ -175,6 +177,14 @@ impl Policy {
         self.persisted.fresh = self.persisted.fresh.max(Fresh { epoch, gen: 0 });
         self.persisted.sync_loss = 0;
         self.persisted.led_epoch = self.persisted.led_epoch.max(epoch);
+    }
+
+    /// The server is told, or has said, that secondary `id` is gone: a new
+    /// generation if it was attached.
+    pub(crate) fn shed(&mut self, id: NodeId) {
+        if self.local.role.detach(id) {
+            self.bump_gen();
+        }
     }
 
     /// A secondary dropped out: from now on only the primary and the

@@ -12,7 +12,7 @@
 use crate::cluster::NodeId;
 use crate::local::LocalRole;
 use crate::message::{Fresh, Health, Mark};
-use crate::{Level, Output, Policy};
+use crate::{Level, Output, Policy, Sabotage};
 use confd_ha::{TxStamp, Txid};
 use serde::{Deserialize, Serialize};
 
@@ -167,8 +167,41 @@ impl Policy {
                 txid.stamp,
                 "it committed outside HA, or its CDB was replaced",
             ),
-            // Nothing read at this freshness to compare with: unknown.
-            None => {}
+            // Nothing read at this freshness to compare with: unknown,
+            // unless it is the freshest commit anybody read there.
+            None => self.adopt_outside_read_if_known(),
+        }
+    }
+
+    /// Outside the lineage with nothing read in it at this freshness, a
+    /// bare id cannot tell the lineage's last commit from one made outside
+    /// HA (a handover's `benone` drops the tag, and a secondary whose copy
+    /// already matched keeps its own form). An id equal to the freshest
+    /// one anybody read in the lineage at this freshness is that very
+    /// commit: one made outside would have given a later id. So it is
+    /// this node's id at that freshness (seed 79797005: the only node with
+    /// every commit otherwise ranked behind, and nobody was elected).
+    fn adopt_outside_read_if_known(&mut self) {
+        if self.sabotaged(Sabotage::IgnoreOutsideReadAtKnownCommit) || self.in_lineage() {
+            return;
+        }
+        let fresh = self.persisted.fresh;
+        let data = &self.persisted.data;
+        let unread = data.lineage.is_none_or(|(f, _)| f != fresh);
+        let Some(outside) = data.outside.filter(|_| unread && data.diverged.is_none()) else {
+            return;
+        };
+        if fresh.epoch > 0
+            && self.persisted.known_fresh == fresh
+            && self.persisted.known_txid == Some(outside)
+        {
+            self.persisted.data.lineage = Some((fresh, outside));
+            self.log(
+                Level::Info,
+                format!(
+                    "the local data is at the freshest commit read at {fresh} (txid {outside})"
+                ),
+            );
         }
     }
 
@@ -220,5 +253,6 @@ impl Policy {
         .max(their_known);
         self.persisted.known_fresh = known.fresh;
         self.persisted.known_txid = known.txid;
+        self.adopt_outside_read_if_known();
     }
 }

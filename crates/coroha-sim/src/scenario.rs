@@ -305,7 +305,9 @@ impl Scenario {
         Ok(out)
     }
 
-    pub fn run(&self, sabotage: &[Sabotage], verbose: bool) -> Result<Outcome, String> {
+    /// The simulated cluster with this scenario's configuration, its
+    /// faults scheduled and nothing run yet: for tests that look inside.
+    pub fn sim(&self, sabotage: &[Sabotage], verbose: bool) -> Result<Sim, String> {
         if !self.allow.is_empty() && self.allow_reason.trim().is_empty() {
             return Err("allow = [...] needs allow_reason".into());
         }
@@ -325,6 +327,11 @@ impl Scenario {
         for (at, fault) in self.faults(&names)? {
             sim.add_fault(at, fault);
         }
+        Ok(sim)
+    }
+
+    pub fn run(&self, sabotage: &[Sabotage], verbose: bool) -> Result<Outcome, String> {
+        let mut sim = self.sim(sabotage, verbose)?;
         let end = self.duration.as_ms();
         let mut checks: Vec<(u64, &Expect)> = self
             .expects

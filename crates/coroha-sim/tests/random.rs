@@ -199,8 +199,15 @@ fn forgetting_a_promotion_in_flight_when_its_coroha_dies_is_caught() {
 
 #[test]
 fn taking_an_event_for_the_role_before_the_status_answer_is_caught() {
-    assert_caught_at(
-        Sabotage::RoleFromEventBeforeStatus,
+    assert_caught_as(
+        "I1",
+        // Keeping an orphan whose coroha is back until its server answers
+        // (design §7) covers this schedule too: the rule was needed
+        // without it.
+        &[
+            Sabotage::RoleFromEventBeforeStatus,
+            Sabotage::TrustOrphanBackUnheard,
+        ],
         20303302,
         "52-restarted-coroha-on-hung-server-with-order-pending.toml",
     );
@@ -345,11 +352,13 @@ fn reusing_the_epoch_of_a_vanished_promotion_is_caught() {
 fn recording_a_loss_only_from_noprimary_is_caught() {
     assert_caught_as(
         "I2",
-        // The record of a loss kept for an orphaned primary (design §7)
-        // covers this schedule too: the rule was needed without it.
+        // The record of a loss kept for an orphaned primary, and keeping
+        // an orphan whose coroha is back until its server answers (design
+        // §7), cover this schedule too: the rule was needed without them.
         &[
             Sabotage::IgnoreOwnSilentLoss,
             Sabotage::IgnoreOrphanLoneCommits,
+            Sabotage::TrustOrphanBackUnheard,
         ],
         93092177,
         "58-frozen-secondary-notices-its-loss-late.toml",
@@ -540,5 +549,47 @@ fn keeping_sync_when_the_primary_no_longer_lists_the_node_is_caught() {
         "I2",
         &[Sabotage::KeepSyncWhenUnlisted],
         "76-secondary-dropped-by-its-primary-takes-no-later-generation.toml",
+    );
+}
+
+/// Scenario 77 (seed 80563403): an orphaned primary whose coroha is back
+/// before its NSO/ConfD stays an orphan until the server answers; taking
+/// the coroha's word for its data elects n2 without the commits the
+/// orphan took with n3.
+#[test]
+fn trusting_an_orphan_back_before_its_server_answers_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &[Sabotage::TrustOrphanBackUnheard],
+        "77-orphan-back-with-its-server-down-is-still-an-orphan.toml",
+    );
+}
+
+/// Scenario 78 (seed 78888438): a hung primary applies a stalled
+/// `secondary_dead` when it resumes and commits alone before its fence
+/// lands; counting the drop only on the order's answer elects the dropped
+/// secondary without that commit.
+#[test]
+fn bumping_the_generation_only_when_secondary_dead_answers_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &[Sabotage::BumpAfterSecondaryDead],
+        "78-secondary-dead-stalled-on-a-hung-primary.toml",
+    );
+}
+
+/// Scenario 79 (seed 79797005): a node whose only read is outside HA and
+/// bare, equal to the freshest id read in the lineage at its freshness,
+/// holds that data; leaving it unknown ranks the only node with every
+/// commit behind, and with the other in standby nobody is elected.
+#[test]
+fn leaving_an_outside_read_at_the_freshest_commit_unknown_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I3",
+        &[Sabotage::IgnoreOutsideReadAtKnownCommit],
+        "79-outside-read-at-the-freshest-commit-counts.toml",
     );
 }

@@ -46,6 +46,7 @@ fn view(states: Vec<(NodeId, NodeState)>) -> View {
 const NEVER: ElectParams = ElectParams {
     failback: Failback::Never,
     switchover_waits_for_vanished: true,
+    orphan_back_speaks_once_heard: true,
 };
 
 fn target(plan: &Plan) -> Option<NodeId> {
