@@ -11,8 +11,15 @@ cd "$(dirname "$0")/.."
 # votequorum model test; erlang-base (term format cross-check); procps
 # (kill -STOP/-CONT in the fake-confd tests); haproxy (a load balancer
 # following the primary in the lab) and prometheus (a real scrape of the
-# metrics in the lab).
-install_packages "${BUILD_PACKAGES[@]}" corosync corosync-vqsim iproute2 util-linux erlang-base procps haproxy prometheus
+# metrics in the lab); for the Debian package's test: lintian, man-db and
+# bash-completion (its man pages and completions), systemd (systemd-analyze)
+# and keepalived (whose unit ours is compared with).
+install_packages "${BUILD_PACKAGES[@]}" corosync corosync-vqsim iproute2 util-linux erlang-base procps haproxy prometheus \
+    lintian man-db bash-completion systemd keepalived adduser
+# cargo-deb builds the package (scripts/package.sh).
+if ! cargo deb --version >/dev/null 2>&1; then
+    cargo install cargo-deb --locked --version 3.8.0
+fi
 
 # corosync-vqsim reads /etc/corosync/corosync.conf; the test mounts its own
 # directory over /etc/corosync in a private namespace, so only the (empty)
@@ -24,6 +31,9 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --release --no-fail-fast
+
+# The Debian package: built, linted, installed, used, removed and purged.
+scripts/test-package.sh
 
 # A time-bounded random batch with a fresh seed every run, so that each CI
 # run explores schedules no earlier one did. A violation prints the seed

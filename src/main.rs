@@ -1,4 +1,4 @@
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use coroha::control::Request;
 use coroha_config::Config;
 use coroha_sim::scenario::{run_random, RandomRun, Scenario};
@@ -12,7 +12,14 @@ use coroha_sim::DEMO;
 #[command(
     name = "coroha",
     version,
-    about = "Failover manager for NSO/ConfD HA, driven by corosync"
+    about = "Failover manager for NSO/ConfD HA, driven by corosync",
+    long_about = "Failover manager for Cisco/Tail-f NSO and ConfD HA. It runs on every node \
+beside corosync, elects the primary from votequorum and a CPG group of the coroha daemons, \
+and drives the local NSO/ConfD over its HA control socket.",
+    after_long_help = "Files: /etc/coroha/coroha.toml, the configuration (coroha.toml(5)); \
+/etc/default/coroha, the daemon's log format and level; /var/lib/coroha, its persisted state \
+and history; /run/coroha/control.sock, the control socket. \
+Documentation: /usr/share/doc/coroha (operations.md: running it; design.md: why it is safe)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -78,8 +85,9 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Where and how to log: the journal under systemd, else text on
-        /// stderr (auto), or as asked.
-        #[arg(long, value_enum, default_value = "auto")]
+        /// stderr (auto), or as asked. The level is COROHA_LOG's (default
+        /// info).
+        #[arg(long, value_enum, default_value = "auto", env = "COROHA_LOG_FORMAT")]
         log_format: coroha::daemon::LogFormat,
         /// Wait this many seconds for corosync at start.
         #[arg(long, default_value_t = 60)]
@@ -92,6 +100,7 @@ enum Command {
         /// Show it again every --interval until interrupted.
         #[arg(long)]
         watch: bool,
+        /// How often --watch shows it (2s, 500ms).
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         interval: std::time::Duration,
     },
@@ -174,6 +183,24 @@ enum Command {
         #[arg(long)]
         corosync: bool,
     },
+    /// Write the man pages or shell completions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+#[derive(Subcommand)]
+enum Generate {
+    /// coroha(8) and a page for every subcommand.
+    ManPages { dir: PathBuf },
+    /// The completion script for SHELL.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+        dir: PathBuf,
+    },
 }
 
 /// Whether a command that changes something waits for the outcome.
@@ -207,6 +234,7 @@ struct Ctl {
     /// The control socket (overrides the config file's).
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// Print the answer as JSON (docs/operations.md).
     #[arg(long)]
     json: bool,
 }
@@ -354,6 +382,28 @@ fn main() -> ExitCode {
                 Ok(rt) => ExitCode::from(rt.block_on(coroha::cli::ha::run(args)) as u8),
                 Err(e) => {
                     eprintln!("coroha ha: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Generate { what } => {
+            let written = match what {
+                Generate::ManPages { dir } => {
+                    coroha::cli::generate::man_pages(Cli::command(), &dir)
+                }
+                Generate::Completions { shell, dir } => {
+                    coroha::cli::generate::completions(Cli::command(), shell, &dir).map(|p| vec![p])
+                }
+            };
+            match written {
+                Ok(files) => {
+                    for f in files {
+                        println!("{}", f.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("coroha generate: {e}");
                     ExitCode::from(1)
                 }
             }

@@ -4,6 +4,7 @@
 //! `confirm-down`).
 
 pub mod control;
+pub mod generate;
 pub mod ha;
 pub mod outcome;
 #[cfg(test)]

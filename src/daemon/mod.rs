@@ -52,12 +52,15 @@ pub struct RunOptions {
     pub wait_corosync: Duration,
 }
 
-/// Set up logging: `RUST_LOG` filters (default `info`).
+/// Set up logging: `COROHA_LOG` (as set in `/etc/default/coroha`), else
+/// `RUST_LOG`, filters: a level (`debug`) or tracing's directives
+/// (`info,coroha::daemon=debug`); `info` when neither is set.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
+        tracing_subscriber::EnvFilter::try_from_env("COROHA_LOG")
+            .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
     };
     let journal = match format {
