@@ -16,6 +16,12 @@ if dpkg-query -W -f='${Status}' coroha 2>/dev/null | grep -q "ok installed"; the
     fail "coroha is installed on this machine; this test installs and purges it, so it will not run here"
 fi
 
+# The postinst must create the group: start without it (a group left by
+# an earlier run of this test).
+if getent group coroha >/dev/null; then
+    groupdel coroha
+fi
+
 scripts/package.sh
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 deb=target/debian/coroha_${version}-1_amd64.deb
