@@ -260,6 +260,51 @@ fn ha_without_a_server_is_a_clear_error() {
     assert!(err.contains("unreachable"), "{err}");
 }
 
+#[test]
+fn ha_with_ipc_names_the_errors_of_a_config_file_that_is_there() {
+    // The file would give the token and the access check: with --ipc it is
+    // still read, and a broken one is named, not silently dropped.
+    let config = temp_file(
+        "ha-typo.toml",
+        "[ha]\ntoken_flie = \"/etc/coroha/ha-token\"\n",
+    );
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (code, _, err) = coroha(&["ha", "--ipc", &free, "--config", &config, "status"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{config}:2:1")), "{err}");
+    assert!(err.contains("token_flie"), "{err}");
+}
+
+#[test]
+fn ha_watch_with_json_prints_its_errors_as_json() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = coroha(&[
+        "ha",
+        "--ipc",
+        &free,
+        "--config",
+        "/nonexistent",
+        "--json",
+        "watch",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON on stdout");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unreachable")),
+        "{v}"
+    );
+}
+
 /// A unix socket where a test stands in for a running daemon: it answers
 /// nothing and hands back the first request line it read.
 fn standin_daemon(name: &str) -> (String, std::thread::JoinHandle<String>) {

@@ -17,6 +17,8 @@ struct Node {
     ip: &'static str,
     ports: [u16; 3],
     fake: Option<Child>,
+    /// More fake-confd flags.
+    flags: &'static [&'static str],
 }
 
 impl Node {
@@ -36,6 +38,7 @@ impl Node {
         .args(["--ha-listen", &format!("{}:{}", self.ip, self.ports[1])])
         .args(["--admin", &self.admin()])
         .args(["--tick-ms", "300"])
+        .args(self.flags)
         .stderr(Stdio::null())
         .spawn()
         .expect("start fake-confd");
@@ -134,11 +137,13 @@ fn started_pair(ip_a: &'static str, ip_b: &'static str) -> (Node, Node) {
         ip: ip_a,
         ports,
         fake: None,
+        flags: &[],
     };
     let mut b = Node {
         ip: ip_b,
         ports,
         fake: None,
+        flags: &[],
     };
     a.start();
     b.start();
@@ -256,4 +261,156 @@ fn a_frozen_primary_is_reported_as_no_ticks() {
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
     assert_eq!(lost["event"], "no_primary");
     assert_eq!(lost["name"], "HA_NOTICK");
+}
+
+/// n1 primary, n2 its secondary turned relay, n3 a secondary of the relay:
+/// the setup in which a real ConfD 8.2.5 and fake-confd were compared
+/// (issue 17, docs/ha-protocol.md "Relays").
+fn relay_chain(ips: [&'static str; 3]) -> [Node; 3] {
+    let ports = free_ports();
+    let mut nodes = ips.map(|ip| Node {
+        ip,
+        ports,
+        fake: None,
+        flags: &[],
+    });
+    for n in &mut nodes {
+        n.start();
+    }
+    let [n1, n2, n3] = &nodes;
+    assert_eq!(n1.ha(&["beprimary", "n1"]).0, 0);
+    assert_eq!(n2.ha(&["besecondary", "n2", "n1", n1.ip]).0, 0);
+    assert_eq!(n2.ha(&["berelay"]).0, 0);
+    assert_eq!(n3.ha(&["besecondary", "n3", "n2", n2.ip]).0, 0);
+    wait_for_listing(n1, &["n3", "n2"]);
+    nodes
+}
+
+/// The nodes a node's status lists, newest first.
+fn listed(node: &Node) -> Vec<String> {
+    node.ha(&["status"]).1["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| n["node"].as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Wait until `node` lists exactly `want` (a relay passes arrivals up
+/// asynchronously).
+fn wait_for_listing(node: &Node, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = listed(node);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lists {now:?}, not {want:?}",
+            node.ip
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_relay_refuses_secondary_dead_and_the_top_primary_drops_a_node_behind_it() {
+    let [n1, n2, n3] = relay_chain(["127.0.1.5", "127.0.1.6", "127.0.1.7"]);
+    // On the relay, with or without a node behind it: BADSTATE.
+    for name in ["n3", "n9"] {
+        let (code, v) = n2.ha(&["secondary-dead", name]);
+        assert_eq!((code, &v["error"]["code"]), (1, &17.into()), "{v}");
+    }
+    // On the top primary, for the node behind the relay: it is
+    // disconnected, and listed again, through the relay, once it rejoins.
+    let watch_n3 = Watch::start(&n3);
+    assert_eq!(n1.ha(&["secondary-dead", "n3"]).0, 0);
+    let lost = watch_n3.next();
+    assert_eq!(
+        (&lost["event"], &lost["code"]),
+        (&"no_primary".into(), &26.into())
+    );
+    assert_eq!(watch_n3.next()["event"], "is_none");
+    wait_for_listing(&n1, &["n2"]);
+    wait_for_listing(&n2, &["n1"]);
+    assert_eq!(n3.ha(&["besecondary", "n3", "n2", n2.ip]).0, 0);
+    wait_for_listing(&n1, &["n3", "n2"]);
+    // Moving up to the top primary and back works every time (the real
+    // server took it 5 of 5 times; fake-confd used to say HA_BADNAME).
+    for _ in 0..5 {
+        assert_eq!(
+            n3.ha(&["besecondary", "n3", "n1", n1.ip]),
+            (0, serde_json::json!({"ok": true}))
+        );
+        wait_for_listing(&n1, &["n3", "n2"]);
+        wait_for_listing(&n2, &["n1"]);
+        assert_eq!(n3.ha(&["besecondary", "n3", "n2", n2.ip]).0, 0);
+        wait_for_listing(&n2, &["n1", "n3"]);
+    }
+}
+
+#[test]
+fn secondary_dead_of_a_relay_takes_the_nodes_behind_it_with_it() {
+    let [n1, _n2, _n3] = relay_chain(["127.0.1.8", "127.0.1.9", "127.0.1.10"]);
+    let watch_n1 = Watch::start(&n1);
+    assert_eq!(n1.ha(&["secondary-dead", "n2"]).0, 0);
+    let died = watch_n1.next();
+    assert_eq!(
+        (&died["event"], &died["node"]),
+        (&"secondary_died".into(), &"n3".into())
+    );
+    wait_for_listing(&n1, &[]);
+}
+
+#[test]
+fn a_relay_that_goes_away_dies_before_the_nodes_behind_it() {
+    let [n1, mut n2, n3] = relay_chain(["127.0.1.11", "127.0.1.12", "127.0.1.13"]);
+    let watch_n1 = Watch::start(&n1);
+    let died = |w: &Watch| {
+        let v = w.next();
+        assert_eq!(v["event"], "secondary_died", "{v}");
+        v["node"].as_str().unwrap_or("?").to_string()
+    };
+    // The relay made primary: it starts with nobody, and the node it
+    // relayed for may join it.
+    assert_eq!(n2.ha(&["beprimary", "n2"]).0, 0);
+    assert_eq!([died(&watch_n1), died(&watch_n1)], ["n2", "n3"]);
+    wait_for_listing(&n2, &[]);
+    assert_eq!(n3.ha(&["besecondary", "n3", "n2", n2.ip]).0, 0);
+    wait_for_listing(&n2, &["n3"]);
+    // Back to the chain, and the relay killed: the same order.
+    assert_eq!(n2.ha(&["besecondary", "n2", "n1", n1.ip]).0, 0);
+    assert_eq!(n2.ha(&["berelay"]).0, 0);
+    assert_eq!(n3.ha(&["besecondary", "n3", "n2", n2.ip]).0, 0);
+    wait_for_listing(&n1, &["n3", "n2"]);
+    let watch_n1 = Watch::start(&n1);
+    n2.kill();
+    assert_eq!([died(&watch_n1), died(&watch_n1)], ["n2", "n3"]);
+}
+
+#[test]
+fn a_join_takes_as_long_as_a_real_servers_with_join_latency() {
+    let ports = free_ports();
+    let mut nodes = ["127.0.1.14", "127.0.1.15"].map(|ip| Node {
+        ip,
+        ports,
+        fake: None,
+        flags: &["--join-latency", "150ms-250ms"],
+    });
+    for n in &mut nodes {
+        n.start();
+    }
+    let [a, b] = &nodes;
+    assert_eq!(a.ha(&["beprimary", "a"]).0, 0);
+    let started = Instant::now();
+    assert_eq!(b.ha(&["besecondary", "b", "a", a.ip]).0, 0);
+    // A lower bound only: the delay is the fake's own sleep.
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -74,10 +74,12 @@ fn running_daemon(config: &std::path::Path) -> Option<std::path::PathBuf> {
 }
 
 fn options(args: &HaArgs) -> Result<ClientOptions, String> {
-    // The config file is optional when --ipc is given.
+    // With --ipc the config file may be absent; one that is there is read,
+    // and its errors are named: ignoring it would drop its token and access
+    // check without a word.
     let config = match Config::load(&args.config) {
         Ok(c) => Some(c),
-        Err(_) if args.ipc.is_some() => None,
+        Err(_) if args.ipc.is_some() && !args.config.exists() => None,
         Err(errors) => return Err(coroha_config::error_lines(&errors)),
     };
     let ha = config.as_ref().map(|c| c.ha.clone()).unwrap_or_default();
@@ -132,6 +134,10 @@ fn event_json(e: &Event) -> serde_json::Value {
         Event::SecondaryInitialized(v) => json!({"event": "secondary_initialized", "value": v}),
         Event::IsPrimary(_) => json!({"event": "is_primary"}),
         Event::IsNone(_) => json!({"event": "is_none"}),
+        // 0 is success: the asynchronous besecondary joined.
+        Event::BeSecondaryResult(0) => {
+            json!({"event": "besecondary_result", "code": 0, "name": "OK"})
+        }
         Event::BeSecondaryResult(c) => {
             json!({"event": "besecondary_result", "code": c, "name": confd_ha::code::name(*c)})
         }
@@ -284,13 +290,21 @@ async fn txid(opts: &ClientOptions, as_json: bool) -> i32 {
     }
 }
 
+/// A failure of `watch`: as JSON on stdout with --json, like every other
+/// answer, else on stderr.
+fn watch_failed(e: &ClientError, as_json: bool) -> i32 {
+    if as_json {
+        println!("{}", error_json(e));
+    } else {
+        eprintln!("coroha ha watch: {e}");
+    }
+    1
+}
+
 async fn watch(opts: &ClientOptions, sync: bool, as_json: bool) -> i32 {
     let mut events = match HaEvents::connect(opts, sync).await {
         Ok(e) => e,
-        Err(e) => {
-            eprintln!("coroha ha watch: {e}");
-            return 1;
-        }
+        Err(e) => return watch_failed(&e, as_json),
     };
     loop {
         tokio::select! {
@@ -307,12 +321,25 @@ async fn watch(opts: &ClientOptions, sync: bool, as_json: bool) -> i32 {
                         println!("{} {}", v["event"].as_str().unwrap_or("?"), rest.join(" "));
                     }
                 }
-                Err(e) => {
-                    eprintln!("coroha ha watch: {e}");
-                    return 1;
-                }
+                Err(e) => return watch_failed(&e, as_json),
             },
             _ = tokio::signal::ctrl_c() => return 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_asynchronous_besecondary_that_joined_is_ok_not_unknown() {
+        let v = event_json(&Event::BeSecondaryResult(0));
+        assert_eq!(
+            (v["code"].as_i64(), v["name"].as_str()),
+            (Some(0), Some("OK"))
+        );
+        let v = event_json(&Event::BeSecondaryResult(29));
+        assert_eq!(v["name"], "HA_BADNAME");
     }
 }

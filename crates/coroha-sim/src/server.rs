@@ -149,6 +149,9 @@ impl Sim {
                 if self.confd[i].role != HaRole::Primary {
                     self.confd[i].txid_tag.get_or_insert(i);
                     self.detach_from_parent(i);
+                    // A relay made primary starts with nobody (as
+                    // captured): those it relayed for may join it anew.
+                    self.drop_children(i, code::HA_CLOSED);
                     self.set_confd_role(i, HaRole::Primary);
                     self.send_event(i, HaEvent::IsPrimary);
                 }
@@ -161,8 +164,8 @@ impl Sim {
                     self.confd[i].read_only = false;
                     self.confd[i].txid_tag = None;
                 }
-                self.drop_children(i, code::HA_CLOSED);
                 self.detach_from_parent(i);
+                self.drop_children(i, code::HA_CLOSED);
                 self.set_confd_role(i, HaRole::None);
                 self.send_event(i, HaEvent::IsNone);
                 Ok(HaReply::Ok)
@@ -176,10 +179,22 @@ impl Sim {
                     Err(HaFailure::Error(code::BADSTATE))
                 }
             }
+            // A relay refuses it, whether or not it relays for anybody (as
+            // captured).
+            HaOrder::SecondaryDead { .. } if self.confd[i].role == HaRole::Relay => {
+                Err(HaFailure::Error(code::BADSTATE))
+            }
             HaOrder::SecondaryDead { node } => {
                 if let Some(k) = self.names.iter().position(|n| *n == node) {
-                    if self.confd[i].children.contains(&k) {
-                        self.break_link(i, k, code::HA_CLOSED, false);
+                    if self.subtree(i).contains(&k) {
+                        // No SECONDARY_DIED for the node named, which sees
+                        // its link close; one for each node behind it (a
+                        // relay's). One behind a relay is dropped by it.
+                        for b in self.subtree(k) {
+                            self.send_event(i, HaEvent::SecondaryDied(self.names[b].clone()));
+                        }
+                        let parent = self.confd[k].parent.unwrap_or(i);
+                        self.break_link(parent, k, code::HA_CLOSED, false);
                     }
                 }
                 Ok(HaReply::Ok)
@@ -202,8 +217,8 @@ impl Sim {
             return Ok(HaReply::Ok);
         }
         // It leaves its role first (so its own relay no longer listens).
-        self.drop_children(i, code::HA_CLOSED);
         self.detach_from_parent(i);
+        self.drop_children(i, code::HA_CLOSED);
         // besecondary to itself fails with HA_CONNECT: it left its role
         // first. A frozen primary accepts the connection and says nothing.
         let failure = if p == i || !self.confd[p].listens() || !self.reachable(i, p) {
@@ -255,12 +270,22 @@ impl Sim {
         p
     }
 
+    /// `i` leaves its parent. The top primary hears of it, then of every
+    /// node attached below it (as captured: a relay first, then those
+    /// behind it); call it before dropping `i`'s own children.
     pub(crate) fn detach_from_parent(&mut self, i: Idx) {
         if let Some(p) = self.confd[i].parent {
             self.confd[p].children.retain(|k| *k != i);
             let top = self.top_primary(p);
-            self.send_event(top, HaEvent::SecondaryDied(self.names[i].clone()));
+            self.secondaries_died(top, i);
             self.confd[i].parent = None;
+        }
+    }
+
+    /// SECONDARY_DIED on `top` for `k`, then for every node below it.
+    fn secondaries_died(&mut self, top: Idx, k: Idx) {
+        for g in std::iter::once(k).chain(self.subtree(k)) {
+            self.send_event(top, HaEvent::SecondaryDied(self.names[g].clone()));
         }
     }
 
@@ -279,7 +304,7 @@ impl Sim {
         self.confd[p].children.retain(|x| *x != k);
         if tell_parent && self.confd[p].running {
             let top = self.top_primary(p);
-            self.send_event(top, HaEvent::SecondaryDied(self.names[k].clone()));
+            self.secondaries_died(top, k);
         }
         if self.confd[k].parent == Some(p) {
             self.confd[k].parent = None;
@@ -322,8 +347,8 @@ impl Sim {
         // The process is gone: TCP connections close at once, and it says
         // nothing more itself.
         self.confd[i].running = false;
-        self.drop_children(i, code::HA_CLOSED);
         self.detach_from_parent(i);
+        self.drop_children(i, code::HA_CLOSED);
         self.confd[i].hung = false;
         self.confd[i].owed.clear();
         // Calls in progress see the connection close.

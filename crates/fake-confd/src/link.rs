@@ -8,7 +8,8 @@ use confd_ha::wire::{as_atom, as_bin, as_int, as_tuple, decode_term, encode_term
 use eetf::{Atom, Binary, Term, Tuple};
 
 /// Bumped when the link messages change; a mismatch refuses the join.
-pub const LINK_VERSION: i32 = 1;
+/// 2: a primary may tell a relay to drop a node behind it (`Drop`).
+pub const LINK_VERSION: i32 = 2;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum LinkMsg {
@@ -36,6 +37,11 @@ pub enum LinkMsg {
         addr: Term,
     },
     Died {
+        id: Term,
+    },
+    /// From a primary to its relay: drop `id`, attached behind you (the
+    /// primary was told `secondary_dead` for it).
+    Drop {
         id: Term,
     },
 }
@@ -69,6 +75,7 @@ impl LinkMsg {
             LinkMsg::Ack(txid) => vec![atom("ack"), counter(*txid)],
             LinkMsg::Arrived { id, addr } => vec![atom("arrived"), id.clone(), addr.clone()],
             LinkMsg::Died { id } => vec![atom("died"), id.clone()],
+            LinkMsg::Drop { id } => vec![atom("drop"), id.clone()],
         };
         frame(&encode_term(&Term::from(Tuple::from(items))))
     }
@@ -98,6 +105,7 @@ impl LinkMsg {
                 addr: addr.clone(),
             },
             ("died", [id]) => LinkMsg::Died { id: id.clone() },
+            ("drop", [id]) => LinkMsg::Drop { id: id.clone() },
             _ => return None,
         })
     }
@@ -129,6 +137,7 @@ mod tests {
                 addr: bin("127.0.0.1"),
             },
             LinkMsg::Died { id: bin("n5") },
+            LinkMsg::Drop { id: bin("n5") },
         ];
         for m in all {
             let mut d = Deframer::default();

@@ -5,7 +5,7 @@
 //! max(10 s, 3 ticks), a closed link → NOPRIMARY 26 or SECONDARY_DIED at
 //! once, no ticks for 3 tick periods → NOPRIMARY 31 or SECONDARY_DIED.
 
-use crate::server::{Commit, Downlink, FrameReader, Server, State, Uplink};
+use crate::server::{Down, Downlink, FrameReader, Server, State, Uplink};
 use confd_ha::code;
 use confd_ha::wire;
 use eetf::Term;
@@ -167,8 +167,14 @@ async fn uplink(
                 Ok(Some(_)) if last_heard.elapsed() >= dead_after => false,
                 Ok(Some(f)) => {
                     last_heard = Instant::now();
-                    if let Some(LinkMsg::Commit(txid)) = LinkMsg::decode(&f) {
-                        apply_commit(&server, txid, gen);
+                    match LinkMsg::decode(&f) {
+                        Some(LinkMsg::Commit(txid)) => apply_commit(&server, txid, gen),
+                        // Our primary was told this node behind us is dead.
+                        Some(LinkMsg::Drop { id }) => server.with(|st| {
+                            let effects = st.node.drop_secondary(&id);
+                            st.apply(effects);
+                        }),
+                        _ => {}
                     }
                     true
                 }
@@ -215,7 +221,7 @@ pub async fn replicate(server: &Arc<Server>, txid: u64) {
             .iter()
             .map(|d| {
                 let (done, wait) = oneshot::channel();
-                let _ = d.tx.send(Commit { txid, done });
+                let _ = d.tx.send(Down::Commit { txid, done });
                 (d.gen, wait)
             })
             .collect()
@@ -312,9 +318,15 @@ async fn downlink(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                     break;
                 }
             }
-            Some(Commit { txid, done }) = commits.recv() => {
-                unacked.push((txid, done));
-                if writer.write_all(&LinkMsg::Commit(txid).encode()).await.is_err() {
+            Some(down) = commits.recv() => {
+                let msg = match down {
+                    Down::Commit { txid, done } => {
+                        unacked.push((txid, done));
+                        LinkMsg::Commit(txid)
+                    }
+                    Down::Drop(id) => LinkMsg::Drop { id },
+                };
+                if writer.write_all(&msg.encode()).await.is_err() {
                     break;
                 }
             }
@@ -336,7 +348,7 @@ async fn downlink(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                         st.forward_up(LinkMsg::Arrived { id, addr });
                     }),
                     Some(LinkMsg::Died { id }) => server.with(|st| {
-                        let effects = st.node.secondary_gone(&id);
+                        let effects = st.node.secondary_gone(&id, Some(&me));
                         st.apply(effects);
                         st.forward_up(LinkMsg::Died { id });
                     }),

@@ -62,6 +62,12 @@ struct Args {
     /// Keep the write counter in this file across restarts, like a CDB.
     #[arg(long)]
     cdb: Option<PathBuf>,
+    /// How long a join takes once the primary admitted it, drawn evenly
+    /// from MIN-MAX ("59ms-275ms": a real ConfD 8.2.5's waiting
+    /// besecondary, docs/ha-protocol.md); without it, as fast as the
+    /// links go (7-40 ms measured).
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_latency)]
+    join_latency: Option<(Duration, Duration)>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -78,12 +84,26 @@ enum Command {
     },
 }
 
+fn parse_latency(text: &str) -> Result<(Duration, Duration), String> {
+    let (min, max) = text
+        .split_once('-')
+        .ok_or("expected MIN-MAX, e.g. 59ms-275ms")?;
+    let parse = |t: &str| humantime::parse_duration(t.trim()).map_err(|e| format!("{t}: {e}"));
+    let (min, max) = (parse(min)?, parse(max)?);
+    if min > max {
+        return Err(format!("{text}: MIN is above MAX"));
+    }
+    Ok((min, max))
+}
+
 /// What the tasks of one fake node need to know.
 pub struct Settings {
     pub tick: Duration,
     pub ha_port: u16,
     pub history: Option<PathBuf>,
     pub cdb: Option<PathBuf>,
+    /// `--join-latency`.
+    pub join_latency: Option<(Duration, Duration)>,
     ha_disabled: bool,
     access: Option<Access>,
 }
@@ -145,8 +165,12 @@ async fn handshake(s: &mut Box<dyn Conn>, settings: &Settings) -> Option<u8> {
     };
     match (&settings.access, requested) {
         (None, None) => {}
-        // Asked for but not configured, or configured but not asked for.
-        (None, Some(_)) | (Some(_), None) => return None,
+        // Asked for but not configured, or configured but not asked for:
+        // reset, as the real server does.
+        (None, Some(_)) | (Some(_), None) => {
+            s.reset_on_close();
+            return None;
+        }
         (Some(Access { secret, challenges }), Some(check)) => {
             let next = challenges.lock().ok().and_then(|mut f| f.pop());
             let challenge = next.unwrap_or_else(|| random_bytes(check.challenge_len()));
@@ -166,15 +190,23 @@ async fn handshake(s: &mut Box<dyn Conn>, settings: &Settings) -> Option<u8> {
             s.write_all(&[0x00]).await.ok()?;
         }
     }
+    // Refused client types are reset, not closed (confd-ha-wire §1).
     let kind = hello.kind & 0x3F;
     match kind {
         4 => {
             let _ = s.write_all(&[0x0d]).await;
+            s.reset_on_close();
             return None;
         }
-        wire::CLIENT_HA if settings.ha_disabled => return None,
+        wire::CLIENT_HA if settings.ha_disabled => {
+            s.reset_on_close();
+            return None;
+        }
         17 | 11 | 3 | 5 | 7 | 8 => {}
-        _ => return None,
+        _ => {
+            s.reset_on_close();
+            return None;
+        }
     }
     let refuse = |status| HelloReply { status, ..SERVER }.encode();
     if !wire::PROTOCOL_VERSIONS.contains(&hello.proto) {
@@ -236,6 +268,7 @@ fn settings(args: &Args, ha_port: u16) -> Settings {
         ha_port,
         history: args.history.clone(),
         cdb: args.cdb.clone(),
+        join_latency: args.join_latency,
         ha_disabled: args.ha_disabled,
         access,
     }

@@ -13,8 +13,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedMutexGuard};
 
-pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Make the close a reset (RST), not a FIN: what the real server does
+    /// to a connection whose access check is configured on one side only.
+    /// Nothing on a unix socket.
+    fn reset_on_close(&self) {}
+}
+
+impl Conn for tokio::net::TcpStream {
+    fn reset_on_close(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
+impl Conn for tokio::net::UnixStream {}
 
 /// Accept connections on a TCP or unix endpoint for as long as the
 /// process runs, handing each to `serve`; an error if it cannot listen.
@@ -91,17 +103,22 @@ pub struct Uplink {
     pub stop: oneshot::Sender<()>,
 }
 
-/// A commit for one secondary, and where to say it was acknowledged.
-pub struct Commit {
-    pub txid: u64,
-    pub done: oneshot::Sender<()>,
+/// What goes down the link to one secondary.
+pub enum Down {
+    /// A commit, and where to say it was acknowledged.
+    Commit {
+        txid: u64,
+        done: oneshot::Sender<()>,
+    },
+    /// To a relay: drop this node behind you.
+    Drop(Term),
 }
 
 /// The link to one of our secondaries.
 pub struct Downlink {
     pub id: Term,
     pub gen: u64,
-    pub tx: mpsc::UnboundedSender<Commit>,
+    pub tx: mpsc::UnboundedSender<Down>,
     /// Ends the link's task; whoever sends it has forgotten the link.
     pub stop: oneshot::Sender<()>,
 }
@@ -187,6 +204,11 @@ impl State {
                         let _ = self.downlinks.remove(k).stop.send(());
                     }
                 }
+                Effect::DropBehind { relay, id } => {
+                    if let Some(d) = self.downlinks.iter().find(|d| d.id == relay) {
+                        let _ = d.tx.send(Down::Drop(id));
+                    }
+                }
                 Effect::CloseHaSocket => {
                     if let Some(s) = self.ha_socket.take() {
                         let _ = s.send(false);
@@ -207,7 +229,7 @@ impl State {
         };
         let link = self.downlinks.remove(k);
         let _ = link.stop.send(());
-        let effects = self.node.secondary_gone(&link.id);
+        let effects = self.node.secondary_gone(&link.id, None);
         self.apply(effects);
         self.forward_up(LinkMsg::Died { id: link.id });
     }
@@ -442,6 +464,16 @@ async fn join_and_settle(server: &Arc<Server>, join: &Join) -> Vec<Effect> {
         Ok((txid, link)) => (Ok(txid), Some(link)),
         Err(code) => (Err(code), None),
     };
+    if let (Ok(_), Some((min, max))) = (&result, server.settings.join_latency) {
+        // The initial sync of a real server, which takes its time.
+        let spread = (max - min).as_micros() as u64;
+        let extra = if spread == 0 {
+            0
+        } else {
+            unix_micros() % (spread + 1)
+        };
+        tokio::time::sleep(min + std::time::Duration::from_micros(extra)).await;
+    }
     server.with(|st| {
         let effects = st.node.join_done(join, result);
         if let Some(link) = link {
