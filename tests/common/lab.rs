@@ -117,6 +117,8 @@ pub struct Lab {
     /// Shell words every role hook runs before it notes the change in
     /// `hooks.log` (`"sleep 1; "`: a slow hook).
     pub hook_delay: String,
+    /// Nodes that attach through a relay: (node, relay).
+    pub relayed: Vec<(u32, u32)>,
 }
 
 pub fn addr(id: u32) -> String {
@@ -144,6 +146,7 @@ impl Lab {
             quorum: String::new(),
             http_listen: "127.0.0.1:9647".into(),
             hook_delay: String::new(),
+            relayed: vec![],
         };
         must(&format!("ip netns add {bridge}"));
         must(&format!(
@@ -199,8 +202,12 @@ impl Lab {
                 id = n.id,
                 a = addr(n.id)
             ));
+            let relay = match self.relayed.iter().find(|(k, _)| *k == n.id) {
+                Some((_, r)) => format!("relay_via = \"n{r}\"\ncan_primary = false\n"),
+                None => String::new(),
+            };
             coroha_nodes.push_str(&format!(
-                "[[node]]\nname = \"n{id}\"\nid = {id}\naddress = \"{a}\"\n\n",
+                "[[node]]\nname = \"n{id}\"\nid = {id}\naddress = \"{a}\"\n{relay}\n",
                 id = n.id,
                 a = addr(n.id)
             ));
@@ -497,9 +504,13 @@ impl Lab {
 
     /// The node whose fake-confd is primary with every other running fake
     /// attached to it as a secondary (I3), if the cluster is there.
+    ///
+    /// A node set up to attach through a relay ([`Lab::relayed`]) counts
+    /// as settled behind that relay when the relay is expected and serves
+    /// as one, and attached to the primary directly when it is not.
     pub fn settled_primary(&self, expect: &[u32]) -> Option<u32> {
         let mut primary = None;
-        let mut secondaries = vec![];
+        let mut followers = vec![];
         for &id in expect {
             let s = self.fake_status(id)?;
             match s["state"].as_str()? {
@@ -508,14 +519,34 @@ impl Lab {
                         return None;
                     }
                 }
-                "secondary" => secondaries.push((id, s["primary"].as_str()?.to_string())),
+                "secondary" | "relay" => followers.push((
+                    id,
+                    s["state"].as_str()?.to_string(),
+                    s["primary"].as_str()?.to_string(),
+                )),
                 _ => return None,
             }
         }
         let p = primary?;
-        secondaries
+        let relay_of = |id: u32| {
+            self.relayed
+                .iter()
+                .find(|(k, r)| *k == id && expect.contains(r) && *r != p)
+                .map(|(_, r)| *r)
+        };
+        let relays: Vec<u32> = self.relayed.iter().map(|(_, r)| *r).collect();
+        followers
             .iter()
-            .all(|(_, parent)| *parent == format!("n{p}"))
+            .all(|(id, state, parent)| {
+                let want = relay_of(*id).unwrap_or(p);
+                let serves_its_site = relays.contains(id)
+                    && self
+                        .relayed
+                        .iter()
+                        .any(|(k, r)| r == id && expect.contains(k));
+                *parent == format!("n{want}")
+                    && (state == "relay") == (serves_its_site && *parent == format!("n{p}"))
+            })
             .then_some(p)
     }
 

@@ -55,6 +55,15 @@ impl Lab {
         }
     }
 
+    /// Two sites: `site_b` attach through `relay` (`relay_via`, and
+    /// `can_primary = false`), as in the simulator's scenario 37.
+    pub fn relay_site(&mut self, relay: u32, site_b: &[u32]) {
+        self.relayed = site_b.iter().map(|k| (*k, relay)).collect();
+        for i in 0..self.nodes.len() {
+            self.write_configs(i);
+        }
+    }
+
     /// A cluster of two with corosync's `two_node: 1`, which coroha runs
     /// only with a `fence_node` hook ([`Lab::fence_node_by_killing`]).
     pub fn two_node_with_fencing(&mut self) {
