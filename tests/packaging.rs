@@ -50,6 +50,7 @@ fn every_section() -> Vec<(&'static str, Vec<String>)> {
                 timeout: d,
                 besecondary_timeout: d,
                 status_interval: d,
+                tick_timeout: d,
             }),
         ),
         (

@@ -101,6 +101,19 @@ pub struct HaConfig {
     /// How often the local server is asked for its status (health check).
     #[serde(default = "default_status_interval")]
     pub status_interval: Dur,
+    /// NSO/ConfD's own HA tick timeout, as set in its configuration
+    /// (`/ncs-config/ha/tick-timeout`, NSO's default PT20S). A primary cut
+    /// off with a commit in flight acknowledges it alone once it has
+    /// missed 3 ticks from its secondaries: that must come after corosync
+    /// has noticed the cut (token + consensus), when coroha demotes or
+    /// fences it (docs/design.md §6).
+    #[serde(default = "default_tick_timeout")]
+    pub tick_timeout: Dur,
+}
+
+/// The HA tick timeout NSO and ConfD use when none is configured.
+fn default_tick_timeout() -> Dur {
+    Dur::ms(20_000)
 }
 
 fn default_ipc() -> String {
@@ -132,6 +145,7 @@ impl Default for HaConfig {
             timeout: default_timeout(),
             besecondary_timeout: default_besecondary_timeout(),
             status_interval: default_status_interval(),
+            tick_timeout: default_tick_timeout(),
         }
     }
 }
