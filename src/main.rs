@@ -421,6 +421,9 @@ fn main() -> ExitCode {
             },
         )
         .and_then(|(c, mut warnings)| {
+            if !file_only {
+                coroha::daemon::check_tls(&c, &config)?;
+            }
             if corosync {
                 warnings.extend(coroha::daemon::check_against_corosync(&c, &config)?);
             }

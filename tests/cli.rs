@@ -261,6 +261,36 @@ fn ha_without_a_server_is_a_clear_error() {
 }
 
 #[test]
+fn check_config_loads_the_https_certificate_as_run_does() {
+    let node = "[[node]]\nname = \"a\"\nid = 1\naddress = \"10.0.0.1\"\n";
+    // Half a pair is refused from the file alone.
+    let half = temp_file(
+        "tls-half.toml",
+        &format!("[http]\nlisten = \"127.0.0.1:9647\"\ntls_cert = \"/x.pem\"\n{node}"),
+    );
+    let (code, _, err) = coroha(&["check-config", "--file-only", "--config", &half]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{half}:3:1: [http] tls_cert needs tls_key")),
+        "{err}"
+    );
+    // A pair that is not PEM is refused where tls_cert is.
+    let junk = temp_file("junk.pem", "not a certificate\n");
+    let bad = temp_file(
+        "tls-bad.toml",
+        &format!("[http]\nlisten = \"127.0.0.1:9647\"\ntls_cert = \"{junk}\"\ntls_key = \"{junk}\"\n[hooks]\nfence = [\"true\"]\n{node}"),
+    );
+    let (code, _, err) = coroha(&["check-config", "--config", &bad]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{bad}:3:1: [http] tls_cert {junk}: no CERTIFICATE"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn ha_with_ipc_names_the_errors_of_a_config_file_that_is_there() {
     // The file would give the token and the access check: with --ipc it is
     // still read, and a broken one is named, not silently dropped.

@@ -106,6 +106,8 @@ fn every_section() -> Vec<(&'static str, Vec<String>)> {
                 listen: Some("127.0.0.1:1".into()),
                 token_file: path(),
                 max_connections: 1,
+                tls_cert: path(),
+                tls_key: path(),
             }),
         ),
     ]

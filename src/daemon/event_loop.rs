@@ -63,6 +63,10 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         ),
         None => None,
     };
+    let http_tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => Some(super::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let http_token = match &config.http.token_file {
         Some(f) => {
             Some(coroha_config::read_token(f).map_err(|e| format!("[http] token_file: {e}"))?)
@@ -80,7 +84,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     control::serve_control(control, asks_tx.clone(), config.control.admin_group.clone());
     if let Some(listener) = http_listener {
         let routes = http::router(asks_tx.clone(), http_token);
-        http::serve(listener, routes, config.http.max_connections);
+        http::serve(listener, routes, config.http.max_connections, http_tls);
     }
     let (replies_tx, mut replies) = mpsc::unbounded_channel();
     let (done, mut finished) = mpsc::unbounded_channel();

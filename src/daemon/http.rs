@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 /// A client has this long to send a request's head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,9 +64,15 @@ pub fn router(asks: mpsc::Sender<Ask>, token: Option<Vec<u8>>) -> Router {
         })
 }
 
-/// Serve `router` on `listener`, at most `max_connections` at once: the
-/// next connection is accepted when one closes.
-pub fn serve(listener: TcpListener, router: Router, max_connections: usize) {
+/// Serve `router` on `listener`, over TLS when `tls` is given, at most
+/// `max_connections` at once: the next connection is accepted when one
+/// closes.
+pub fn serve(
+    listener: TcpListener,
+    router: Router,
+    max_connections: usize,
+    tls: Option<TlsAcceptor>,
+) {
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     tokio::spawn(async move {
         loop {
@@ -81,17 +88,42 @@ pub fn serve(listener: TcpListener, router: Router, max_connections: usize) {
                     continue;
                 }
             };
-            let service = TowerToHyperService::new(router.clone());
+            let router = router.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEAD_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
+                // The whole connection, handshake included, within the
+                // limit: a client that stalls the handshake holds its slot
+                // no longer than one that stalls a request.
+                let _ = tokio::time::timeout(CONNECTION_LIMIT, async move {
+                    match tls {
+                        None => serve_one(stream, router).await,
+                        Some(tls) => {
+                            match tokio::time::timeout(HEAD_TIMEOUT, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => serve_one(stream, router).await,
+                                Ok(Err(e)) => tracing::debug!("HTTP listener: TLS handshake: {e}"),
+                                Err(_) => tracing::debug!("HTTP listener: TLS handshake timed out"),
+                            }
+                        }
+                    }
+                })
+                .await;
                 drop(slot);
             });
         }
     });
+}
+
+/// One HTTP/1 connection on `stream`, plain or TLS.
+async fn serve_one<S>(stream: S, router: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router);
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 async fn status_report(asks: &mpsc::Sender<Ask>) -> Result<StatusReport, Response> {
@@ -305,21 +337,83 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let token = token.map(|t| t.as_bytes().to_vec());
-        serve(listener, router(daemon(status), token), max_connections);
+        serve(
+            listener,
+            router(daemon(status), token),
+            max_connections,
+            None,
+        );
         addr
     }
 
     /// One request: the status code and the body.
     async fn request(addr: &str, method: &str, path: &str, extra: &str) -> (u16, String) {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        request_on(stream, method, path, extra).await
+    }
+
+    /// One request on a connected stream, plain or TLS.
+    async fn request_on<S>(mut stream: S, method: &str, path: &str, extra: &str) -> (u16, String)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         let head =
             format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
         stream.write_all(head.as_bytes()).await.unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.unwrap();
+        let mut bytes = vec![];
+        // A TLS peer may end without close_notify: what was read counts.
+        let _ = stream.read_to_end(&mut bytes).await;
+        let text = String::from_utf8_lossy(&bytes);
         let code = text[9..12].parse().unwrap();
         let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
         (code, body.to_string())
+    }
+
+    #[tokio::test]
+    async fn with_a_certificate_it_answers_over_tls_and_nothing_in_clear() {
+        let dir = std::env::temp_dir().join(format!("coroha-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let issued = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, issued.cert.pem()).unwrap();
+        std::fs::write(&key, issued.key_pair.serialize_pem()).unwrap();
+        let tls = crate::daemon::tls::acceptor(&cert, &key).expect("a valid pair");
+        let Err(missing) = crate::daemon::tls::acceptor(&cert, &dir.join("nope.pem")) else {
+            panic!("a missing key file was taken");
+        };
+        assert!(missing.starts_with("[http] tls_key "), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve(listener, router(daemon(primary()), None), 4, Some(tls));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(issued.cert.der().clone()).unwrap();
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let stream = connector.connect(name, tcp).await.expect("TLS handshake");
+        assert_eq!(
+            request_on(stream, "GET", "/primary", "").await,
+            (200, "n1: primary\n".into())
+        );
+        // Plain HTTP on the TLS port gets no HTTP answer.
+        let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+        plain
+            .write_all(b"GET /primary HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = vec![];
+        let _ = plain.read_to_end(&mut answer).await;
+        assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
     }
 
     #[tokio::test]

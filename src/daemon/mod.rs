@@ -14,9 +14,10 @@ mod metrics;
 mod requests;
 mod setup;
 pub mod state;
+pub mod tls;
 
 use event_loop::run;
-pub use setup::{check_against_corosync, check_nodes};
+pub use setup::{check_against_corosync, check_nodes, check_tls};
 
 use crate::corosync::Corosync;
 use confd_ha::HaOrder;

@@ -163,6 +163,26 @@ pub fn check_against_corosync(
     }
 }
 
+/// `check-config` on this host: the HTTP listener's certificate and key
+/// load as `run` loads them (`tls::acceptor`), located at `tls_cert`.
+pub fn check_tls(config: &Config, path: &std::path::Path) -> Result<(), Vec<ConfigError>> {
+    let (Some(cert), Some(key)) = (&config.http.tls_cert, &config.http.tls_key) else {
+        return Ok(());
+    };
+    match super::tls::acceptor(cert, key) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let (text, file) = coroha_config::read_located(path)?;
+            Err(vec![ConfigError::at(
+                &text,
+                &file,
+                key_offset(&text, "http", "tls_cert"),
+                e,
+            )])
+        }
+    }
+}
+
 /// Read corosync's node list, waiting up to `wait` for corosync to start.
 pub(super) async fn corosync_nodes(
     wait: Duration,

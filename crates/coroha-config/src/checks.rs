@@ -40,6 +40,14 @@ impl Config {
             .as_ref()
             .and_then(|l| l.parse::<SocketAddr>().ok())
             .is_some_and(|a| !a.ip().is_loopback());
+        if beyond_loopback && self.http.token_file.is_some() && self.http.tls_cert.is_none() {
+            out.push((
+                key_offset(text, "http", "token_file"),
+                "[http] token_file without tls_cert on a listener reachable beyond this host: \
+                 the bearer token crosses the network in clear text with every scrape"
+                    .into(),
+            ));
+        }
         if beyond_loopback && self.http.token_file.is_none() {
             out.push((
                 key_offset(text, "http", "listen"),
@@ -211,6 +219,17 @@ impl Config {
                     format!("[http] listen = {listen:?}: expected an IP address and a port, e.g. \"127.0.0.1:9647\""),
                 ));
             }
+        }
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(_), None) => out.push((
+                at("http", "tls_cert"),
+                "[http] tls_cert needs tls_key, the certificate's private key".into(),
+            )),
+            (None, Some(_)) => out.push((
+                at("http", "tls_key"),
+                "[http] tls_key needs tls_cert, the certificate chain".into(),
+            )),
+            _ => {}
         }
         if self.http.max_connections == 0 {
             out.push((

@@ -101,6 +101,17 @@ impl Config {
                 out.push(at("http", "token_file", format!("[http] token_file: {e}")));
             }
         }
+        for (key, file) in [
+            ("tls_cert", &self.http.tls_cert),
+            ("tls_key", &self.http.tls_key),
+        ] {
+            if let Some(f) = file {
+                if let Err(e) = std::fs::read(f) {
+                    let message = format!("[http] {key}: {}: {e}", f.display());
+                    out.push(at("http", key, message));
+                }
+            }
+        }
         if let Some(f) = &self.ha.access_secret_file {
             if let Err(e) = std::fs::read(f) {
                 let message = format!("[ha] access_secret_file: {}: {e}", f.display());

@@ -388,6 +388,12 @@ pub struct HttpConfig {
     /// Connections served at once; more wait to be accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Serve HTTPS with this certificate chain (PEM), with `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_max_connections() -> usize {
@@ -400,6 +406,8 @@ impl Default for HttpConfig {
             listen: None,
             token_file: None,
             max_connections: default_max_connections(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
