@@ -257,7 +257,8 @@ fn an_http_listener_beyond_loopback_without_a_token_is_warned_about() {
     for fine in [
         format!("[http]\nlisten = \"127.0.0.1:9647\"\n{node}"),
         format!(
-            "[http]\nlisten = \"0.0.0.0:9647\"\ntoken_file = \"/etc/coroha/http.token\"\n{node}"
+            "[http]\nlisten = \"0.0.0.0:9647\"\ntoken_file = \"/etc/coroha/http.token\"\n\
+             tls_cert = \"/etc/coroha/http.pem\"\ntls_key = \"/etc/coroha/http.key\"\n{node}"
         ),
     ] {
         let c = Config::parse(&fine, "h.toml").unwrap();
@@ -268,4 +269,15 @@ fn an_http_listener_beyond_loopback_without_a_token_is_warned_about() {
             "{fine}"
         );
     }
+    // A token beyond loopback without TLS crosses the network in clear.
+    let clear = format!(
+        "[http]\nlisten = \"0.0.0.0:9647\"\ntoken_file = \"/etc/coroha/http.token\"\n{node}"
+    );
+    let c = Config::parse(&clear, "h.toml").unwrap();
+    let warned: Vec<_> = c
+        .warnings(&clear)
+        .into_iter()
+        .filter(|(_, w)| w.contains("clear text"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
 }
