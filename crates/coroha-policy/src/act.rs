@@ -64,7 +64,7 @@ impl Policy {
                 .known_primary()
                 .cloned()
                 .or_else(|| self.parent_as_primary()),
-            vanished: self.vanished,
+            vanished: self.persisted.vanished,
             nodes: self.cfg.nodes.len() as u32,
             config_digest: self.cfg.digest,
             pause: self.persisted.pause,

@@ -107,6 +107,29 @@ impl Policy {
             && !self.coroha_minority()
             && self.view.states.get(&self.cfg.me) == self.last_announced.as_ref()
             && self.last_announced.is_some()
+            && self.lead_known_to_a_quorum()
+    }
+
+    /// A primary may acknowledge commits that only it holds (before a
+    /// secondary is in sync, or after one dropped out) only once as many
+    /// members as quorum needs have announced that they know its place in
+    /// the lineage: a member announces what it has persisted. Its own
+    /// announcement coming back is not enough: a member whose corosync
+    /// connection breaks right after the delivery never processes it, and
+    /// members that never heard of the new epoch later elected another
+    /// node without its commits (seed 88532466).
+    fn lead_known_to_a_quorum(&self) -> bool {
+        if self.sabotaged(crate::Sabotage::WritableOnOwnEcho) {
+            return true;
+        }
+        let mine = self.persisted.fresh;
+        let knowing = self
+            .view
+            .states
+            .iter()
+            .filter(|(n, s)| **n == self.cfg.me || s.known_fresh >= mine || s.fresh >= mine)
+            .count() as u32;
+        knowing >= self.quorum.needed
     }
 
     /// Heartbeats while this node is, or is becoming, primary.

@@ -96,6 +96,14 @@ pub struct Persisted {
     /// (design §7): announced for it once it is an orphan.
     #[serde(default)]
     pub lost_sync: Option<lone::LostSync>,
+    /// A primary whose node left without a goodbye (or a member that
+    /// vanished while promoting itself): nobody is promoted before its
+    /// lease has surely run out and it is fenced (design §13). Durable, so
+    /// that a coroha restarted meanwhile still waits for that, rather than
+    /// promote beside a primary whose own coroha died with its node's
+    /// link (seed 90712053).
+    #[serde(default)]
+    pub vanished: Option<(NodeId, u64)>,
 }
 
 /// Secondaries in sync with `parent` at `fresh`, as announced.
@@ -451,6 +459,12 @@ pub enum Sabotage {
     /// answered, as if a hung server could not apply it before (design
     /// §12).
     BumpAfterSecondaryDead,
+    /// Start without the primary that vanished, as if it were not
+    /// persisted (design §13).
+    ForgetVanishedOnRestart,
+    /// Make a primary writable once its own announcement came back, before
+    /// a quorum of members has announced knowing its epoch (design §13).
+    WritableOnOwnEcho,
     /// Leave a transaction id read outside the lineage unknown when
     /// nothing was read in it at that freshness, also where it equals the
     /// freshest id read there (design §6).
@@ -460,7 +474,7 @@ pub enum Sabotage {
 impl Sabotage {
     /// Every rule that can be switched off, for tests that go through
     /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 29] = [
+    pub const ALL: [Sabotage; 31] = [
         Sabotage::SkipQuorumGate,
         Sabotage::SkipDemoteFirst,
         Sabotage::AnyAttachFailureProvesOrphanGone,
@@ -490,6 +504,8 @@ impl Sabotage {
         Sabotage::TrustOrphanBackUnheard,
         Sabotage::BumpAfterSecondaryDead,
         Sabotage::IgnoreOutsideReadAtKnownCommit,
+        Sabotage::ForgetVanishedOnRestart,
+        Sabotage::WritableOnOwnEcho,
     ];
 }
 
@@ -502,7 +518,6 @@ pub struct Policy {
     quorum: Quorum,
     view: View,
     plan: Option<Plan>,
-    vanished: Option<(NodeId, u64)>,
     last_announced: Option<NodeState>,
     pending: Option<Pending>,
     next_id: u64,
@@ -580,7 +595,6 @@ impl Policy {
             quorum: Quorum::default(),
             view: View::default(),
             plan: None,
-            vanished: None,
             last_announced: None,
             pending: None,
             next_id: 1,
@@ -620,6 +634,9 @@ impl Policy {
         self.sabotage.push(rule);
         if rule == Sabotage::ForgetKnownPrimaryOnRestart {
             self.persisted.known_primary = None;
+        }
+        if rule == Sabotage::ForgetVanishedOnRestart {
+            self.persisted.vanished = None;
         }
     }
 

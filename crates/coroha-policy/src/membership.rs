@@ -219,7 +219,7 @@ impl Policy {
     /// orphan to wait for and attach to, not a node to fence: fencing it
     /// and electing another node lost what it committed since it resumed.
     fn vanished_back_in_ring(&mut self) {
-        let Some((node, epoch)) = self.vanished else {
+        let Some((node, epoch)) = self.persisted.vanished else {
             return;
         };
         // Shown gone (its server did not take an attach): not an orphan.
@@ -253,7 +253,7 @@ impl Policy {
             ),
         );
         self.persisted.known_primary = Some(RememberedPrimary::Orphaned(k));
-        self.vanished = None;
+        self.persisted.vanished = None;
         // The hold for it, and its fence, are called off with the plan
         // that waited on it, until the next decision (the orphan's).
         let for_it =
@@ -304,7 +304,7 @@ impl Policy {
             ),
         );
         self.persisted.known_primary = Some(RememberedPrimary::Orphaned(k));
-        self.vanished = None;
+        self.persisted.vanished = None;
         true
     }
 
@@ -331,8 +331,8 @@ impl Policy {
     fn vanish_if_promoting(&mut self, node: NodeId, reason: Reason) {
         let promoting = self.announced_intent(node);
         if let (Reason::NodeDown, Some(epoch)) = (reason, promoting) {
-            if self.vanished.is_none_or(|(_, e)| e <= epoch) {
-                self.vanished = Some((node, epoch));
+            if self.persisted.vanished.is_none_or(|(_, e)| e <= epoch) {
+                self.persisted.vanished = Some((node, epoch));
             }
         }
     }
@@ -374,7 +374,7 @@ impl Policy {
                     Level::Info,
                     format!("primary {} (epoch {}) is gone: {why}", k.name, k.epoch),
                 );
-                self.vanished = Some((k.node, k.epoch));
+                self.persisted.vanished = Some((k.node, k.epoch));
                 self.persisted.known_primary = None;
             }
         }
@@ -471,7 +471,7 @@ impl Policy {
                     address: state.address.clone(),
                     promotion_in_flight: false,
                 }));
-                self.vanished = None;
+                self.persisted.vanished = None;
             }
         } else if state.role.is_some()
             && (state.answered || self.sabotaged(Sabotage::TrustOrphanBackUnheard))
@@ -611,7 +611,7 @@ impl Policy {
                     .is_some_and(|k| k.node == node && k.epoch == epoch)
                 {
                     self.persisted.known_primary = None;
-                    self.vanished = Some((node, epoch));
+                    self.persisted.vanished = Some((node, epoch));
                 }
             }
             Request::Pause(pause) => {

@@ -390,7 +390,7 @@ impl Policy {
                 format!("fence_node hook for {} {what}", self.name(node)),
             );
             if ok {
-                if let Some((n, e)) = self.vanished.filter(|(n, _)| *n == node) {
+                if let Some((n, e)) = self.persisted.vanished.filter(|(n, _)| *n == node) {
                     self.fenced.insert((n, e));
                 }
             }

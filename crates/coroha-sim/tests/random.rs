@@ -593,3 +593,31 @@ fn leaving_an_outside_read_at_the_freshest_commit_unknown_is_caught() {
         "79-outside-read-at-the-freshest-commit-counts.toml",
     );
 }
+
+/// Scenario 82 (seed 90712053): a primary that vanished is remembered
+/// across a restart of the coroha that saw it go; forgetting it, the
+/// restarted node is promoted beside the primary whose coroha died with
+/// its node's link.
+#[test]
+fn forgetting_a_vanished_primary_on_restart_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I1",
+        &[Sabotage::ForgetVanishedOnRestart],
+        "82-vanished-primary-remembered-across-a-coroha-restart.toml",
+    );
+}
+
+/// Scenario 83 (seed 88532466): a new primary is writable only once a
+/// quorum of members has announced knowing its epoch; writable on its own
+/// echo, it acknowledges a commit that members who never processed its
+/// announcement elect another node without.
+#[test]
+fn making_a_primary_writable_on_its_own_echo_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &[Sabotage::WritableOnOwnEcho],
+        "83-new-primary-writable-once-a-quorum-knows-its-epoch.toml",
+    );
+}
