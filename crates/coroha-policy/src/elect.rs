@@ -289,7 +289,21 @@ pub fn elect(view: &View, params: ElectParams) -> Plan {
                 .switchover
                 .filter(|t| states.get(t).is_some_and(|s| candidate(*t, s)));
             let chosen = match best {
-                None => (None, no_candidate_reason(view, need)),
+                // A primary put in standby that nobody can take over from
+                // stays, with its secondaries: standby keeps a node from
+                // being elected, it does not leave the cluster without a
+                // primary to attach to (seed 93683737).
+                None => match current {
+                    Some((c, cs))
+                        if view.standby(c, cs)
+                            && cs.health == super::message::Health::Ok
+                            && !cs.leaving =>
+                    {
+                        let primary = cs.name.clone();
+                        (Some(c), Cause::Stays { primary })
+                    }
+                    _ => (None, no_candidate_reason(view, need)),
+                },
                 Some(_) if switch_to.is_some() => {
                     let t = switch_to.unwrap_or_default();
                     let to = states[&t].name.clone();

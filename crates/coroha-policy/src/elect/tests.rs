@@ -419,3 +419,36 @@ fn the_leader_of_an_epoch_meets_any_need_within_it() {
     let plan = elect(&view(vec![(1, leader), (3, newer)]), NEVER);
     assert_eq!(target(&plan), None);
 }
+
+#[test]
+fn a_primary_in_standby_that_nobody_can_replace_stays_with_its_secondaries() {
+    // n1 is primary at 2.1; n2 and n3 are behind (1.0), so nobody can take
+    // over when an operator puts n1 in standby (seed 93683737).
+    let mut p = primary(1, 2);
+    p.fresh = Fresh { epoch: 2, gen: 1 };
+    p.standby = true;
+    p.attached = vec![];
+    let behind = |id| NodeState {
+        fresh: Fresh { epoch: 1, gen: 0 },
+        role_epoch: 1,
+        ..node(id)
+    };
+    let plan = elect(
+        &view(vec![(1, p.clone()), (2, behind(2)), (3, behind(3))]),
+        NEVER,
+    );
+    assert_eq!(target(&plan), Some(1));
+    assert_eq!(
+        plan.cause,
+        Cause::Stays {
+            primary: "n1".into()
+        }
+    );
+    assert_eq!((plan.parent[&2], plan.parent[&3]), (1, 1));
+    // With a secondary in sync it is replaced, as standby asks.
+    p.attached = vec![2];
+    let mut s2 = secondary(2, 1, 2);
+    s2.fresh = Fresh { epoch: 2, gen: 1 };
+    let plan = elect(&view(vec![(1, p), (2, s2), (3, behind(3))]), NEVER);
+    assert_eq!(target(&plan), Some(2));
+}
