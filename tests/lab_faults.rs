@@ -415,15 +415,10 @@ fn fencing_against_none() {
         }
         std::thread::sleep(Duration::from_secs(5));
     };
-    let isolated = |lab: &mut Lab, p: u32| {
-        lab.link(p, false);
-        std::thread::sleep(Duration::from_secs(20));
-        lab.link(p, true);
-    };
     let faults: [(&str, &Fault); 3] = [
         ("one-way loss on the primary, 20 s", &one_way),
         ("primary frozen 4.4 s", &frozen),
-        ("primary's link down, 20 s", &isolated),
+        ("primary's link down, 20 s", &link_down_20s),
     ];
     for (name, fault) in faults {
         for (setup, label) in [
@@ -435,6 +430,13 @@ fn fencing_against_none() {
             report(&format!("{name}, {label}"), &outcomes);
         }
     }
+}
+
+/// The primary's link down for 20 s, then up again: issue 11's row.
+fn link_down_20s(lab: &mut Lab, p: u32) {
+    lab.link(p, false);
+    std::thread::sleep(Duration::from_secs(20));
+    lab.link(p, true);
 }
 
 fn lab_runs() -> usize {
@@ -464,11 +466,6 @@ fn report(what: &str, outcomes: &[(u64, usize)]) {
 #[ignore = "benchmark, about 3 minutes a run: COROHA_LAB_RUNS=20 cargo test --release --test lab_faults -- --ignored issue_11_rest_with_fencing --nocapture"]
 fn issue_11_rest_with_fencing() {
     let runs = lab_runs();
-    let isolated = |lab: &mut Lab, p: u32| {
-        lab.link(p, false);
-        std::thread::sleep(Duration::from_secs(20));
-        lab.link(p, true);
-    };
     let foreign = |lab: &mut Lab, p: u32| {
         let s = if p == 1 { 2 } else { 1 };
         for id in [p, s] {
@@ -487,13 +484,13 @@ fn issue_11_rest_with_fencing() {
             "two_node, the primary's link down 20 s",
             2,
             Lab::two_node_with_fencing,
-            &isolated,
+            &link_down_20s,
         ),
         (
             "5 nodes, the primary's link down 20 s",
             5,
             Lab::fence_on_quorum_loss,
-            &isolated,
+            &link_down_20s,
         ),
         (
             "confd_cmd on the primary and a secondary",
