@@ -56,6 +56,18 @@ fn frozen_primary_is_fenced_before_the_new_one_is_promoted() {
     rejoins_under(&mut lab, p, q);
 }
 
+/// Another HA client on node `id`, with another token, as Tail-f's
+/// `confd_cmd -c ha_status` connects.
+fn foreign_ha_client(lab: &Lab, id: u32) -> std::process::Output {
+    lab.in_node(
+        id,
+        &format!(
+            "{} ha --ipc 127.0.0.1:4565 --token confd_cmd status",
+            lab::COROHA
+        ),
+    )
+}
+
 /// An operator runs an HA client of their own (`coroha ha status` with
 /// another token, as Tail-f's `confd_cmd -c ha_status` does) on the
 /// primary and on a secondary. The server gives each its HA socket and
@@ -69,13 +81,7 @@ fn a_foreign_ha_client_changes_no_role() {
     let s = without(3, p)[0];
     let t0 = unix_ms();
     for id in [p, s] {
-        let out = lab.in_node(
-            id,
-            &format!(
-                "{} ha --ipc 127.0.0.1:4565 --token confd_cmd status",
-                lab::COROHA
-            ),
-        );
+        let out = foreign_ha_client(&lab, id);
         assert!(
             out.status.success(),
             "{}",
@@ -469,13 +475,7 @@ fn issue_11_rest_with_fencing() {
     let foreign = |lab: &mut Lab, p: u32| {
         let s = if p == 1 { 2 } else { 1 };
         for id in [p, s] {
-            let _ = lab.in_node(
-                id,
-                &format!(
-                    "{} ha --ipc 127.0.0.1:4565 --token confd_cmd status",
-                    lab::COROHA
-                ),
-            );
+            let _ = foreign_ha_client(lab, id);
         }
         std::thread::sleep(Duration::from_secs(5));
     };
