@@ -469,12 +469,19 @@ pub enum Sabotage {
     /// nothing was read in it at that freshness, also where it equals the
     /// freshest id read there (design §6).
     IgnoreOutsideReadAtKnownCommit,
+    /// Keep the lead a timed-out `beprimary` claimed after the server was
+    /// restarted and shows it committed nothing at that epoch (design §6).
+    KeepLeadOfDeadPromotion,
+    /// Let a secondary in sync with an orphan follow it to a generation
+    /// on the last status its server gave before it learned of it
+    /// (design §7).
+    FollowOrphanOnStaleStatus,
 }
 
 impl Sabotage {
     /// Every rule that can be switched off, for tests that go through
     /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 31] = [
+    pub const ALL: [Sabotage; 33] = [
         Sabotage::SkipQuorumGate,
         Sabotage::SkipDemoteFirst,
         Sabotage::AnyAttachFailureProvesOrphanGone,
@@ -506,6 +513,8 @@ impl Sabotage {
         Sabotage::IgnoreOutsideReadAtKnownCommit,
         Sabotage::ForgetVanishedOnRestart,
         Sabotage::WritableOnOwnEcho,
+        Sabotage::KeepLeadOfDeadPromotion,
+        Sabotage::FollowOrphanOnStaleStatus,
     ];
 }
 
@@ -569,6 +578,9 @@ pub struct Policy {
     /// Vanished primaries this node fenced (node, epoch).
     fenced: BTreeSet<(NodeId, u64)>,
     orphan_fence: Option<OrphanFence>,
+    /// The id of the last `get_status` the server answered.
+    status_answered: u64,
+    orphan_follow: Option<lone::OrphanFollow>,
     txid_reads: txid::TxidReads,
     /// Set by a `benone` on a primary: the secondaries attached then.
     handed_over: Vec<NodeId>,
@@ -623,6 +635,8 @@ impl Policy {
             heard: std::collections::BTreeMap::new(),
             fenced: BTreeSet::new(),
             orphan_fence: None,
+            status_answered: 0,
+            orphan_follow: None,
             txid_reads: Default::default(),
             handed_over: vec![],
             out: Vec::new(),

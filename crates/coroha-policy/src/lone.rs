@@ -40,6 +40,16 @@ pub enum LossEvidence {
     PrimaryClosed,
 }
 
+/// A generation an orphan reached that this secondary, in sync with it as
+/// far as it knows, is to follow it to once its server confirms it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OrphanFollow {
+    /// The generation as known when the confirmation was asked for.
+    to: Fresh,
+    /// The first `get_status` that counts: asked after it was known.
+    asked_from: u64,
+}
+
 /// Why a secondary lost sync, as its coroha saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LossCause {
@@ -166,10 +176,41 @@ impl Policy {
             && self.persisted.sync_loss == 0
             && self.persisted.lost_sync.is_none();
         let known = self.persisted.known_fresh;
-        if in_sync && known.epoch == epoch && known > self.persisted.fresh {
-            // Replication keeps it at the orphan's data, whatever
-            // generation the orphan has reached.
+        if !(in_sync && known.epoch == epoch && known > self.persisted.fresh) {
+            self.orphan_follow = None;
+            return;
+        }
+        // Replication keeps it at the orphan's data, whatever generation
+        // the orphan has reached, as long as it stays attached. The last
+        // status may predate the generation: the orphan may have dropped
+        // this node on the way (it is an orphan: no coroha announces what
+        // it lists), and a frozen server reports nothing until its poll
+        // times out. So the server is asked again, and the generation is
+        // followed only on an answer to a poll sent after it was known
+        // that still shows this node attached (seed 98255579: a secondary
+        // whose server froze and whose coroha missed the announcement
+        // that dropped it, as its corosync restarted, followed the orphan
+        // to a generation it had not been part of, and was elected
+        // without the orphan's commits).
+        if self.sabotaged(Sabotage::FollowOrphanOnStaleStatus) {
             self.persisted.fresh = known;
+            return;
+        }
+        match self.orphan_follow {
+            Some(follow) if follow.to == known => {
+                if self.status_answered >= follow.asked_from {
+                    self.persisted.fresh = known;
+                    self.orphan_follow = None;
+                }
+            }
+            _ => {
+                self.orphan_follow = Some(OrphanFollow {
+                    to: known,
+                    asked_from: self.next_id,
+                });
+                // At the next idle moment of this very step.
+                self.status_at = 0;
+            }
         }
     }
 

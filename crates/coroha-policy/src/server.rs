@@ -19,6 +19,7 @@ impl Policy {
         self.want_txid();
         if role != HaRole::None {
             self.handed_over.clear();
+            self.forget_unanswered_lead();
             // Back in the lineage: what was read while outside it is no
             // longer the mark its data must keep (seed 20757687: a node that
             // was NONE once, then primary or secondary, was taken as
@@ -56,6 +57,9 @@ impl Policy {
                 ),
             );
             self.local.answered |= matches!(health, Health::Ok | Health::Refusing);
+            if matches!(health, Health::Down | Health::Fenced) {
+                self.note_server_stopped();
+            }
             if health == Health::Ok {
                 // A restarted server forgot its read-only mode.
                 self.read_only_unknown();
@@ -101,7 +105,10 @@ impl Policy {
 
     pub(crate) fn on_success(&mut self, now: u64, p: Pending, reply: HaReply) {
         match (&p.order, reply) {
-            (HaOrder::GetStatus, HaReply::Status { role, nodes }) => self.on_status(role, nodes),
+            (HaOrder::GetStatus, HaReply::Status { role, nodes }) => {
+                self.on_status(role, nodes);
+                self.status_answered = p.id;
+            }
             (HaOrder::BePrimary { .. }, _) => {
                 self.local.promoting = None;
                 self.local.role_epoch = p.epoch;
@@ -483,6 +490,10 @@ impl Policy {
                     // elected as the freshest, and nobody else has been
                     // primary since (it counts as primary while promoting).
                     self.claim_lead(p.epoch);
+                    self.note_unanswered_lead(Fresh {
+                        epoch: p.epoch,
+                        gen: 0,
+                    });
                 }
                 self.set_health(Health::Hung, &format!("{verb} timed out"));
                 if self.maybe_primary() && self.cfg.fence_hung_primary && !self.fence_running {

@@ -39,6 +39,22 @@ pub(crate) struct TxidReads {
     asked: Option<Asked>,
     /// Something happened that may have moved the id: read it again.
     wanted: bool,
+    unanswered_lead: Option<UnansweredLead>,
+}
+
+/// The lead a `beprimary` claimed when it timed out on a node outside the
+/// lineage (server.rs: the server may apply it when it resumes). The
+/// claim stands until a server that can no longer apply the order shows
+/// that its data did not move: then nothing was committed at that epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct UnansweredLead {
+    /// The freshness claimed: the order's epoch, generation 0.
+    fresh: Fresh,
+    /// The id read outside the lineage before the order went out.
+    before: TxStamp,
+    /// The server has stopped since (it was down, or fenced): the order
+    /// died with its process.
+    order_died: bool,
 }
 
 impl Policy {
@@ -100,6 +116,67 @@ impl Policy {
         }
     }
 
+    /// A `beprimary` timed out and its lead was claimed at `fresh`: if the
+    /// node is outside the lineage with its id read there, remember it, to
+    /// end the claim once the order can no longer be applied and the id
+    /// shows it never was.
+    pub(crate) fn note_unanswered_lead(&mut self, fresh: Fresh) {
+        let data = &self.persisted.data;
+        self.txid_reads.unanswered_lead = data
+            .outside
+            .filter(|_| data.diverged.is_none() && !self.in_lineage())
+            .map(|before| UnansweredLead {
+                fresh,
+                before,
+                order_died: false,
+            });
+    }
+
+    /// The server stopped (nothing listening, or fenced): an order it was
+    /// stalled on died with it.
+    pub(crate) fn note_server_stopped(&mut self) {
+        if let Some(lead) = &mut self.txid_reads.unanswered_lead {
+            lead.order_died = true;
+        }
+    }
+
+    /// Back in the lineage: the claim is settled by what the node does
+    /// there.
+    pub(crate) fn forget_unanswered_lead(&mut self) {
+        self.txid_reads.unanswered_lead = None;
+    }
+
+    /// A read outside the lineage that equals the first one: the data did
+    /// not move. If that is since before a `beprimary` whose lead was
+    /// claimed, and the server that stalled on it has stopped, the node
+    /// never committed at that epoch: its id at the claimed freshness is
+    /// the one it had before (seed 91143326: the claim otherwise ranked
+    /// every other node behind it, and nobody was elected while it was in
+    /// standby). It is final once the node is neither primary nor being
+    /// promoted (`txid_final`), so a node at that id holds its data.
+    fn end_unanswered_lead_if_unchanged(&mut self, read: TxStamp) {
+        let Some(lead) = self.txid_reads.unanswered_lead else {
+            return;
+        };
+        if !lead.order_died || self.sabotaged(Sabotage::KeepLeadOfDeadPromotion) {
+            return;
+        }
+        self.txid_reads.unanswered_lead = None;
+        let data = &self.persisted.data;
+        let unread = data.lineage.is_none_or(|(f, _)| f != lead.fresh);
+        if read == lead.before && self.persisted.fresh == lead.fresh && unread {
+            self.persisted.data.lineage = Some((lead.fresh, read));
+            self.log(
+                Level::Info,
+                format!(
+                    "the promotion at epoch {} that NSO/ConfD never answered left no commit \
+                     (txid {read} as before it): that is its data at {}",
+                    lead.fresh.epoch, lead.fresh
+                ),
+            );
+        }
+    }
+
     /// The answer to [`Output::ReadTxid`]; `None` if it could not be read.
     pub(crate) fn on_txid_read(&mut self, read: Option<Txid>) {
         let Some(asked) = self.txid_reads.asked.take() else {
@@ -127,7 +204,7 @@ impl Policy {
                 Some(first) if first != txid.stamp && data.diverged.is_none() => {
                     self.diverge(txid.stamp, "its data changed while it was outside HA");
                 }
-                Some(_) => {}
+                Some(_) => self.end_unanswered_lead_if_unchanged(txid.stamp),
             },
             // The role or the freshness moved while the read was under
             // way: the answer belongs to neither side.

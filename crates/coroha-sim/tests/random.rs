@@ -542,12 +542,17 @@ fn fencing_a_vanished_primary_back_in_the_ring_is_caught() {
 /// Scenario 76 (seed 62075938): a secondary whose server restarted, not
 /// yet polled, took the generation its primary reached alone; kept in
 /// sync when unlisted, it is elected without the primary's last commits.
+/// Scenario 85's rule covers this schedule too (the status asked before
+/// following the orphan shows the restart), so it is switched off as well.
 #[test]
 fn keeping_sync_when_the_primary_no_longer_lists_the_node_is_caught() {
     assert_caught_reading_txid(
         true,
         "I2",
-        &[Sabotage::KeepSyncWhenUnlisted],
+        &[
+            Sabotage::KeepSyncWhenUnlisted,
+            Sabotage::FollowOrphanOnStaleStatus,
+        ],
         "76-secondary-dropped-by-its-primary-takes-no-later-generation.toml",
     );
 }
@@ -591,6 +596,34 @@ fn leaving_an_outside_read_at_the_freshest_commit_unknown_is_caught() {
         "I3",
         &[Sabotage::IgnoreOutsideReadAtKnownCommit],
         "79-outside-read-at-the-freshest-commit-counts.toml",
+    );
+}
+
+/// Scenario 84 (seed 91143326): the lead a timed-out `beprimary` claimed
+/// ends once the restarted server shows the id it had before the order;
+/// kept, it ranks everybody else behind an epoch at which nothing was
+/// committed, and with its node in standby nobody is elected.
+#[test]
+fn keeping_the_lead_of_a_promotion_that_died_unanswered_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I3",
+        &[Sabotage::KeepLeadOfDeadPromotion],
+        "84-a-promotion-that-never-answered-ends-its-claim-once-restarted.toml",
+    );
+}
+
+/// Scenario 85 (seed 98255579): a secondary follows an orphan to a
+/// generation only on a status its server gave after it learned of it;
+/// on the last status of a server that froze before the orphan dropped
+/// it, it claims commits it never had and is elected without them.
+#[test]
+fn following_an_orphan_on_a_stale_status_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &[Sabotage::FollowOrphanOnStaleStatus],
+        "85-a-secondary-follows-an-orphan-only-on-its-servers-fresh-word.toml",
     );
 }
 
