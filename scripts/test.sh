@@ -11,10 +11,13 @@ cd "$(dirname "$0")/.."
 # votequorum model test; erlang-base (term format cross-check); procps
 # (kill -STOP/-CONT in the fake-confd tests); haproxy (a load balancer
 # following the primary in the lab) and prometheus (a real scrape of the
-# metrics in the lab); for the Debian package's test: lintian, man-db and
-# bash-completion (its man pages and completions), systemd (systemd-analyze)
-# and keepalived (whose unit ours is compared with).
+# metrics in the lab); pacemaker, pacemaker-cli-utils and resource-agents
+# (Pacemaker beside coroha in the lab: IPaddr2, stonith_admin); for the
+# Debian package's test: lintian, man-db and bash-completion (its man pages
+# and completions), systemd (systemd-analyze) and keepalived (whose unit
+# ours is compared with).
 install_packages "${BUILD_PACKAGES[@]}" corosync corosync-vqsim iproute2 util-linux erlang-base procps haproxy prometheus \
+    pacemaker pacemaker-cli-utils resource-agents \
     lintian man-db bash-completion systemd keepalived adduser
 # cargo-deb builds the package (scripts/package.sh).
 if ! cargo deb --version >/dev/null 2>&1; then

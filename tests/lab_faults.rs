@@ -33,16 +33,10 @@ fn frozen_primary_is_fenced_before_the_new_one_is_promoted() {
     }
     let q = lab.wait_settled(&without(3, p), SETTLE);
     assert_ne!(q, p);
-    let fenced = without(3, p)
-        .into_iter()
-        .find_map(|id| lab.log_time(id, t0, "fenced: its NSO/ConfD is no longer primary"))
+    let fenced = lab
+        .fence_logged(&without(3, p), t0)
         .expect("a survivor fenced the frozen primary");
-    let promoted = lab
-        .promotions_since(t0)
-        .into_iter()
-        .find(|(id, _)| *id == q)
-        .map(|(_, t)| t)
-        .expect("the new primary's promotion");
+    let promoted = lab.promoted_at(q, t0).expect("the new primary's promotion");
     assert!(
         fenced <= promoted,
         "n{q} promoted at {promoted}, before n{p} was fenced at {fenced}"

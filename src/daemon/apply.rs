@@ -140,6 +140,7 @@ impl Daemon {
             cause,
             epoch,
         };
+        self.published_role.send_replace(Some((change.to, epoch)));
         let _ = self.role_hooks.send((change, self.config.hooks.clone()));
     }
 

@@ -102,6 +102,15 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let metrics = metrics::Metrics::new();
     let (role_hooks, role_hook_runner) =
         hooks::spawn_role_runner(history.clone(), metrics.hooks.clone());
+    let (published_role, roles) = tokio::sync::watch::channel(None);
+    super::pacemaker::spawn_publisher(
+        &config.pacemaker,
+        name.clone(),
+        roles,
+        history.clone(),
+        metrics.hooks.clone(),
+        config.hooks.timeout.0,
+    );
     let mut d = Daemon {
         policy: Policy::new(settings, persisted),
         config,
@@ -114,6 +123,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
         orders,
         in_flight: BTreeMap::new(),
         role_hooks,
+        published_role,
         done,
         read_only,
         txid,

@@ -24,6 +24,22 @@ pub struct RoleChange {
 /// limit the whole group is killed: what the hook started in the
 /// background (and what still holds its output open) does not outlive it.
 pub async fn run(what: &str, argv: &[String], env: &[(&str, String)], limit: Duration) -> bool {
+    run_logging(what, argv, env, limit, true).await
+}
+
+/// As [`run`], for a command repeated on a timer: its output and its
+/// success are logged at debug level only (failures as always).
+pub async fn run_quietly(what: &str, argv: &[String], limit: Duration) -> bool {
+    run_logging(what, argv, &[], limit, false).await
+}
+
+async fn run_logging(
+    what: &str,
+    argv: &[String],
+    env: &[(&str, String)],
+    limit: Duration,
+    loud: bool,
+) -> bool {
     let Some((program, args)) = argv.split_first() else {
         return true;
     };
@@ -49,10 +65,18 @@ pub async fn run(what: &str, argv: &[String], env: &[(&str, String)], limit: Dur
                 .lines()
                 .chain(String::from_utf8_lossy(&out.stderr).lines())
             {
-                tracing::info!(target: "coroha::hook", "{what} hook: {line}");
+                if loud || !out.status.success() {
+                    tracing::info!(target: "coroha::hook", "{what} hook: {line}");
+                } else {
+                    tracing::debug!(target: "coroha::hook", "{what} hook: {line}");
+                }
             }
             if out.status.success() {
-                tracing::info!(target: "coroha::hook", "{what} hook {program:?} succeeded");
+                if loud {
+                    tracing::info!(target: "coroha::hook", "{what} hook {program:?} succeeded");
+                } else {
+                    tracing::debug!(target: "coroha::hook", "{what} hook {program:?} succeeded");
+                }
                 true
             } else {
                 tracing::error!(target: "coroha::hook", "{what} hook {program:?} failed: {}", out.status);

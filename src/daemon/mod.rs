@@ -11,6 +11,7 @@ pub mod history;
 pub mod hooks;
 mod http;
 mod metrics;
+mod pacemaker;
 mod requests;
 mod setup;
 pub mod state;
@@ -150,6 +151,9 @@ struct Daemon {
     /// Orders sent and not yet answered: their verb and when they went.
     in_flight: BTreeMap<u64, (&'static str, Instant)>,
     role_hooks: mpsc::UnboundedSender<(hooks::RoleChange, coroha_config::HooksConfig)>,
+    /// This node's role and epoch, for the Pacemaker attribute publisher
+    /// (`None` until the role is known).
+    published_role: tokio::sync::watch::Sender<Option<(confd_ha::HaRole, u64)>>,
     /// Where hooks and the read-only task report back (as policy inputs).
     done: mpsc::UnboundedSender<coroha_policy::Input>,
     /// Read-only mode requests for the MAAPI task.

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[path = "http.rs"]
 mod http;
+#[path = "pacemaker.rs"]
+pub mod pacemaker;
+#[path = "records.rs"]
+mod records;
 #[path = "setup.rs"]
 mod setup;
 
@@ -97,6 +101,7 @@ pub struct Node {
     pub corosync: Option<Child>,
     pub coroha: Option<Child>,
     pub fake: Option<Child>,
+    pub pacemaker: Option<Child>,
     /// Extra environment for this node's coroha (`NAME=value ...`).
     pub coroha_env: String,
 }
@@ -119,6 +124,8 @@ pub struct Lab {
     pub hook_delay: String,
     /// Nodes that attach through a relay: (node, relay).
     pub relayed: Vec<(u32, u32)>,
+    /// Pacemaker beside coroha ([`Lab::with_pacemaker`]).
+    pub pacemaker: Option<pacemaker::PacemakerSetup>,
 }
 
 pub fn addr(id: u32) -> String {
@@ -147,6 +154,7 @@ impl Lab {
             http_listen: "127.0.0.1:9647".into(),
             hook_delay: String::new(),
             relayed: vec![],
+            pacemaker: None,
         };
         must(&format!("ip netns add {bridge}"));
         must(&format!(
@@ -167,6 +175,7 @@ impl Lab {
                 corosync: None,
                 coroha: None,
                 fake: None,
+                pacemaker: None,
                 coroha_env: String::new(),
             });
             must(&format!("ip netns add {ns}"));
@@ -236,12 +245,18 @@ impl Lab {
                  [hooks]\non_primary = [\"sh\", \"-c\", \"{delay}echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
                  on_secondary = [\"sh\", \"-c\", \"{delay}echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n\
                  on_none = [\"sh\", \"-c\", \"{delay}echo $COROHA_ROLE $COROHA_PREVIOUS_ROLE >> {d}/hooks.log\"]\n{hooks}\n\
+                 {pacemaker}\
                  {coroha_nodes}",
                 policy = self.policy,
                 tick = self.tick_ms(),
                 hooks = self.hooks,
                 http = self.http_listen,
-                delay = self.hook_delay
+                delay = self.hook_delay,
+                pacemaker = if self.pacemaker.is_some() {
+                    pacemaker::COROHA_SECTION
+                } else {
+                    ""
+                },
             ),
         )
         .unwrap();
@@ -335,6 +350,9 @@ impl Lab {
             self.start_corosync(id);
         }
         self.wait_ring(&ids, Duration::from_secs(30));
+        if let Some(setup) = self.pacemaker {
+            self.start_pacemaker_cluster(setup);
+        }
         for &id in &ids {
             self.start_fake(id);
         }
@@ -365,6 +383,7 @@ impl Lab {
             Proc::Corosync => &mut node.corosync,
             Proc::Coroha => &mut node.coroha,
             Proc::Fake => &mut node.fake,
+            Proc::Pacemaker => &mut node.pacemaker,
         }
     }
 
@@ -387,6 +406,9 @@ impl Lab {
     pub fn revive(&mut self, id: u32) {
         if !self.running(id, Proc::Corosync) {
             self.start_corosync(id);
+        }
+        if self.pacemaker.is_some() && !self.running(id, Proc::Pacemaker) {
+            self.start_pacemaker(id);
         }
         if !self.running(id, Proc::Fake) {
             self.start_fake(id);
@@ -420,12 +442,23 @@ impl Lab {
     pub fn crash(&mut self, id: u32) {
         self.link(id, false);
         let node = self.node_mut(id);
-        let mut children: Vec<Child> = [&mut node.corosync, &mut node.coroha, &mut node.fake]
-            .into_iter()
-            .filter_map(Option::take)
-            .collect();
-        let pids: Vec<String> = children.iter().map(|c| c.id().to_string()).collect();
-        must(&format!("kill -KILL {}", pids.join(" ")));
+        let mut children: Vec<Child> = [
+            &mut node.corosync,
+            &mut node.coroha,
+            &mut node.fake,
+            &mut node.pacemaker,
+        ]
+        .into_iter()
+        .filter_map(Option::take)
+        .collect();
+        // Every process of the namespace, also those the children started
+        // (Pacemaker's daemons).
+        let pids = sh(&format!("ip netns pids {}", node.ns));
+        let pids = String::from_utf8_lossy(&pids.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        must(&format!("kill -KILL {pids}"));
         for c in &mut children {
             let _ = c.wait();
         }
@@ -620,117 +653,6 @@ impl Lab {
         );
     }
 
-    /// Every node's role history: (unix ms, state) in time order.
-    pub fn histories(&self) -> Vec<(u32, Vec<(u64, String)>)> {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let text = fs::read_to_string(n.dir.join("history")).unwrap_or_default();
-                let h = text
-                    .lines()
-                    .filter_map(|l| {
-                        let (t, s) = l.split_once(' ')?;
-                        Some((t.parse().ok()?, s.to_string()))
-                    })
-                    .collect();
-                (n.id, h)
-            })
-            .collect()
-    }
-
-    /// Times at which some node became primary, after `since`.
-    pub fn promotions_since(&self, since: u64) -> Vec<(u32, u64)> {
-        let mut v: Vec<(u32, u64)> = self
-            .histories()
-            .into_iter()
-            .flat_map(|(id, h)| {
-                h.into_iter()
-                    .filter(move |(t, s)| *t >= since && s == "primary")
-                    .map(move |(t, _)| (id, t))
-            })
-            .collect();
-        v.sort_by_key(|(_, t)| *t);
-        v
-    }
-
-    /// Role changes of any node after `since`.
-    pub fn changes_since(&self, since: u64) -> Vec<(u32, u64, String)> {
-        let mut v: Vec<(u32, u64, String)> = self
-            .histories()
-            .into_iter()
-            .flat_map(|(id, h)| {
-                h.into_iter()
-                    .filter(move |(t, _)| *t >= since)
-                    .map(move |(t, s)| (id, t, s))
-            })
-            .collect();
-        v.sort_by_key(|(_, t, _)| *t);
-        v
-    }
-
-    /// The longest time two nodes were primary at once, over the whole
-    /// run, from the role histories (I1). A restart of fake-confd starts
-    /// in "none"; a killed one is "dead".
-    pub fn max_overlap_ms(&self) -> u64 {
-        let now = unix_ms();
-        let mut spans: Vec<(u32, u64, u64)> = vec![];
-        for (id, h) in self.histories() {
-            let mut since = None;
-            for (t, s) in &h {
-                match (s.as_str(), since) {
-                    ("primary", None) => since = Some(*t),
-                    ("primary", Some(_)) => {}
-                    (_, Some(start)) => {
-                        spans.push((id, start, *t));
-                        since = None;
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(start) = since {
-                spans.push((id, start, now));
-            }
-        }
-        let mut worst = 0;
-        for (i, a) in spans.iter().enumerate() {
-            for b in &spans[i + 1..] {
-                if a.0 != b.0 {
-                    let overlap = a.2.min(b.2).saturating_sub(a.1.max(b.1));
-                    worst = worst.max(overlap);
-                }
-            }
-        }
-        worst
-    }
-
-    /// First line of a node's coroha log (JSON) after `since` whose message
-    /// contains `needle`: its time in unix ms.
-    pub fn log_time(&self, id: u32, since: u64, needle: &str) -> Option<u64> {
-        let text = fs::read_to_string(self.node(id).dir.join("coroha.log")).ok()?;
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["message"].as_str().is_some_and(|m| m.contains(needle)))
-            .filter_map(|v| v["timestamp"].as_str().and_then(rfc3339_ms))
-            .find(|t| *t >= since)
-    }
-
-    /// First log message of a node after `since` that contains `needle`.
-    pub fn log_line(&self, id: u32, since: u64, needle: &str) -> Option<String> {
-        let text = fs::read_to_string(self.node(id).dir.join("coroha.log")).ok()?;
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| {
-                v["timestamp"]
-                    .as_str()
-                    .and_then(rfc3339_ms)
-                    .is_some_and(|t| t >= since)
-            })
-            .find_map(|v| {
-                let m = v["message"].as_str()?;
-                m.contains(needle).then(|| format!("n{id}: {m}"))
-            })
-    }
-
     /// Print where the logs are (on failure).
     pub fn keep_logs(&self) {
         eprintln!("lab logs kept in {}", self.dir.display());
@@ -742,18 +664,26 @@ pub enum Proc {
     Corosync,
     Coroha,
     Fake,
+    Pacemaker,
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            for child in [&mut node.coroha, &mut node.fake, &mut node.corosync]
-                .into_iter()
-                .flatten()
+            for child in [
+                &mut node.coroha,
+                &mut node.fake,
+                &mut node.pacemaker,
+                &mut node.corosync,
+            ]
+            .into_iter()
+            .flatten()
             {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+            // What the children started (Pacemaker's daemons).
+            let _ = sh(&format!("ip netns pids {} | xargs -r kill -KILL", node.ns));
         }
         for node in &self.nodes {
             let _ = sh(&format!("ip netns del {}", node.ns));

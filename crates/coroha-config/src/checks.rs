@@ -231,6 +231,28 @@ impl Config {
             )),
             _ => {}
         }
+        if let Some(name) = &self.pacemaker.role_attribute {
+            let fits = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !fits {
+                out.push((
+                    at("pacemaker", "role_attribute"),
+                    format!(
+                        "[pacemaker] role_attribute = {name:?}: expected a node attribute name \
+                         (letters, digits, '-', '_', '.'), e.g. \"coroha-role\""
+                    ),
+                ));
+            }
+        }
+        if self.pacemaker.refresh.as_ms() < 1000 {
+            out.push((
+                at("pacemaker", "refresh"),
+                "[pacemaker] refresh: expected at least 1s (each refresh runs attrd_updater)"
+                    .into(),
+            ));
+        }
         if self.http.max_connections == 0 {
             out.push((
                 at("http", "max_connections"),

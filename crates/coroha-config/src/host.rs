@@ -137,6 +137,18 @@ impl Config {
                 ));
             }
         }
+        if self.pacemaker.role_attribute.is_some() {
+            if let Some(why) = not_runnable("attrd_updater") {
+                out.push(at(
+                    "pacemaker",
+                    "role_attribute",
+                    format!(
+                        "[pacemaker] role_attribute: {why}: the attribute is published with \
+                         Pacemaker's attrd_updater (Debian: pacemaker-cli-utils)"
+                    ),
+                ));
+            }
+        }
         let socket = &self.control.socket;
         if let Ok(m) = std::fs::symlink_metadata(socket) {
             if !m.file_type().is_socket() {

@@ -32,6 +32,8 @@ pub struct Config {
     pub control: ControlConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub pacemaker: PacemakerConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -408,6 +410,37 @@ impl Default for HttpConfig {
             max_connections: default_max_connections(),
             tls_cert: None,
             tls_key: None,
+        }
+    }
+}
+
+/// Pacemaker on the same corosync (docs/pacemaker.md): this node's role
+/// published as a transient node attribute that Pacemaker's rules can
+/// follow (a VIP with a location rule, for instance).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacemakerConfig {
+    /// The attribute's name (e.g. `coroha-role`), set with `attrd_updater`
+    /// to `primary`, `secondary` or `relay`, and deleted in NONE; unset,
+    /// nothing is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_attribute: Option<String>,
+    /// How often the attribute is published again besides each role
+    /// change: Pacemaker forgets a node's transient attributes when it
+    /// restarts there.
+    #[serde(default = "default_attribute_refresh")]
+    pub refresh: Dur,
+}
+
+fn default_attribute_refresh() -> Dur {
+    Dur::ms(10_000)
+}
+
+impl Default for PacemakerConfig {
+    fn default() -> Self {
+        PacemakerConfig {
+            role_attribute: None,
+            refresh: default_attribute_refresh(),
         }
     }
 }

@@ -281,3 +281,33 @@ fn an_http_listener_beyond_loopback_without_a_token_is_warned_about() {
         .collect();
     assert_eq!(warned.len(), 1, "{warned:?}");
 }
+
+#[test]
+fn pacemaker_role_attribute_is_off_by_default_and_checked_where_written() {
+    let c = Config::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(c.pacemaker.role_attribute, None);
+    assert_eq!(c.pacemaker.refresh.as_ms(), 10_000);
+
+    let text =
+        format!("[pacemaker]\nrole_attribute = \"coroha-role\"\nrefresh = \"5s\"\n{MINIMAL}");
+    let c = Config::parse(&text, "t.toml").unwrap();
+    assert_eq!(c.pacemaker.role_attribute.as_deref(), Some("coroha-role"));
+    assert_eq!(c.pacemaker.refresh.as_ms(), 5_000);
+
+    let text =
+        format!("[pacemaker]\nrole_attribute = \"coroha role\"\nrefresh = \"100ms\"\n{MINIMAL}");
+    let e = Config::parse(&text, "x.toml").unwrap_err();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(
+        (e[0].line, e[0].message.contains("node attribute name")),
+        (2, true),
+        "{}",
+        e[0]
+    );
+    assert_eq!(
+        (e[1].line, e[1].message.contains("at least 1s")),
+        (3, true),
+        "{}",
+        e[1]
+    );
+}
