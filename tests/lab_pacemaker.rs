@@ -322,3 +322,160 @@ fn coroha_fences_through_pacemakers_stonith() {
     watch.never_on_two();
     no_overlap(&lab);
 }
+
+/// The side-by-side table of docs/pacemaker.md: the same three events on
+/// coroha (the address following `coroha-role`) and on Pacemaker alone
+/// (a promotable `ocf:pacemaker:Stateful` clone, the address colocated
+/// with its promoted instance), both with the lab's fence device, in one
+/// run on the same machine: the time from the event to the address on
+/// another node.
+#[test]
+#[ignore = "benchmark, about 4 minutes a run: COROHA_LAB_RUNS=5 cargo test --release --test lab_pacemaker -- --ignored side_by_side --nocapture"]
+fn side_by_side_with_a_pacemaker_promotable_clone() {
+    let runs: usize = std::env::var("COROHA_LAB_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut rows = vec![];
+    for manager in [Manager::Coroha, Manager::Stateful] {
+        let Some((_g, mut lab)) = lab_with(3, |lab| lab.with_pacemaker_managing(true, manager))
+        else {
+            return;
+        };
+        let watch = AddressWatch::start(&lab);
+        let mut times: [Vec<f64>; 3] = Default::default();
+        for _ in 0..runs {
+            for (k, event) in Event::ALL.iter().enumerate() {
+                let p = primary(&lab, manager);
+                let t0 = unix_ms();
+                event.apply(&mut lab, manager, p);
+                let (q, at) =
+                    wait_for(
+                        Duration::from_secs(90),
+                        "the address elsewhere",
+                        || match lab.vip_holders().as_slice() {
+                            [q] if *q != p => Some((*q, unix_ms())),
+                            _ => None,
+                        },
+                    );
+                times[k].push((at - t0) as f64);
+                event.restore(&mut lab, manager, p, q);
+            }
+        }
+        watch.never_on_two();
+        for (k, event) in Event::ALL.iter().enumerate() {
+            let (median, p95, max) = lab::summary(times[k].clone());
+            rows.push(format!(
+                "| {} | {manager:?} | {median:.0} ms | {p95:.0} ms | {max:.0} ms |",
+                event.name()
+            ));
+        }
+    }
+    eprintln!("| event | manager | median | p95 | max |\n|---|---|---|---|---|");
+    for row in rows {
+        eprintln!("{row}");
+    }
+}
+
+use lab::pacemaker::Manager;
+
+/// The events of the side-by-side table.
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    /// A planned move to another node.
+    Switchover,
+    /// NSO dies on the primary (fake-confd killed; for Stateful, its
+    /// state removed, which its next monitor reports as a failure).
+    Crash,
+    /// The primary's link goes down.
+    Isolation,
+}
+
+impl Event {
+    const ALL: [Event; 3] = [Event::Switchover, Event::Crash, Event::Isolation];
+
+    fn name(self) -> &'static str {
+        match self {
+            Event::Switchover => "planned switchover",
+            Event::Crash => "NSO crash on the primary",
+            Event::Isolation => "primary isolated (fenced)",
+        }
+    }
+
+    fn apply(self, lab: &mut Lab, manager: Manager, p: u32) {
+        let to = without(3, p)[0];
+        match (self, manager) {
+            (Event::Switchover, Manager::Coroha) => {
+                let out = lab.coroha_cmd(p, &["switchover", "--to", &format!("n{to}")]);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            (Event::Switchover, Manager::Stateful) => pcmk_ok(
+                lab,
+                to,
+                &format!("crm_resource --resource nso-clone --move --promoted --node n{to}"),
+            ),
+            (Event::Crash, Manager::Coroha) => lab.signal(p, Proc::Fake, "KILL"),
+            (Event::Crash, Manager::Stateful) => lab.fail_stateful(p),
+            (Event::Isolation, _) => lab.link(p, false),
+        }
+    }
+
+    /// Back to a whole cluster with `q` primary.
+    fn restore(self, lab: &mut Lab, manager: Manager, p: u32, q: u32) {
+        match (self, manager) {
+            (Event::Switchover, Manager::Coroha) => {}
+            (Event::Switchover, Manager::Stateful) => {
+                pcmk_ok(lab, q, "crm_resource --resource nso-clone --clear")
+            }
+            (Event::Crash, Manager::Coroha) => lab.start_fake(p),
+            (Event::Crash, Manager::Stateful) => {
+                pcmk_ok(lab, q, "crm_resource --resource nso-clone --cleanup")
+            }
+            (Event::Isolation, _) => {
+                wait_for(Duration::from_secs(60), "the isolated node fenced", || {
+                    (!lab.running(p, Proc::Corosync)).then_some(())
+                });
+                lab.link(p, true);
+                lab.revive(p);
+                lab.wait_pacemaker_online(&all(3), Duration::from_secs(90));
+                if manager == Manager::Stateful {
+                    pcmk_ok(lab, q, "crm_resource --resource nso-clone --cleanup");
+                }
+            }
+        }
+        match manager {
+            Manager::Coroha => lab.wait_settled_on(&all(3), q, SETTLE),
+            Manager::Stateful => wait_for(SETTLE, "every Stateful instance running", || {
+                let out = lab.pcmk(q, "crm_resource --resource nso-clone --locate");
+                let text = String::from_utf8_lossy(&out.stdout);
+                (text.lines().filter(|l| l.contains("running on")).count() == 3).then_some(())
+            }),
+        }
+    }
+}
+
+/// The primary: coroha's, or Pacemaker's promoted instance, with the
+/// address there.
+fn primary(lab: &Lab, manager: Manager) -> u32 {
+    let p = match manager {
+        Manager::Coroha => lab.wait_settled(&all(3), SETTLE),
+        Manager::Stateful => wait_for(SETTLE, "a promoted Stateful instance", || {
+            lab.stateful_promoted(1)
+        }),
+    };
+    address_on(lab, p, "the address on the primary");
+    p
+}
+
+fn pcmk_ok(lab: &Lab, id: u32, cmd: &str) {
+    let out = lab.pcmk(id, cmd);
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -352,6 +352,10 @@ impl Lab {
         self.wait_ring(&ids, Duration::from_secs(30));
         if let Some(setup) = self.pacemaker {
             self.start_pacemaker_cluster(setup);
+            if setup.manager == pacemaker::Manager::Stateful {
+                // Pacemaker alone decides: no coroha, no fake-confd.
+                return;
+            }
         }
         for &id in &ids {
             self.start_fake(id);
@@ -409,6 +413,12 @@ impl Lab {
         }
         if self.pacemaker.is_some() && !self.running(id, Proc::Pacemaker) {
             self.start_pacemaker(id);
+        }
+        if self
+            .pacemaker
+            .is_some_and(|s| s.manager == pacemaker::Manager::Stateful)
+        {
+            return;
         }
         if !self.running(id, Proc::Fake) {
             self.start_fake(id);

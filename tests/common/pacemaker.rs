@@ -30,6 +30,11 @@ impl Lab {
     /// and configures the cluster: the address, its rule, and (with
     /// `stonith`) a fence device that kills a node's namespace.
     pub fn with_pacemaker(&mut self, stonith: bool) {
+        self.with_pacemaker_managing(stonith, Manager::Coroha);
+    }
+
+    /// Pacemaker with the address following `manager`'s primary.
+    pub fn with_pacemaker_managing(&mut self, stonith: bool, manager: Manager) {
         for tool in [
             "pacemakerd",
             "crm_mon",
@@ -44,7 +49,7 @@ impl Lab {
                  and resource-agents)"
             );
         }
-        self.pacemaker = Some(PacemakerSetup { stonith });
+        self.pacemaker = Some(PacemakerSetup { stonith, manager });
         if stonith {
             // Fencing for coroha goes through Pacemaker's fencer.
             self.hooks = "fence_node = [\"stonith_admin\", \"--reboot\", \"{node}\"]\n".into();
@@ -140,16 +145,40 @@ impl Lab {
                  <nvpair id=\"vip-mask\" name=\"cidr_netmask\" value=\"24\"/><nvpair id=\"vip-nic\" name=\"nic\" value=\"eth0\"/></instance_attributes>\
                  <operations><op id=\"vip-monitor\" name=\"monitor\" interval=\"5s\"/></operations></primitive>'"
             ),
+        ];
+        match setup.manager {
             // docs/pacemaker.md: the address runs only where coroha's role
             // is primary.
-            format!(
+            Manager::Coroha => commands.push(format!(
                 "cibadmin --create --scope constraints --xml-text '<rsc_location id=\"vip-on-coroha-primary\" rsc=\"vip\">\
                  <rule id=\"vip-on-coroha-primary-rule\" score=\"-INFINITY\" boolean-op=\"or\">\
                  <expression id=\"vip-rule-undefined\" attribute=\"{ROLE_ATTRIBUTE}\" operation=\"not_defined\"/>\
                  <expression id=\"vip-rule-not-primary\" attribute=\"{ROLE_ATTRIBUTE}\" operation=\"ne\" value=\"primary\"/>\
                  </rule></rsc_location>'"
-            ),
-        ];
+            )),
+            Manager::Stateful => commands.extend([
+                // As production clusters set it: a promoted instance stays
+                // where it is once a move is cleared.
+                "crm_attribute --type rsc_defaults --name resource-stickiness --update 1".to_string(),
+                format!(
+                    "cibadmin --create --scope resources --xml-text '<clone id=\"nso-clone\">\
+                     <meta_attributes id=\"nso-clone-meta\"><nvpair id=\"nso-promotable\" name=\"promotable\" value=\"true\"/>\
+                     <nvpair id=\"nso-promoted-max\" name=\"promoted-max\" value=\"1\"/></meta_attributes>\
+                     <primitive id=\"nso\" class=\"ocf\" provider=\"pacemaker\" type=\"Stateful\">\
+                     <instance_attributes id=\"nso-ia\"><nvpair id=\"nso-state\" name=\"state\" value=\"{STATEFUL_STATE}\"/></instance_attributes>\
+                     <meta_attributes id=\"nso-meta\"><nvpair id=\"nso-threshold\" name=\"migration-threshold\" value=\"1\"/></meta_attributes>\
+                     <operations><op id=\"nso-monitor-promoted\" name=\"monitor\" interval=\"2s\" role=\"Promoted\"/>\
+                     <op id=\"nso-monitor\" name=\"monitor\" interval=\"3s\" role=\"Unpromoted\"/></operations>\
+                     </primitive></clone>'"
+                ),
+                "cibadmin --create --scope constraints --xml-text '<rsc_colocation id=\"vip-with-promoted\" score=\"INFINITY\" \
+                 rsc=\"vip\" with-rsc=\"nso-clone\" with-rsc-role=\"Promoted\"/>'"
+                    .to_string(),
+                "cibadmin --create --scope constraints --xml-text '<rsc_order id=\"vip-after-promote\" first=\"nso-clone\" \
+                 first-action=\"promote\" then=\"vip\" then-action=\"start\"/>'"
+                    .to_string(),
+            ]),
+        }
         if setup.stonith {
             let hosts: Vec<String> = self.nodes.iter().map(|n| format!("n{}", n.id)).collect();
             commands.push(format!(
@@ -200,6 +229,30 @@ impl Lab {
             .map(str::to_string)
     }
 
+    /// Make the Stateful instance on node `id` fail, as a crashed NSO
+    /// would: its next monitor finds no state.
+    pub fn fail_stateful(&self, id: u32) {
+        let state = self
+            .node(id)
+            .dir
+            .join("pacemaker/lib")
+            .join(STATEFUL_STATE.rsplit('/').next().unwrap());
+        fs::remove_file(&state).expect("the Stateful instance's state file");
+    }
+
+    /// The node whose Stateful instance is promoted, as node `from`'s
+    /// Pacemaker reports it.
+    pub fn stateful_promoted(&self, from: u32) -> Option<u32> {
+        let out = self.pcmk(from, "crm_resource --resource nso-clone --locate");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains("Promoted"))
+            .and_then(|l| l.split("running on:").nth(1))
+            .and_then(|n| n.split_whitespace().next())
+            .and_then(|n| n.strip_prefix('n'))
+            .and_then(|n| n.parse().ok())
+    }
+
     /// The times fence_lab turned node `id` off.
     pub fn fenced_by_pacemaker(&self, id: u32) -> Vec<u64> {
         fs::read_to_string(self.node(id).dir.join("fenced"))
@@ -228,4 +281,24 @@ pub struct PacemakerSetup {
     /// A fence device (fence_lab) and `stonith-enabled`, and coroha's
     /// `fence_node` hook through `stonith_admin`.
     pub stonith: bool,
+    /// Who decides where the address runs.
+    pub manager: Manager,
 }
+
+/// Who decides where the address runs, for the side-by-side comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Manager {
+    /// coroha: the address follows `coroha-role`.
+    Coroha,
+    /// Pacemaker alone, without coroha or fake-confd: a promotable clone
+    /// of `ocf:pacemaker:Stateful` stands for NSO, and the address is
+    /// colocated with its promoted instance, as a Pacemaker-managed NSO
+    /// is usually set up. `migration-threshold=1`, so that a failed
+    /// instance is promoted elsewhere (as coroha fails over) rather than
+    /// restarted in place.
+    Stateful,
+}
+
+/// Where a node's Stateful instance keeps its state: Pacemaker's
+/// directory, which is the node's own in the lab.
+const STATEFUL_STATE: &str = "/var/lib/pacemaker/stateful.state";
