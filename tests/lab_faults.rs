@@ -249,16 +249,10 @@ impl Dice {
 /// `COROHA_CHAOS_SEED` replays the same faults.
 #[test]
 fn chaos_run_of_random_faults_never_two_primaries_never_a_lost_commit() {
-    let env = |name: &str, default: u64| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let seed = env("COROHA_CHAOS_SEED", unix_ms() | 1);
-    let faults = env("COROHA_CHAOS_FAULTS", 100);
-    let deadline =
-        std::time::Instant::now() + Duration::from_secs(60 * env("COROHA_CHAOS_MINUTES", 30));
+    let seed = env_number("COROHA_CHAOS_SEED", unix_ms() | 1);
+    let faults: u64 = env_number("COROHA_CHAOS_FAULTS", 100);
+    let deadline = std::time::Instant::now()
+        + Duration::from_secs(60 * env_number("COROHA_CHAOS_MINUTES", 30));
     eprintln!("chaos: seed {seed}, {faults} faults (replay: COROHA_CHAOS_SEED={seed})");
     let Some((_g, mut lab)) = lab_with(3, Lab::fence_on_quorum_loss) else {
         return;
@@ -440,10 +434,7 @@ fn link_down_20s(lab: &mut Lab, p: u32) {
 }
 
 fn lab_runs() -> usize {
-    std::env::var("COROHA_LAB_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
+    env_number("COROHA_LAB_RUNS", 5)
 }
 
 fn report(what: &str, outcomes: &[(u64, usize)]) {

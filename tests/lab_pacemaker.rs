@@ -332,10 +332,7 @@ fn coroha_fences_through_pacemakers_stonith() {
 #[test]
 #[ignore = "benchmark, about 4 minutes a run: COROHA_LAB_RUNS=5 cargo test --release --test lab_pacemaker -- --ignored side_by_side --nocapture"]
 fn side_by_side_with_a_pacemaker_promotable_clone() {
-    let runs: usize = std::env::var("COROHA_LAB_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = env_number("COROHA_LAB_RUNS", 3);
     let mut rows = vec![];
     for manager in [Manager::Coroha, Manager::Stateful] {
         let Some((_g, mut lab)) = lab_with(3, |lab| lab.with_pacemaker_managing(true, manager))

@@ -92,7 +92,7 @@ pub(super) async fn run(opts: RunOptions, config: Config) -> Result<(), String> 
     let (events_tx, mut ha_events) = mpsc::unbounded_channel();
     let read_only = spawn_ipc(ha_opts.clone(), false, done.clone());
     let txid = spawn_ipc(ha_opts.clone(), true, done.clone());
-    spawn_ha_notices(ha_opts, events_tx);
+    spawn_ha_notices(ha_opts, events_tx, done.clone());
     let ids = config.nodes.iter().map(|n| n.get_ref().id).collect();
     let (corosync, mut cluster_events) = Corosync::start(config.cluster.group.clone(), ids)
         .map_err(|e| format!("cannot start the corosync thread: {e}"))?;

@@ -81,10 +81,13 @@ pub(super) fn spawn_ha_orders(
 async fn replaced(session: &mut HaSession, notices: &mpsc::UnboundedSender<coroha_policy::Input>) {
     match session.reconnect().await {
         Ok(()) => report_replaced(notices),
-        Err(e) => tracing::warn!(
-            target: "coroha::ha",
-            "NSO/ConfD closed the HA socket and does not take a new one: {e}"
-        ),
+        Err(e) => {
+            tracing::warn!(
+                target: "coroha::ha",
+                "NSO/ConfD closed the HA socket and does not take a new one: {e}"
+            );
+            let _ = notices.send(coroha_policy::Input::HaConnectionClosed);
+        }
     }
 }
 
@@ -97,7 +100,14 @@ fn report_replaced(notices: &mpsc::UnboundedSender<coroha_policy::Input>) {
     let _ = notices.send(coroha_policy::Input::HaSocketReplaced);
 }
 
-pub(super) fn spawn_ha_notices(opts: ClientOptions, events: mpsc::UnboundedSender<HaEvent>) {
+/// The notification subscription. Its end (the server died or restarts)
+/// is reported at once as [`coroha_policy::Input::HaConnectionClosed`],
+/// so the status is read then, not at the next poll.
+pub(super) fn spawn_ha_notices(
+    opts: ClientOptions,
+    events: mpsc::UnboundedSender<HaEvent>,
+    inputs: mpsc::UnboundedSender<coroha_policy::Input>,
+) {
     tokio::spawn(async move {
         let mut notices = HaNotices::new(opts, false, Backoff::default());
         let mut lost = false;
@@ -115,6 +125,7 @@ pub(super) fn spawn_ha_notices(opts: ClientOptions, events: mpsc::UnboundedSende
                 Notice::Lost(e) => {
                     if !lost {
                         tracing::warn!(target: "coroha::ha", "HA notifications: {e}; resubscribing");
+                        let _ = inputs.send(coroha_policy::Input::HaConnectionClosed);
                     }
                     lost = true;
                 }

@@ -32,6 +32,14 @@ pub fn lab_with(n: u32, setup: impl FnOnce(&mut Lab)) -> Option<Running> {
     Some((guard, lab))
 }
 
+/// A number from the environment (how many runs, a seed), or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn all(n: u32) -> Vec<u32> {
     (1..=n).collect()
 }

@@ -186,6 +186,11 @@ pub enum Input {
     /// daemon's HA socket, which the I/O edge has taken back. The server
     /// changed no role for it; whatever that client ordered is read back.
     HaSocketReplaced,
+    /// The server closed an HA connection and took no new one (it died,
+    /// or is restarting): its status is read at once, not at the next
+    /// poll, and what it says is announced (issue 13: a crash is seen in
+    /// milliseconds).
+    HaConnectionClosed,
     /// A deadline from [`Policy::next_deadline`] has passed.
     Timer,
 }
@@ -739,6 +744,13 @@ impl Policy {
                 );
                 self.status_at = now;
                 self.read_only_unknown();
+            }
+            Input::HaConnectionClosed => {
+                self.log(
+                    Level::Info,
+                    "NSO/ConfD closed its HA connection: reading its status now",
+                );
+                self.status_at = now;
             }
             Input::Timer => self.on_timer(now),
         }

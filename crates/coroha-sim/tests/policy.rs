@@ -3,173 +3,18 @@
 
 use confd_ha::{HaFailure, HaOrder, HaReply, HaRole};
 use coroha_policy::cause::Unfit;
-use coroha_policy::cluster::{ClusterEvent, Member, NodeId, Reason, RingId};
+use coroha_policy::cluster::{ClusterEvent, NodeId, Reason, RingId};
 use coroha_policy::elect::Target;
 use coroha_policy::message::{
     Body, Envelope, Fresh, Health, KnownPrimary, NodeState, Pause, RememberedPrimary, Request,
 };
-use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Ready, Refusal};
+use coroha_policy::{Input, Level, Operator, Output, Persisted, Policy, Refusal};
 use coroha_sim::default_config;
 use coroha_sim::rng::Rng;
 use std::convert::Infallible;
 
-const RING: RingId = RingId { rep: 1, seq: 8 };
-
-fn member(node: NodeId) -> Member {
-    Member {
-        node,
-        pid: 100 + node,
-    }
-}
-
-/// Node 1 of a 3-node cluster starting from `persisted`: NSO/ConfD
-/// answered NONE and corosync is connected; the ring is still to come.
-fn connected(persisted: Persisted) -> Policy {
-    let config = default_config(3);
-    let mut p = Policy::new(config.settings(1), persisted);
-    let out = step(&mut p, 0, Input::Timer);
-    let id = out.iter().find_map(|o| match o {
-        Output::Order {
-            id,
-            order: HaOrder::GetStatus,
-        } => Some(*id),
-        _ => None,
-    });
-    step(
-        &mut p,
-        1,
-        Input::HaReply {
-            id: id.expect("status first"),
-            result: Ok(HaReply::Status {
-                role: HaRole::None,
-                nodes: vec![],
-            }),
-        },
-    );
-    step(
-        &mut p,
-        2,
-        Input::Cluster(ClusterEvent::Connected { local: member(1) }),
-    );
-    p
-}
-
-/// Node 1 of a 3-node cluster, NSO/ConfD in NONE, in a view of `members`.
-fn started(members: &[NodeId], quorate: bool) -> (Policy, u64) {
-    let mut p = connected(Persisted::default());
-    step(
-        &mut p,
-        3,
-        Input::Cluster(ClusterEvent::QuorumNodes {
-            ring: RING,
-            members: vec![1, 2, 3],
-        }),
-    );
-    step(
-        &mut p,
-        4,
-        Input::Cluster(ClusterEvent::Quorum { quorate, needed: 2 }),
-    );
-    let out = step(
-        &mut p,
-        5,
-        Input::Cluster(ClusterEvent::CpgConfChg {
-            members: members.iter().map(|n| member(*n)).collect(),
-            left: vec![],
-            joined: vec![(member(1), Reason::Join)],
-        }),
-    );
-    let view = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Multicast(message) => Some(message.view),
-            _ => None,
-        })
-        .expect("an announcement after the configuration change");
-    (p, view)
-}
-
-/// One step whose durable state is written nowhere: these tests look at
-/// what the step does, not at the disk.
-fn step(p: &mut Policy, now: u64, input: Input) -> Vec<Output> {
-    let Ok(out) = p
-        .step(now, input)
-        .persist_then(|_| Ok::<(), Infallible>(()));
-    out
-}
-
-fn own_announcement(out: &[Output]) -> Option<Vec<u8>> {
-    out.iter().rev().find_map(|o| match o {
-        Output::Multicast(m) if matches!(m.body, Body::Announce(_)) => Some(m.encode()),
-        _ => None,
-    })
-}
-
-/// A delivery, and the step's result before anything is persisted.
-fn deliver_ready(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Ready {
-    p.step(
-        now,
-        Input::Cluster(ClusterEvent::Deliver {
-            sender: member(from),
-            data,
-        }),
-    )
-}
-
-fn deliver(p: &mut Policy, now: u64, from: NodeId, data: Vec<u8>) -> Vec<Output> {
-    step(
-        p,
-        now,
-        Input::Cluster(ClusterEvent::Deliver {
-            sender: member(from),
-            data,
-        }),
-    )
-}
-
-/// This node's heartbeat among a step's outputs (a node about to promote
-/// sends one with its intent: beprimary waits for it to come back).
-fn own_heartbeat(out: &[Output]) -> Option<Vec<u8>> {
-    out.iter().find_map(|o| match o {
-        Output::Multicast(m) if matches!(m.body, Body::Heartbeat { .. }) => Some(m.encode()),
-        _ => None,
-    })
-}
-
-/// Deliver the intent announced in `out`, then the heartbeat sent with
-/// it; the second step is where beprimary is given.
-fn deliver_intent(p: &mut Policy, now: u64, out: &[Output]) -> Ready {
-    let intent = own_announcement(out).expect("intent announced");
-    let heartbeat = own_heartbeat(out).expect("heartbeat sent with the intent");
-    let _ = deliver(p, now, 1, intent);
-    deliver_ready(p, now, 1, heartbeat)
-}
-
-fn peer(view: u64, id: NodeId) -> Vec<u8> {
-    Envelope::new(view, Body::Announce(Box::new(NodeState::sample(id)))).encode()
-}
-
-fn orders(out: &[Output]) -> Vec<&HaOrder> {
-    out.iter()
-        .filter_map(|o| match o {
-            Output::Order { order, .. } if *order != HaOrder::GetStatus => Some(order),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Deliver everybody's announcements; return what node 1 does next.
-fn elect_me(p: &mut Policy, view: u64, mine: Vec<u8>) -> Vec<Output> {
-    deliver(p, 10, 2, peer(view, 2));
-    deliver(p, 11, 3, peer(view, 3));
-    deliver(p, 12, 1, mine)
-}
-
-/// [`elect_me`] with node 1's own current announcement.
-fn elect_me_announcing(p: &mut Policy, view: u64) -> Vec<Output> {
-    let mine = Envelope::new(view, Body::Announce(Box::new(p.my_state()))).encode();
-    elect_me(p, view, mine)
-}
+mod steps;
+use steps::*;
 
 #[test]
 fn promotion_is_announced_first_then_persisted_then_ordered() {
@@ -781,4 +626,28 @@ fn an_empty_cdb_where_there_was_data_is_diverged() {
         },
     );
     assert!(p.my_state().diverged);
+}
+
+/// Issue 13: when NSO/ConfD closes its HA connection and takes no new one
+/// (it died), the status is read at once, not at the next poll; a timer
+/// step just as early asks nothing.
+#[test]
+fn a_closed_ha_connection_has_the_status_read_at_once() {
+    let (mut p, _) = started(&[1, 2, 3], true);
+    let asks = |out: &[Output]| {
+        out.iter().any(|o| {
+            matches!(
+                o,
+                Output::Order {
+                    order: HaOrder::GetStatus,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(
+        !asks(&step(&mut p, 100, Input::Timer)),
+        "not yet time to poll"
+    );
+    assert!(asks(&step(&mut p, 101, Input::HaConnectionClosed)));
 }
