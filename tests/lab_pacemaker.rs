@@ -98,7 +98,8 @@ fn settled_pacemaker_lab(stonith: bool) -> Option<(Running, AddressWatch, u32)> 
 /// One corosync, two managers: each restarts without disturbing what the
 /// other decided, and the address follows coroha's primary through a
 /// switchover and an NSO/ConfD crash, never on two nodes at once; a
-/// Pacemaker standby moves the address only, coroha's moves the primary.
+/// Pacemaker standby moves the address only, coroha's moves the primary;
+/// in Pacemaker's maintenance mode the address waits for its end.
 #[test]
 fn pacemaker_keeps_the_address_on_corohas_primary_and_neither_disturbs_the_other() {
     let Some(((_g, mut lab), watch, p)) = settled_pacemaker_lab(false) else {
@@ -230,6 +231,42 @@ fn pacemaker_keeps_the_address_on_corohas_primary_and_neither_disturbs_the_other
     );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(lab.vip_holders(), [r], "the address stays on the primary");
+
+    // Pacemaker's maintenance mode (docs/pacemaker.md): coroha still moves
+    // the primary, and the address stays where it was until maintenance
+    // ends, then follows.
+    let maintenance = |lab: &Lab, on: bool| {
+        let out = lab.pcmk(
+            r,
+            &format!("crm_attribute --type crm_config --name maintenance-mode --update {on}"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    maintenance(&lab, true);
+    let to = without(3, r)[0];
+    let out = lab.coroha_cmd(r, &["switchover", "--to", &format!("n{to}")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.wait_settled_on(&all(3), to, SETTLE);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        lab.vip_holders(),
+        [r],
+        "the address moved in maintenance mode"
+    );
+    maintenance(&lab, false);
+    address_on(
+        &lab,
+        to,
+        "the address on the primary after maintenance mode",
+    );
 
     watch.never_on_two();
     no_overlap(&lab);
