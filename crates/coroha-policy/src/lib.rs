@@ -481,12 +481,15 @@ pub enum Sabotage {
     /// on the last status its server gave before it learned of it
     /// (design §7).
     FollowOrphanOnStaleStatus,
+    /// Forget a promoter that left while this daemon's corosync connection
+    /// was down, as if it had not intended a promotion (design §12).
+    ForgetPromoterGoneUnseen,
 }
 
 impl Sabotage {
     /// Every rule that can be switched off, for tests that go through
     /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 33] = [
+    pub const ALL: [Sabotage; 34] = [
         Sabotage::SkipQuorumGate,
         Sabotage::SkipDemoteFirst,
         Sabotage::AnyAttachFailureProvesOrphanGone,
@@ -520,6 +523,7 @@ impl Sabotage {
         Sabotage::WritableOnOwnEcho,
         Sabotage::KeepLeadOfDeadPromotion,
         Sabotage::FollowOrphanOnStaleStatus,
+        Sabotage::ForgetPromoterGoneUnseen,
     ];
 }
 

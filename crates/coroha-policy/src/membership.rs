@@ -88,11 +88,17 @@ impl Policy {
                 self.quorum.ring_members.retain(|n| *n != m.node);
             }
         }
+        self.promoters_gone_unseen(&members, &left);
         for (m, reason) in &left {
-            if self.orphan_if_promoting(m.node, *reason) {
+            let orphaned = self.orphan_if_promoting(m.node, *reason);
+            if !orphaned {
+                self.vanish_if_promoting(m.node, *reason);
+            }
+            // Handled once: what it intended is not judged again.
+            self.intents.remove(&m.node);
+            if orphaned {
                 continue;
             }
-            self.vanish_if_promoting(m.node, *reason);
             self.win_fence_race(m.node, *reason);
             if self.known_primary().is_some_and(|k| k.node == m.node) {
                 match reason {
@@ -306,6 +312,42 @@ impl Policy {
         self.persisted.known_primary = Some(RememberedPrimary::Orphaned(k));
         self.persisted.vanished = None;
         true
+    }
+
+    /// A member whose last announcement intended a promotion, missing from
+    /// the new view although this daemon never saw it leave (its own
+    /// corosync connection was down meanwhile), left as far as anybody can
+    /// tell: the rules for a promoter that leaves apply now, an orphan at
+    /// that epoch if its node is in the ring, vanished if not (seed
+    /// 115927196: the promoter's coroha was killed 8 ms after its
+    /// `beprimary` as this node's corosync restarted, and this node, back
+    /// in a view without it, helped elect a second primary).
+    fn promoters_gone_unseen(&mut self, members: &[Member], left: &[(Member, Reason)]) {
+        if self.sabotaged(Sabotage::ForgetPromoterGoneUnseen) {
+            return;
+        }
+        let me = self.cfg.me;
+        let unseen: Vec<NodeId> = self
+            .intents
+            .keys()
+            .copied()
+            .filter(|n| {
+                *n != me
+                    && !members.iter().any(|m| m.node == *n)
+                    && !left.iter().any(|(m, _)| m.node == *n)
+            })
+            .collect();
+        for node in unseen {
+            let reason = if self.quorum.ring_members.contains(&node) {
+                Reason::ProcDown
+            } else {
+                Reason::NodeDown
+            };
+            if !self.orphan_if_promoting(node, reason) {
+                self.vanish_if_promoting(node, reason);
+            }
+            self.intents.remove(&node);
+        }
     }
 
     /// The promotion a member last announced it intends, in this view or

@@ -193,6 +193,7 @@ impl Sim {
             | Fault::MaintenanceStop(i)
             | Fault::ConfdStart(i)
             | Fault::ConfdHang(i)
+            | Fault::ConfdResume(i)
             | Fault::ConfdRefuse(i, _)
             | Fault::CorosyncRestart(i)
             | Fault::CorosyncKill(i, _) => Some(*i),
@@ -289,12 +290,10 @@ impl Sim {
                     self.schedule(self.now + 3 * self.opts.tick, Ev::LinkCheck);
                 }
             }
-            Fault::ConfdResume(i) => {
-                // A stopped node's processes resume with the node.
-                if self.stopped[i].is_none() {
-                    self.confd_resume(i);
-                }
-            }
+            // On a stopped node it waits for the node (seed 117840933: a
+            // hang that ended while its node was stopped was dropped, and
+            // the server stayed hung for good after the node resumed).
+            Fault::ConfdResume(i) => self.confd_resume(i),
             Fault::Freeze(i) => {
                 if !self.powered[i] || self.stopped[i].is_some() {
                     return;

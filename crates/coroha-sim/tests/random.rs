@@ -627,6 +627,20 @@ fn following_an_orphan_on_a_stale_status_is_caught() {
     );
 }
 
+/// Scenario 86 (seed 115927196): a member that left while promoting
+/// itself, unseen because this node's corosync was restarting, is waited
+/// for as a possible primary; forgotten, a second primary is elected
+/// beside it.
+#[test]
+fn forgetting_a_promoter_that_left_unseen_is_caught() {
+    assert_caught_reading_txid(
+        true,
+        "I1",
+        &[Sabotage::ForgetPromoterGoneUnseen],
+        "86-a-promoter-gone-while-this-corosync-restarted-is-an-orphan.toml",
+    );
+}
+
 /// Scenario 82 (seed 90712053): a primary that vanished is remembered
 /// across a restart of the coroha that saw it go; forgetting it, the
 /// restarted node is promoted beside the primary whose coroha died with
