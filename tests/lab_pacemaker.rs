@@ -160,12 +160,7 @@ fn pacemaker_keeps_the_address_on_corohas_primary_and_neither_disturbs_the_other
     // A switchover: the address follows.
     let t = unix_ms();
     let to = s;
-    let out = lab.coroha_cmd(p, &["switchover", "--to", &format!("n{to}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    coroha_ok(&lab, p, &["switchover", "--to", &format!("n{to}")]);
     lab.wait_settled_on(&all(3), to, SETTLE);
     let moved = address_on(
         &lab,
@@ -195,12 +190,7 @@ fn pacemaker_keeps_the_address_on_corohas_primary_and_neither_disturbs_the_other
     // and the address follows it.
     let t = unix_ms();
     let standby = |lab: &Lab, value: &str| {
-        let out = lab.pcmk(q, &format!("crm_standby --node n{q} --update {value}"));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        pcmk_ok(lab, q, &format!("crm_standby --node n{q} --update {value}"));
     };
     standby(&lab, "on");
     wait_for(
@@ -213,22 +203,12 @@ fn pacemaker_keeps_the_address_on_corohas_primary_and_neither_disturbs_the_other
         "{:?}",
         lab.changes_since(t)
     );
-    let out = lab.coroha_cmd(q, &["standby", &format!("n{q}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    coroha_ok(&lab, q, &["standby", &format!("n{q}")]);
     let r = lab.wait_settled(&all(3), SETTLE);
     assert_ne!(r, q);
     address_on(&lab, r, "the address on the primary after coroha's standby");
     standby(&lab, "off");
-    let out = lab.coroha_cmd(q, &["standby", "--off", &format!("n{q}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    coroha_ok(&lab, q, &["standby", "--off", &format!("n{q}")]);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(lab.vip_holders(), [r], "the address stays on the primary");
 
@@ -236,24 +216,15 @@ fn pacemaker_keeps_the_address_on_corohas_primary_and_neither_disturbs_the_other
     // the primary, and the address stays where it was until maintenance
     // ends, then follows.
     let maintenance = |lab: &Lab, on: bool| {
-        let out = lab.pcmk(
+        pcmk_ok(
+            lab,
             r,
             &format!("crm_attribute --type crm_config --name maintenance-mode --update {on}"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
     };
     maintenance(&lab, true);
     let to = without(3, r)[0];
-    let out = lab.coroha_cmd(r, &["switchover", "--to", &format!("n{to}")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    coroha_ok(&lab, r, &["switchover", "--to", &format!("n{to}")]);
     lab.wait_settled_on(&all(3), to, SETTLE);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
@@ -284,14 +255,10 @@ fn coroha_fences_through_pacemakers_stonith() {
     };
     // Asked on a node that stays in the quorate partition.
     let device = |lab: &Lab, role: &str| {
-        let out = lab.pcmk(
+        pcmk_ok(
+            lab,
             without(3, p)[0],
             &format!("crm_resource --resource fence-lab --meta --set-parameter target-role --parameter-value {role}"),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
         );
     };
     device(&lab, "Stopped");
@@ -440,12 +407,7 @@ impl Event {
         let to = without(3, p)[0];
         match (self, manager) {
             (Event::Switchover, Manager::Coroha) => {
-                let out = lab.coroha_cmd(p, &["switchover", "--to", &format!("n{to}")]);
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                coroha_ok(lab, p, &["switchover", "--to", &format!("n{to}")]);
             }
             (Event::Switchover, Manager::Stateful) => pcmk_ok(
                 lab,
@@ -505,6 +467,17 @@ fn primary(lab: &Lab, manager: Manager) -> u32 {
     p
 }
 
+/// A coroha command on node `id` that must succeed.
+fn coroha_ok(lab: &Lab, id: u32, args: &[&str]) {
+    let out = lab.coroha_cmd(id, args);
+    assert!(
+        out.status.success(),
+        "coroha {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A Pacemaker command on node `id` that must succeed.
 fn pcmk_ok(lab: &Lab, id: u32, cmd: &str) {
     let out = lab.pcmk(id, cmd);
     assert!(
