@@ -2,9 +2,9 @@
 //! tests read a fake node's role history and write counter, and how they
 //! commit a transaction on the primary.
 
+use crate::conn::{accept, Conn};
 use crate::links;
-use crate::server::Server;
-use crate::server::{accept, Conn};
+use crate::state::Server;
 use confd_ha::client::{open, Endpoint};
 use confd_ha::wire::Reply;
 use fake_confd::model::{state_name, PRIMARY};
@@ -75,7 +75,7 @@ fn status(server: &Server) -> Value {
 /// acknowledged once every secondary has it (or has been dropped).
 async fn write(server: &Arc<Server>) -> Value {
     let txid = server.with(|st| match (st.node.state, st.node.read_only) {
-        (PRIMARY, false) => Ok(st.node.commit(crate::server::unix_micros())),
+        (PRIMARY, false) => Ok(st.node.commit(crate::state::unix_micros())),
         // As the real server refuses it (ecode 17, BADSTATE).
         (_, true) => Err("node is in read-only mode"),
         _ => Err("not primary"),

@@ -5,7 +5,8 @@
 //! max(10 s, 3 ticks), a closed link → NOPRIMARY 26 or SECONDARY_DIED at
 //! once, no ticks for 3 tick periods → NOPRIMARY 31 or SECONDARY_DIED.
 
-use crate::server::{Down, Downlink, FrameReader, Server, State, Uplink};
+use crate::conn::FrameReader;
+use crate::state::{Down, Downlink, Server, State, Uplink};
 use confd_ha::code;
 use confd_ha::wire;
 use eetf::Term;

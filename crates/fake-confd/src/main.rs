@@ -5,14 +5,17 @@
 //! name checked, ticks both ways and a replicated write counter.
 
 mod admin;
+mod conn;
 mod links;
 mod server;
+mod state;
 
 use clap::{Parser, Subcommand};
 use confd_ha::client::Endpoint;
 use confd_ha::wire::{self, AccessCheck, Hello, HelloReply};
+use conn::Conn;
 use fake_confd::model::FakeNode;
-use server::{Conn, Server};
+use state::Server;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,7 +313,7 @@ fn main() -> std::process::ExitCode {
             "fake-confd: library sockets on {}, HA port {}",
             args.ipc, args.ha_listen
         );
-        let served = server::accept(&endpoint, |s| {
+        let served = conn::accept(&endpoint, |s| {
             tokio::spawn(serve(s, server.clone()));
         });
         if let Err(e) = served.await {
