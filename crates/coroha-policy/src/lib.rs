@@ -20,6 +20,7 @@ mod lone;
 mod membership;
 pub mod message;
 mod operator;
+mod sabotage;
 mod server;
 mod settings;
 mod status;
@@ -27,6 +28,7 @@ mod timers;
 mod txid;
 
 pub use operator::Refusal;
+pub use sabotage::Sabotage;
 pub use settings::{fnv1a, Failback, Node, QuorumLossAction, Settings};
 pub use status::{AbsentNode, Action, MemberStatus, Presence, Probe, Status};
 pub use timers::Timer;
@@ -96,6 +98,11 @@ pub struct Persisted {
     /// (design §7): announced for it once it is an orphan.
     #[serde(default)]
     pub lost_sync: Option<lone::LostSync>,
+    /// The secondaries the primary last announced attached, and its
+    /// freshness then: if its coroha dies, the nodes its server may drop
+    /// and go on without (design §7).
+    #[serde(default)]
+    pub lineup: Option<lone::Lineup>,
     /// A primary whose node left without a goodbye (or a member that
     /// vanished while promoting itself): nobody is promoted before its
     /// lease has surely run out and it is fenced (design §13). Durable, so
@@ -369,162 +376,6 @@ impl Quorum {
         self.lost_connection
             || matches!((self.vq_ring, self.quorate), (Some(r), Some((q, false))) if q == r)
     }
-}
-
-/// A safety rule switched off on purpose, only to prove that the
-/// simulator's invariant checks can fail without it. Never set outside
-/// tests.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Sabotage {
-    /// Act on elections without a quorate, stable view (rule 1).
-    SkipQuorumGate,
-    /// Promote without waiting for the old primary to demote (rule 3).
-    SkipDemoteFirst,
-    /// Take any failed attach to an orphan as proof that it stopped
-    /// serving, not only HA_CONNECT (design §12).
-    AnyAttachFailureProvesOrphanGone,
-    /// Start without the remembered primary, as if it were not persisted
-    /// (design §12).
-    ForgetKnownPrimaryOnRestart,
-    /// Forget a member that left the group while promoting itself, as if
-    /// its `beprimary` could not still be in flight (design §12).
-    IgnoreOrderInFlightOfLeaver,
-    /// Take NOPRIMARY as the role while the server has not yet answered
-    /// the status query (design §12).
-    RoleFromEventBeforeStatus,
-    /// Rank the primary of an epoch like its secondaries at equal
-    /// freshness, as if it could not hold writes they missed (design §12).
-    IgnoreLineageLeader,
-    /// Claim nothing for a `beprimary` that timed out, as if a hung server
-    /// could not apply it later (design §12).
-    ForgetUnknownPromotion,
-    /// Take every operator request, also where it cannot take effect
-    /// (design §12).
-    AdmitEveryRequest,
-    /// Keep a secondary in sync when its primary announces a generation
-    /// without it (design §12).
-    KeepSyncWhenUnlisted,
-    /// Do not count fellow secondaries that drop out while this node stays
-    /// in sync (design §12).
-    IgnoreFellowDrops,
-    /// Choose new epochs from the current view only, as if a promotion
-    /// announced by a node that then vanished had not used its epoch
-    /// (design §12).
-    ReuseEpochOfVanishedPromotion,
-    /// Take any answer to get_status as the end of a refusal (design §12).
-    RefusingEndsOnAnyAnswer,
-    /// Record a loss of sync only from NOPRIMARY, not from the local
-    /// server freezing or being found in another role (design §12).
-    IgnoreOwnSilentLoss,
-    /// Take a failed attach to an orphan as evidence at once, without
-    /// waiting for corosync to have noticed a partition (design §12).
-    EvidenceWithoutRingConfirm,
-    /// Hold no lease: a primary stays writable and primary while nothing
-    /// it sends comes back (design §13).
-    IgnoreLease,
-    /// Promote after a primary vanished without fencing it first, although
-    /// a `fence_node` hook is configured (design §13).
-    PromoteWithoutFence,
-    /// Keep no record of losing sync with a primary whose coroha is gone,
-    /// as if an orphan could not commit alone after its last secondary
-    /// dropped out (design §7).
-    IgnoreOrphanLoneCommits,
-    /// Know a member's promotion intent only from its announcement in the
-    /// current view (design §12).
-    ForgetIntentAcrossViews,
-    /// Let an operator's switchover promote while a primary that vanished
-    /// may still hold its lease (design §12).
-    SwitchoverPastVanished,
-    /// Know nothing of the ring while the local corosync restarts, as if
-    /// a secondary that loses sync then could not tell that the primary
-    /// was in its quorate ring (design §7).
-    ForgetAcrossCorosyncRestart,
-    /// Keep the first transaction id read outside the lineage after the
-    /// node is back in it, as if its data could not change there
-    /// (design §6).
-    KeepOutsideReadAcrossLineage,
-    /// End an orderly stop's handover as soon as this node is attached,
-    /// before its new primary lists it (design §9).
-    LeaveBeforeListed,
-    /// Never announce a transaction id as final, as if a node at the very
-    /// commit the freshest data ends with could lack some of it
-    /// (design §6).
-    IgnoreFinalCommit,
-    /// Measure holds, and fence the primary a hold is for, also where
-    /// this node's ring is not quorate (design §13).
-    FenceWithoutQuorum,
-    /// Keep fencing a primary that vanished with its node when its node
-    /// is back in the quorate ring without its coroha (design §12).
-    FenceVanishedBackInRing,
-    /// Take an orphaned primary's coroha back in the group as speaking for
-    /// its data before its NSO/ConfD has answered (design §7).
-    TrustOrphanBackUnheard,
-    /// Count a secondary as dropped only once `secondary_dead` is
-    /// answered, as if a hung server could not apply it before (design
-    /// §12).
-    BumpAfterSecondaryDead,
-    /// Start without the primary that vanished, as if it were not
-    /// persisted (design §13).
-    ForgetVanishedOnRestart,
-    /// Make a primary writable once its own announcement came back, before
-    /// a quorum of members has announced knowing its epoch (design §13).
-    WritableOnOwnEcho,
-    /// Leave a transaction id read outside the lineage unknown when
-    /// nothing was read in it at that freshness, also where it equals the
-    /// freshest id read there (design §6).
-    IgnoreOutsideReadAtKnownCommit,
-    /// Keep the lead a timed-out `beprimary` claimed after the server was
-    /// restarted and shows it committed nothing at that epoch (design §6).
-    KeepLeadOfDeadPromotion,
-    /// Let a secondary in sync with an orphan follow it to a generation
-    /// on the last status its server gave before it learned of it
-    /// (design §7).
-    FollowOrphanOnStaleStatus,
-    /// Forget a promoter that left while this daemon's corosync connection
-    /// was down, as if it had not intended a promotion (design §12).
-    ForgetPromoterGoneUnseen,
-}
-
-impl Sabotage {
-    /// Every rule that can be switched off, for tests that go through
-    /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 34] = [
-        Sabotage::SkipQuorumGate,
-        Sabotage::SkipDemoteFirst,
-        Sabotage::AnyAttachFailureProvesOrphanGone,
-        Sabotage::ForgetKnownPrimaryOnRestart,
-        Sabotage::IgnoreOrderInFlightOfLeaver,
-        Sabotage::RoleFromEventBeforeStatus,
-        Sabotage::IgnoreLineageLeader,
-        Sabotage::ForgetUnknownPromotion,
-        Sabotage::AdmitEveryRequest,
-        Sabotage::KeepSyncWhenUnlisted,
-        Sabotage::IgnoreFellowDrops,
-        Sabotage::ReuseEpochOfVanishedPromotion,
-        Sabotage::RefusingEndsOnAnyAnswer,
-        Sabotage::IgnoreOwnSilentLoss,
-        Sabotage::EvidenceWithoutRingConfirm,
-        Sabotage::IgnoreLease,
-        Sabotage::PromoteWithoutFence,
-        Sabotage::IgnoreOrphanLoneCommits,
-        Sabotage::ForgetIntentAcrossViews,
-        Sabotage::SwitchoverPastVanished,
-        Sabotage::ForgetAcrossCorosyncRestart,
-        Sabotage::KeepOutsideReadAcrossLineage,
-        Sabotage::LeaveBeforeListed,
-        Sabotage::IgnoreFinalCommit,
-        Sabotage::FenceWithoutQuorum,
-        Sabotage::FenceVanishedBackInRing,
-        Sabotage::TrustOrphanBackUnheard,
-        Sabotage::BumpAfterSecondaryDead,
-        Sabotage::IgnoreOutsideReadAtKnownCommit,
-        Sabotage::ForgetVanishedOnRestart,
-        Sabotage::WritableOnOwnEcho,
-        Sabotage::KeepLeadOfDeadPromotion,
-        Sabotage::FollowOrphanOnStaleStatus,
-        Sabotage::ForgetPromoterGoneUnseen,
-    ];
 }
 
 pub struct Policy {

@@ -13,7 +13,7 @@
 
 use crate::cluster::NodeId;
 use crate::elect::Target;
-use crate::message::{Fresh, Health, Mark, RememberedPrimary};
+use crate::message::{Fresh, Health, Mark, NodeState, RememberedPrimary};
 use crate::{Level, Policy, Sabotage};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,16 @@ pub enum LossEvidence {
     /// and serves on. The next attach to it tells which: nothing listening
     /// there means its server is gone.
     PrimaryClosed,
+}
+
+/// A primary's last announced secondaries and its freshness then. Should
+/// its coroha die, its server drops whichever of them stops ticking and
+/// goes on committing without it: nobody bumps the generation for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineup {
+    pub primary: NodeId,
+    pub at: Fresh,
+    pub attached: Vec<NodeId>,
 }
 
 /// A generation an orphan reached that this secondary, in sync with it as
@@ -131,6 +141,80 @@ impl Policy {
         }
     }
 
+    /// Keep the lineup of every other primary that announces itself.
+    pub(crate) fn note_lineup(&mut self, from: NodeId, state: &NodeState) {
+        if from == self.cfg.me || !state.is_primary() {
+            return;
+        }
+        let lineup = Lineup {
+            primary: from,
+            at: Fresh {
+                epoch: state.role_epoch,
+                gen: state.gen,
+            },
+            attached: state.attached.clone(),
+        };
+        if self.persisted.lineup.as_ref() != Some(&lineup) {
+            self.persisted.lineup = Some(lineup);
+        }
+    }
+
+    /// An orphan's secondary whose node left this node's quorate ring,
+    /// while the orphan's node stayed in it: the orphan's server drops it
+    /// after three ticks and may go on committing without it, in a
+    /// partition that counts. The secondary cannot say so (it lost power,
+    /// or sits in a minority where it records nothing), and the orphan's
+    /// coroha is gone, so the witnesses do: the orphan is a generation
+    /// ahead of its lineup for each such departure (seed 135434412: the
+    /// primary's coroha was killed as its only secondary lost power; the
+    /// orphan committed alone for three seconds before its own node went
+    /// down, and the secondary, back first, was elected without those
+    /// commits).
+    fn note_orphans_lost_secondaries(&mut self, orphan: NodeId, epoch: u64, name: &str) {
+        let me = self.cfg.me;
+        let Some(lineup) = self.persisted.lineup.as_mut() else {
+            return;
+        };
+        let witnessed = lineup.primary == orphan
+            && lineup.at.epoch == epoch
+            && self.quorum.stable()
+            && self.quorum.ring_members.contains(&orphan);
+        if !witnessed
+            || self
+                .sabotage
+                .contains(&Sabotage::IgnoreOrphansLostSecondary)
+        {
+            return;
+        }
+        let ring = &self.quorum.ring_members;
+        let (gone, stayed): (Vec<NodeId>, Vec<NodeId>) = lineup
+            .attached
+            .iter()
+            .partition(|n| **n != me && !ring.contains(n));
+        if gone.is_empty() {
+            return;
+        }
+        lineup.attached = stayed;
+        lineup.at.gen += 1;
+        let ahead = lineup.at;
+        self.note_known_mark(
+            Mark {
+                fresh: ahead,
+                txid: None,
+            },
+            Mark::default(),
+        );
+        let names: Vec<String> = gone.iter().map(|n| self.name(*n).to_string()).collect();
+        self.log(
+            Level::Warn,
+            format!(
+                "{} left the ring while orphaned primary {name} (epoch {epoch}) stayed: its NSO/ConfD may \
+                 go on committing without it, so a new primary needs freshness {ahead} (design §7)",
+                names.join(", ")
+            ),
+        );
+    }
+
     /// After every step: an orphaned primary this node lost sync with is a
     /// generation ahead of it, and a secondary still in sync with an orphan
     /// is as fresh as anybody knows that orphan to be.
@@ -138,6 +222,7 @@ impl Policy {
         let Some((orphan, epoch, name)) = self.orphan() else {
             return;
         };
+        self.note_orphans_lost_secondaries(orphan, epoch, &name);
         if let Some(lost) = self.persisted.lost_sync {
             if lost.primary == orphan
                 && lost.at.epoch == epoch

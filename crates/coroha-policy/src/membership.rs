@@ -525,6 +525,7 @@ impl Policy {
             self.persisted.known_primary = None;
         }
         self.track_fellow(from, &state);
+        self.note_lineup(from, &state);
         // Others' claims only: this node's own are in `max_epoch`, and
         // counting its own intent here would change what it announces
         // before it may act on it.

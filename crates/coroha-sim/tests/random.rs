@@ -281,10 +281,15 @@ fn not_counting_a_fellow_secondary_that_dropped_out_is_caught() {
     // Seed 90379141 found it with the classic faults; the lease and
     // read-only rules shift that schedule's timing, so its scenario is
     // the proof now, with the lease off too: read-only mode also stops
-    // the writes the scenario would lose.
+    // the writes the scenario would lose. The witnesses of n3 leaving the
+    // orphan's ring (scenario 88's rule) cover it too.
     assert_caught_in_scenario(
         "I2",
-        &[Sabotage::IgnoreFellowDrops, Sabotage::IgnoreLease],
+        &[
+            Sabotage::IgnoreFellowDrops,
+            Sabotage::IgnoreLease,
+            Sabotage::IgnoreOrphansLostSecondary,
+        ],
         "56-secondary-crash-outlived-by-a-fellow.toml",
     );
 }
@@ -666,5 +671,29 @@ fn making_a_primary_writable_on_its_own_echo_is_caught() {
         "I2",
         &[Sabotage::WritableOnOwnEcho],
         "83-new-primary-writable-once-a-quorum-knows-its-epoch.toml",
+    );
+}
+
+/// Scenario 88 (seed 135434412): an orphan's secondary that leaves the
+/// ring while the orphan's node stays in a quorate one makes the orphan a
+/// generation ahead, for the witnesses to say; unremarked, the secondary
+/// (back first, with no loss recorded: it was off) is elected without the
+/// commits the orphan acknowledged alone.
+#[test]
+fn forgetting_an_orphans_secondary_seen_leaving_is_caught() {
+    let seed = 135_434_412;
+    let sabotage = [Sabotage::IgnoreOrphansLostSecondary];
+    let report = run(1, 3, seed, &sabotage);
+    assert_eq!(
+        report.violations.first().map(|v| v.invariant.as_str()),
+        Some("I2"),
+        "seed {seed} with the rule off"
+    );
+    assert!(run(1, 3, seed, &[]).violations.is_empty(), "seed {seed}");
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &sabotage,
+        "88-an-orphans-secondary-seen-leaving-the-ring-counts-for-the-orphan.toml",
     );
 }
