@@ -37,8 +37,14 @@ impl AddressWatch {
         let (out, done) = (samples.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
+                // Stamped when the round begins: a round takes tens of
+                // milliseconds (one `ip` per node), and one that began
+                // before a moment must not count as seen after it (a
+                // round that straddled the address's return once showed
+                // it missing "after" the test had seen it back).
+                let at = unix_ms();
                 let holders = lab::pacemaker::vip_holders_in(&namespaces);
-                out.lock().unwrap().push((unix_ms(), holders));
+                out.lock().unwrap().push((at, holders));
                 std::thread::sleep(Duration::from_millis(20));
             }
         });

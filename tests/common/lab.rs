@@ -435,14 +435,26 @@ impl Lab {
         let Some(child) = slot.as_mut() else {
             panic!("n{id} {which:?} is not running");
         };
+        if sig == "KILL" {
+            // std's `kill` is kill(2) itself, with no shell in between, so
+            // the death is stamped within microseconds of the signal: a
+            // failover takes ~15 ms, and a stamp taken after a shell ran
+            // once counted the dead server as primary beside the new one
+            // for 12 ms.
+            let mut child = slot.take().unwrap();
+            let _ = child.kill();
+            let killed_at = unix_ms();
+            let _ = child.wait();
+            if which == Proc::Fake {
+                // A dead server is not primary: say so in its history.
+                self.mark_dead(id, killed_at);
+            }
+            return;
+        }
         must(&format!("kill -{sig} {}", child.id()));
-        if sig == "KILL" || sig == "TERM" {
+        if sig == "TERM" {
             let mut child = slot.take().unwrap();
             let _ = child.wait();
-        }
-        if which == Proc::Fake && sig == "KILL" {
-            // A dead server is not primary: say so in its history.
-            self.mark_dead(id);
         }
     }
 
@@ -469,21 +481,23 @@ impl Lab {
             .collect::<Vec<_>>()
             .join(" ");
         must(&format!("kill -KILL {pids}"));
+        // Every signal was sent when `kill` returned: that is the death.
+        let killed_at = unix_ms();
         for c in &mut children {
             let _ = c.wait();
         }
-        self.mark_dead(id);
+        self.mark_dead(id, killed_at);
         self.link(id, true);
     }
 
-    fn mark_dead(&self, id: u32) {
+    fn mark_dead(&self, id: u32, at: u64) {
         let history = self.node(id).dir.join("history");
         let mut f = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(history)
             .unwrap();
-        std::io::Write::write_all(&mut f, format!("{} dead\n", unix_ms()).as_bytes()).unwrap();
+        std::io::Write::write_all(&mut f, format!("{at} dead\n").as_bytes()).unwrap();
     }
 
     /// Wait for a child to exit by itself; its exit code.
