@@ -154,9 +154,7 @@ impl Policy {
             },
             attached: state.attached.clone(),
         };
-        if self.persisted.lineup.as_ref() != Some(&lineup) {
-            self.persisted.lineup = Some(lineup);
-        }
+        self.persisted.lineup = Some(lineup);
     }
 
     /// An orphan's secondary whose node left this node's quorate ring,
@@ -171,6 +169,9 @@ impl Policy {
     /// down, and the secondary, back first, was elected without those
     /// commits).
     fn note_orphans_lost_secondaries(&mut self, orphan: NodeId, epoch: u64, name: &str) {
+        if self.sabotaged(Sabotage::IgnoreOrphansLostSecondary) {
+            return;
+        }
         let me = self.cfg.me;
         let Some(lineup) = self.persisted.lineup.as_mut() else {
             return;
@@ -179,11 +180,7 @@ impl Policy {
             && lineup.at.epoch == epoch
             && self.quorum.stable()
             && self.quorum.ring_members.contains(&orphan);
-        if !witnessed
-            || self
-                .sabotage
-                .contains(&Sabotage::IgnoreOrphansLostSecondary)
-        {
+        if !witnessed {
             return;
         }
         let ring = &self.quorum.ring_members;
@@ -204,7 +201,7 @@ impl Policy {
             },
             Mark::default(),
         );
-        let names: Vec<String> = gone.iter().map(|n| self.name(*n).to_string()).collect();
+        let names: Vec<String> = gone.iter().map(|n| self.name(*n)).collect();
         self.log(
             Level::Warn,
             format!(
