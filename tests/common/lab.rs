@@ -22,6 +22,8 @@ pub mod pacemaker;
 mod records;
 #[path = "setup.rs"]
 mod setup;
+#[path = "shm.rs"]
+mod shm;
 
 /// Labs run one at a time: two corosync clusters on two cores would blur
 /// each other's timing.
@@ -126,6 +128,9 @@ pub struct Lab {
     pub relayed: Vec<(u32, u32)>,
     /// Pacemaker beside coroha ([`Lab::with_pacemaker`]).
     pub pacemaker: Option<pacemaker::PacemakerSetup>,
+    /// `/dev/shm` before the lab began: what libqb leaves there for the
+    /// processes the lab kills is removed at the end.
+    shm_before: shm::ShmBefore,
 }
 
 pub fn addr(id: u32) -> String {
@@ -155,6 +160,7 @@ impl Lab {
             hook_delay: String::new(),
             relayed: vec![],
             pacemaker: None,
+            shm_before: shm::ShmBefore::now(),
         };
         must(&format!("ip netns add {bridge}"));
         must(&format!(
@@ -225,7 +231,7 @@ impl Lab {
             node.dir.join("corosync.conf"),
             format!(
                 "totem {{\n  version: 2\n  cluster_name: lab{tag}\n  transport: knet\n  token: 1000\n  crypto_cipher: none\n  crypto_hash: none\n}}\n\
-                 logging {{\n  to_logfile: yes\n  logfile: {d}/corosync.log\n  to_syslog: no\n  to_stderr: no\n  timestamp: hires\n}}\n\
+                 logging {{\n  to_logfile: yes\n  logfile: {d}/corosync.log\n  to_syslog: no\n  to_stderr: no\n  timestamp: hires\n  blackbox: off\n}}\n\
                  quorum {{\n  provider: corosync_votequorum\n{quorum}}}\n\
                  system {{\n  state_dir: {d}/cs-state\n}}\n\
                  nodelist {{\n{nodelist}}}\n",
@@ -713,6 +719,7 @@ impl Drop for Lab {
             let _ = sh(&format!("ip netns del {}", node.ns));
         }
         let _ = sh(&format!("ip netns del {}", self.bridge));
+        self.shm_before.sweep();
         if std::thread::panicking() || std::env::var_os("COROHA_LAB_KEEP").is_some() {
             self.keep_logs();
         } else {

@@ -1,0 +1,76 @@
+//! What a killed corosync leaves in `/dev/shm`. libqb keeps every IPC
+//! connection's rings in a `qb-<server pid>-<client pid>-…` directory and
+//! corosync its flight recorder in `qb-corosync-<pid>-blackbox-*`; a
+//! process that is killed (the lab's crashes, and its teardown) removes
+//! neither. `/dev/shm` is memory: a day of lab runs on one machine left
+//! 24 GiB there, and the next test run was killed by the kernel for want
+//! of memory. So a lab notes what was there when it began, and at the end
+//! removes what libqb left since on behalf of processes that are gone:
+//! nothing it did not see appear, nothing of a live process.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs;
+use std::path::Path;
+
+const SHM: &str = "/dev/shm";
+
+/// The entries of `/dev/shm` when the lab began.
+pub struct ShmBefore(BTreeSet<OsString>);
+
+impl ShmBefore {
+    pub fn now() -> ShmBefore {
+        ShmBefore(entries().collect())
+    }
+
+    /// Remove libqb's leftovers that appeared since, whose process is gone.
+    pub fn sweep(&self) {
+        for name in entries().filter(|n| !self.0.contains(n)) {
+            let Some(pid) = name.to_str().and_then(owner) else {
+                continue;
+            };
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let path = Path::new(SHM).join(&name);
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+fn entries() -> impl Iterator<Item = OsString> {
+    fs::read_dir(SHM)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+}
+
+/// The process a libqb name belongs to: corosync's for its blackbox, the
+/// server's for an IPC connection; `None` for anything else.
+fn owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("qb-")?;
+    let pid = match rest.strip_prefix("corosync-") {
+        Some(blackbox) => blackbox.split('-').next()?,
+        None => rest.split('-').next()?,
+    };
+    pid.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner;
+
+    #[test]
+    fn owners_of_libqb_names() {
+        assert_eq!(owner("qb-corosync-10036-blackbox-data"), Some(10036));
+        assert_eq!(owner("qb-10036-10038-29-TuD2Mo"), Some(10036));
+        assert_eq!(owner("qb-corosync-x-blackbox-data"), None);
+        assert_eq!(owner("sem.something"), None);
+        assert_eq!(owner("qbx-1-2"), None);
+    }
+}
