@@ -715,6 +715,17 @@ impl Drop for Lab {
             // What the children started (Pacemaker's daemons).
             let _ = sh(&format!("ip netns pids {} | xargs -r kill -KILL", node.ns));
         }
+        // SIGKILL lands later; a process is out of its namespace once it
+        // has exited (a zombie is). Until then its /dev/shm is in use.
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until
+            && self
+                .nodes
+                .iter()
+                .any(|n| !sh(&format!("ip netns pids {}", n.ns)).stdout.is_empty())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for node in &self.nodes {
             let _ = sh(&format!("ip netns del {}", node.ns));
         }

@@ -29,7 +29,7 @@ impl ShmBefore {
             let Some(pid) = name.to_str().and_then(owner) else {
                 continue;
             };
-            if Path::new(&format!("/proc/{pid}")).exists() {
+            if alive(pid) {
                 continue;
             }
             let path = Path::new(SHM).join(&name);
@@ -50,6 +50,20 @@ fn entries() -> impl Iterator<Item = OsString> {
         .map(|e| e.file_name())
 }
 
+/// Running, or stopped: not exited. A zombie has exited; nothing reaps
+/// it at once where the init process is slow to.
+fn alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may
+    // itself hold any character.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
 /// The process a libqb name belongs to: corosync's for its blackbox, the
 /// server's for an IPC connection; `None` for anything else.
 fn owner(name: &str) -> Option<u32> {
@@ -63,7 +77,24 @@ fn owner(name: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::owner;
+    use super::{alive, owner};
+    use std::process::Command;
+    use std::time::Duration;
+
+    #[test]
+    fn a_zombie_counts_as_gone() {
+        assert!(alive(std::process::id()));
+        let mut child = Command::new("true").spawn().unwrap();
+        // Exited but not yet reaped: a zombie.
+        let pid = child.id();
+        let zombie = (0..500).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !alive(pid)
+        });
+        assert!(zombie, "an exited, unreaped child still counts as alive");
+        child.wait().unwrap();
+        assert!(!alive(pid));
+    }
 
     #[test]
     fn owners_of_libqb_names() {
