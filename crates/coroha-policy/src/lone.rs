@@ -173,6 +173,7 @@ impl Policy {
             return;
         }
         let me = self.cfg.me;
+        let above = self.orphan_generation_above(epoch);
         let Some(lineup) = self.persisted.lineup.as_mut() else {
             return;
         };
@@ -192,7 +193,7 @@ impl Policy {
             return;
         }
         lineup.attached = stayed;
-        lineup.at.gen += 1;
+        lineup.at.gen = lineup.at.gen.max(above) + 1;
         let ahead = lineup.at;
         self.note_known_mark(
             Mark {
@@ -228,7 +229,7 @@ impl Policy {
                 self.persisted.lost_sync = None;
                 let ahead = Fresh {
                     epoch,
-                    gen: lost.at.gen + 1,
+                    gen: lost.at.gen.max(self.orphan_generation_above(epoch)) + 1,
                 };
                 let known = self.persisted.known_fresh;
                 self.note_known_mark(
@@ -294,6 +295,59 @@ impl Policy {
                 self.status_at = 0;
             }
         }
+    }
+
+    /// The highest generation of the orphan's epoch anybody announced, that
+    /// a new one must go above. Every departure from an orphan's lineup is
+    /// one more generation of the same orphan, however many members count
+    /// them: numbered from the lineup or from the node's own freshness
+    /// alone, two departures got one number, and a secondary that followed
+    /// the orphan to it (in sync as far as its server still said) and then
+    /// dropped out itself met the need of the commits it missed (seed
+    /// 143126423).
+    fn orphan_generation_above(&self, epoch: u64) -> u64 {
+        let known = self.persisted.known_fresh;
+        if known.epoch == epoch && !self.sabotaged(Sabotage::CountOrphanGenerationsAlone) {
+            known.gen
+        } else {
+            0
+        }
+    }
+
+    /// The primary of an epoch made every commit of it: generations that
+    /// others announced for it while its coroha was away (section 7 counts
+    /// one for each secondary it may have dropped) stand for commits it
+    /// made, or none. Out of the lineage at its final commit, its data ends
+    /// there at any of them, so it announces the highest with that id, and
+    /// a member at the same id holds it too. Otherwise a returned orphan
+    /// that had in fact handed over, and is in standby, leaves everybody
+    /// below a generation nobody else can reach, and nobody is elected
+    /// (seed 147925839: its `benone` announcement was held in a breaking
+    /// ring and its coroha restarted before it was delivered).
+    pub(crate) fn hold_own_epoch(&mut self) {
+        let known = self.persisted.known_fresh;
+        let fresh = self.persisted.fresh;
+        let leader = self.persisted.led_epoch == known.epoch && fresh.epoch == known.epoch;
+        if !leader
+            || known <= fresh
+            || !self.txid_final()
+            || self.sabotaged(Sabotage::LeaderBelowItsOwnEpoch)
+        {
+            return;
+        }
+        let Some((_, txid)) = self.persisted.data.lineage else {
+            return;
+        };
+        self.persisted.data.lineage = Some((known, txid));
+        self.persisted.fresh = known;
+        self.log(
+            Level::Info,
+            format!(
+                "this node led epoch {} and its data ends at txid {txid}, out of the lineage: it holds \
+                 every generation of that epoch, so it announces {known} (design §7)",
+                known.epoch
+            ),
+        );
     }
 
     /// The orphaned primary this node knows of: remembered, or kept by the

@@ -119,12 +119,20 @@ pub enum Sabotage {
     /// Let an orphan's secondary leave the ring unremarked, as if the
     /// orphan's server could not go on committing without it (design §7).
     IgnoreOrphansLostSecondary,
+    /// Number an orphan's next generation from the lineup or the loss
+    /// alone, as if no other member had already announced one above it
+    /// (design §7, "One orphan, one count").
+    CountOrphanGenerationsAlone,
+    /// Keep the leader of an epoch, out of the lineage at its final
+    /// commit, below the generations others announced for it (design §7,
+    /// "The leader holds its whole epoch").
+    LeaderBelowItsOwnEpoch,
 }
 
 impl Sabotage {
     /// Every rule that can be switched off, for tests that go through
     /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 35] = [
+    pub const ALL: [Sabotage; 37] = [
         Sabotage::SkipQuorumGate,
         Sabotage::SkipDemoteFirst,
         Sabotage::AnyAttachFailureProvesOrphanGone,
@@ -160,5 +168,7 @@ impl Sabotage {
         Sabotage::FollowOrphanOnStaleStatus,
         Sabotage::ForgetPromoterGoneUnseen,
         Sabotage::IgnoreOrphansLostSecondary,
+        Sabotage::CountOrphanGenerationsAlone,
+        Sabotage::LeaderBelowItsOwnEpoch,
     ];
 }

@@ -221,6 +221,7 @@ impl Policy {
             };
             self.persisted.fresh = self.persisted.fresh.max(fresh);
         }
+        self.hold_own_epoch();
     }
 
     pub(crate) fn persist_attachment(&mut self) {

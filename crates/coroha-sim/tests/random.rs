@@ -697,3 +697,50 @@ fn forgetting_an_orphans_secondary_seen_leaving_is_caught() {
         "88-an-orphans-secondary-seen-leaving-the-ring-counts-for-the-orphan.toml",
     );
 }
+
+/// Scenario 89 (seed 143126423): two departures from one orphan's lineup
+/// (one secondary's own loss, another seen leaving the ring) are two
+/// generations; numbered alone, both were 1.1, the secondary that had
+/// followed the orphan to 1.1 and then dropped out met the need, and a
+/// fellow at its final id was elected without the orphan's lone commits.
+#[test]
+fn numbering_an_orphans_generations_alone_is_caught() {
+    let seed = 143_126_423;
+    let sabotage = [Sabotage::CountOrphanGenerationsAlone];
+    let report = run(1, 3, seed, &sabotage);
+    assert_eq!(
+        report.violations.first().map(|v| v.invariant.as_str()),
+        Some("I2"),
+        "seed {seed} with the rule off"
+    );
+    assert!(run(1, 3, seed, &[]).violations.is_empty(), "seed {seed}");
+    assert_caught_reading_txid(
+        true,
+        "I2",
+        &sabotage,
+        "89-two-departures-from-an-orphan-are-two-generations.toml",
+    );
+}
+
+/// Scenario 90 (seed 147925839): a leader out of the lineage at its final
+/// commit holds every generation of its epoch; kept below the one asked
+/// on its behalf (it had handed over, unheard, and is in standby), it left
+/// nobody able to meet the need, and nobody was elected.
+#[test]
+fn keeping_a_leader_below_its_own_epoch_is_caught() {
+    let seed = 147_925_839;
+    let sabotage = [Sabotage::LeaderBelowItsOwnEpoch];
+    let report = run(1, 3, seed, &sabotage);
+    assert_eq!(
+        report.violations.first().map(|v| v.invariant.as_str()),
+        Some("I3"),
+        "seed {seed} with the rule off"
+    );
+    assert!(run(1, 3, seed, &[]).violations.is_empty(), "seed {seed}");
+    assert_caught_reading_txid(
+        true,
+        "I3",
+        &sabotage,
+        "90-a-leader-out-of-the-lineage-holds-its-whole-epoch.toml",
+    );
+}
