@@ -335,7 +335,8 @@ impl Policy {
         {
             return;
         }
-        let Some((_, txid)) = self.persisted.data.lineage else {
+        // Final, so the id read in the lineage is at this very freshness.
+        let Some(txid) = self.announced_txid() else {
             return;
         };
         self.persisted.data.lineage = Some((known, txid));
