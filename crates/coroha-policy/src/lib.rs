@@ -111,6 +111,11 @@ pub struct Persisted {
     /// link (seed 90712053).
     #[serde(default)]
     pub vanished: Option<(NodeId, u64)>,
+    /// An orphaned or vanished primary whose node this node saw out of its
+    /// ring: counted once it is back (design §7, "An orphan back in the
+    /// ring").
+    #[serde(default)]
+    pub orphan_away: Option<lone::Away>,
 }
 
 /// Secondaries in sync with `parent` at `fresh`, as announced.

@@ -50,6 +50,16 @@ pub struct Lineup {
     pub attached: Vec<NodeId>,
 }
 
+/// An orphaned primary, or one that vanished with its node, that this node
+/// saw out of its ring at `epoch`. Out there nobody hears its ticks, so its
+/// server drops every secondary that stops hearing them; back in a quorate
+/// ring, it commits without them in a partition that counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Away {
+    pub primary: NodeId,
+    pub epoch: u64,
+}
+
 /// A generation an orphan reached that this secondary, in sync with it as
 /// far as it knows, is to follow it to once its server confirms it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +223,83 @@ impl Policy {
         );
     }
 
+    /// After every ring, quorum or view change: an orphaned primary, or one
+    /// that vanished with its node, whose node is not in this node's ring.
+    /// Also the ring of this node's own booting corosync: while it was
+    /// down, it was not attached to the orphan either.
+    pub(crate) fn note_orphan_away(&mut self) {
+        let ring_known = self.quorum.totem.is_some() || self.quorum.vq_ring.is_some();
+        if !ring_known {
+            return;
+        }
+        let orphaned = match &self.persisted.known_primary {
+            Some(RememberedPrimary::Orphaned(k)) => Some((k.node, k.epoch)),
+            _ => None,
+        };
+        for (primary, epoch) in orphaned.into_iter().chain(self.persisted.vanished) {
+            if primary != self.cfg.me && !self.quorum.ring_members.contains(&primary) {
+                self.persisted.orphan_away = Some(Away { primary, epoch });
+            }
+        }
+    }
+
+    /// An orphan back in this node's quorate ring after this node saw it
+    /// out of it. While away, nobody heard its ticks: its server dropped
+    /// whichever secondaries stopped hearing them, and now commits without
+    /// them in a partition that counts. Their own losses were not recorded
+    /// (the primary was not in their ring then: for all they knew it had
+    /// lost power), so the generation is counted here, once for the
+    /// return, above any announced for its epoch. Those that stayed
+    /// attached (only its corosync was away) follow it there (seed
+    /// 149806946: a primary stopped in maintenance mode as one-way loss cut
+    /// it off came back into the ring with no secondary left, committed
+    /// alone, was fenced, and a secondary was elected without those
+    /// commits).
+    fn count_orphans_return(&mut self, orphan: NodeId, epoch: u64, name: &str) {
+        let back = self.persisted.orphan_away
+            == Some(Away {
+                primary: orphan,
+                epoch,
+            })
+            && self.quorum.stable()
+            && self.quorum.ring_members.contains(&orphan);
+        if !back || self.sabotaged(Sabotage::IgnoreOrphansReturn) {
+            return;
+        }
+        self.persisted.orphan_away = None;
+        // Only a primary heard serving at that epoch: a promoter whose
+        // `beprimary` may still be in flight is an orphan too, but had no
+        // secondaries, and where the order never took, a generation of
+        // that epoch is one nobody can ever hold.
+        let Some(lineup) = self
+            .persisted
+            .lineup
+            .as_ref()
+            .filter(|l| l.primary == orphan && l.at.epoch == epoch)
+        else {
+            return;
+        };
+        let ahead = Fresh {
+            epoch,
+            gen: lineup.at.gen.max(self.orphan_generation_above(epoch)) + 1,
+        };
+        self.note_known_mark(
+            Mark {
+                fresh: ahead,
+                txid: None,
+            },
+            Mark::default(),
+        );
+        self.log(
+            Level::Warn,
+            format!(
+                "orphaned primary {name} (epoch {epoch}) is back in the ring: while it was out nobody heard it, \
+                 so its NSO/ConfD may have dropped its secondaries and commit without them now; a new primary \
+                 needs freshness {ahead} (design §7)"
+            ),
+        );
+    }
+
     /// After every step: an orphaned primary this node lost sync with is a
     /// generation ahead of it, and a secondary still in sync with an orphan
     /// is as fresh as anybody knows that orphan to be.
@@ -220,6 +307,7 @@ impl Policy {
         let Some((orphan, epoch, name)) = self.orphan() else {
             return;
         };
+        self.count_orphans_return(orphan, epoch, &name);
         self.note_orphans_lost_secondaries(orphan, epoch, &name);
         if let Some(lost) = self.persisted.lost_sync {
             if lost.primary == orphan

@@ -181,6 +181,7 @@ impl Policy {
     /// - An orphan whose node left the ring: nothing tells whether its
     ///   NSO/ConfD still serves; keep waiting for evidence.
     pub(crate) fn judge_known_primary(&mut self) {
+        self.note_orphan_away();
         self.vanished_back_in_ring();
         let Some(known) = self.persisted.known_primary.clone() else {
             return;

@@ -127,12 +127,16 @@ pub enum Sabotage {
     /// commit, below the generations others announced for it (design §7,
     /// "The leader holds its whole epoch").
     LeaderBelowItsOwnEpoch,
+    /// Take an orphan back in the ring for the one that left it, as if its
+    /// server could not have dropped the secondaries that stopped hearing
+    /// it meanwhile (design §7, "An orphan back in the ring").
+    IgnoreOrphansReturn,
 }
 
 impl Sabotage {
     /// Every rule that can be switched off, for tests that go through
     /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 37] = [
+    pub const ALL: [Sabotage; 38] = [
         Sabotage::SkipQuorumGate,
         Sabotage::SkipDemoteFirst,
         Sabotage::AnyAttachFailureProvesOrphanGone,
@@ -170,5 +174,6 @@ impl Sabotage {
         Sabotage::IgnoreOrphansLostSecondary,
         Sabotage::CountOrphanGenerationsAlone,
         Sabotage::LeaderBelowItsOwnEpoch,
+        Sabotage::IgnoreOrphansReturn,
     ];
 }

@@ -734,3 +734,18 @@ fn keeping_a_leader_below_its_own_epoch_is_caught() {
         "90-a-leader-out-of-the-lineage-holds-its-whole-epoch.toml",
     );
 }
+
+/// Scenario 91 (seed 149806946): an orphan whose node is back in the
+/// quorate ring after the others saw it out of it may have dropped every
+/// secondary meanwhile, and commits alone from its return; taken for the
+/// node that left, it was fenced with those commits on disk and a
+/// secondary was elected without them.
+#[test]
+fn taking_an_orphan_back_in_the_ring_for_the_one_that_left_is_caught() {
+    assert_rule_holds_seed_and_scenario(
+        149_806_946,
+        "I2",
+        Sabotage::IgnoreOrphansReturn,
+        "91-an-orphan-back-in-the-ring-counts-a-generation.toml",
+    );
+}
