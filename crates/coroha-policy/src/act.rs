@@ -317,7 +317,6 @@ impl Policy {
     /// carries the answer out.
     fn next_order(&self, now: u64) -> Next {
         let me = self.cfg.me;
-        let my_name = self.name(me);
         let primary = self.local.role.is_primary();
         // Rule 7: quorum loss on the primary acts at once, whatever the plan.
         let gate = !self.sabotaged(Sabotage::SkipQuorumGate);
@@ -415,7 +414,7 @@ impl Policy {
                     );
                 }
                 Next::Order(NextOrder::new(
-                    HaOrder::BePrimary { me: my_name },
+                    HaOrder::BePrimary { me: self.name(me) },
                     plan.epoch,
                     None,
                     plan.cause.to_string(),
@@ -494,7 +493,7 @@ impl Policy {
                 };
                 Next::Order(NextOrder::new(
                     HaOrder::BeSecondary {
-                        me: my_name,
+                        me: self.name(me),
                         primary: name.to_string(),
                         address: confd_ha::wire::Address::parse(&address),
                         wait: true,

@@ -75,7 +75,7 @@ pub enum Health {
 
 /// A primary as last seen by a node, used when its coroha disappears while
 /// its node stays in the membership (an orphaned primary).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct KnownPrimary {
     pub node: NodeId,
     pub epoch: u64,
@@ -86,6 +86,25 @@ pub struct KnownPrimary {
     /// evidence that it will not be (design §12).
     #[serde(default)]
     pub promotion_in_flight: bool,
+}
+
+/// Every step compares announcements that carry a known primary; its
+/// names are shared, so they are compared by pointer first.
+impl PartialEq for KnownPrimary {
+    fn eq(&self, other: &KnownPrimary) -> bool {
+        let KnownPrimary {
+            node,
+            epoch,
+            name,
+            address,
+            promotion_in_flight,
+        } = self;
+        *node == other.node
+            && *epoch == other.epoch
+            && same_shared(name, &other.name)
+            && same_shared(address, &other.address)
+            && *promotion_in_flight == other.promotion_in_flight
+    }
 }
 
 /// A known primary as this node remembers it across restarts.
@@ -225,6 +244,14 @@ fn same_nodes(a: &[NodeId], b: &[NodeId]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// Shared values compared by pointer first: `Arc`'s own `==` compares
+/// the contents of a `str` or a slice every time (its pointer shortcut
+/// needs a sized type), and this node's announcement is compared with the
+/// one it made last, which shares them, twice a step.
+fn same_shared<T: PartialEq + ?Sized>(a: &Arc<T>, b: &Arc<T>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
 impl PartialEq for NodeState {
     fn eq(&self, other: &NodeState) -> bool {
         self.txid == other.txid && self.known_txid == other.known_txid && self.same_but_txid(other)
@@ -313,8 +340,8 @@ impl NodeState {
             txid: _,
             known_txid: _,
         } = self;
-        *name == other.name
-            && *address == other.address
+        same_shared(name, &other.name)
+            && same_shared(address, &other.address)
             && *role == other.role
             && *role_epoch == other.role_epoch
             && *parent == other.parent
@@ -345,7 +372,7 @@ impl NodeState {
             && *config_digest == other.config_digest
             && *pause == other.pause
             && *failing == other.failing
-            && *config_parts == other.config_parts
+            && same_shared(config_parts, &other.config_parts)
     }
 
     /// Its data's freshness as announced.

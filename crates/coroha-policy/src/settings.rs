@@ -97,7 +97,7 @@ impl Settings {
 
     pub(crate) fn name(&self, id: NodeId) -> String {
         self.node(id)
-            .map_or_else(|| format!("node{id}"), |n| n.name.to_string())
+            .map_or_else(|| format!("node{id}"), |n| String::from(&*n.name))
     }
 
     pub(crate) fn id_of(&self, name: &str) -> Option<NodeId> {
