@@ -490,3 +490,51 @@ fn issue_11_rest_with_fencing() {
         report(&format!("{name}, with fencing"), &outcomes);
     }
 }
+
+/// Design §7, "An orphan back in the ring" (scenario 91), on real
+/// corosync. The primary's coroha is stopped in maintenance mode and its
+/// node's link goes down beyond three of its server's ticks: its server
+/// drops both secondaries, and the others see its node leave the ring and
+/// wait for it. When the link is back, the node is back in the ring with
+/// its server primary and alone, committing; the others count one more
+/// generation for it. They attach to it again, follow it to that
+/// generation on their servers' word, and when its NSO/ConfD then dies,
+/// one of them is elected with every commit a client had acknowledged.
+#[test]
+fn an_orphan_cut_off_and_back_is_followed_with_every_commit() {
+    let Some((_g, mut lab)) = lab(3) else { return };
+    let p = lab.wait_settled(&all(3), SETTLE);
+    let writer = lab.writer(p);
+    let out = lab.coroha_cmd(p, &["stop", "--keep-roles"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(lab.wait_exit(p, Proc::Coroha, Duration::from_secs(10)), 0);
+    lab.link(p, false);
+    wait_for(
+        SETTLE,
+        &format!("n{p}'s server without secondaries"),
+        || {
+            let s = lab.fake_status(p)?;
+            (s["state"] == "primary" && s["secondaries"].as_array()?.is_empty()).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    lab.link(p, true);
+    for s in without(3, p) {
+        wait_state(&lab, s, "secondary", SETTLE);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    lab.signal(p, Proc::Fake, "KILL");
+    let q = lab.wait_settled(&without(3, p), SETTLE);
+    let acked = writer.stop();
+    assert_ne!(q, p);
+    holds_every_commit(&lab, q, &acked, &format!("orphan n{p} cut off and back"));
+    no_overlap(&lab);
+    eprintln!(
+        "orphan n{p} cut off and back: {} commits acknowledged, n{q} elected with all of them",
+        acked.len()
+    );
+    lab.start_fake(p);
+    lab.start_coroha(p);
+    assert_eq!(lab.wait_settled(&all(3), SETTLE), q);
+    no_overlap(&lab);
+}
