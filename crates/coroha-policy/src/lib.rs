@@ -445,6 +445,10 @@ pub struct Policy {
     orphan_fence: Option<OrphanFence>,
     /// The id of the last `get_status` the server answered.
     status_answered: u64,
+    /// The primary this node's server said it was attached to in its last
+    /// answer, where that primary's node was in this node's quorate ring
+    /// then (design §7, "A loss dates from the server's last word").
+    attached_in_ring: Option<NodeId>,
     orphan_follow: Option<lone::OrphanFollow>,
     txid_reads: txid::TxidReads,
     /// Set by a `benone` on a primary: the secondaries attached then.
@@ -501,6 +505,7 @@ impl Policy {
             fenced: BTreeSet::new(),
             orphan_fence: None,
             status_answered: 0,
+            attached_in_ring: None,
             orphan_follow: None,
             txid_reads: Default::default(),
             handed_over: vec![],

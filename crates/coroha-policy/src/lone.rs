@@ -110,7 +110,14 @@ impl Policy {
         };
         let primary_in_quorate_ring =
             ring.is_some_and(|(members, quorate)| quorate && members.contains(&primary));
-        if self.sabotaged(Sabotage::IgnoreOrphanLoneCommits) || !primary_in_quorate_ring {
+        // This node's own server stopped some time after its last answer,
+        // and the primary dropped it then, not when this node noticed.
+        let in_ring_when_last_heard = cause == LossCause::Local
+            && self.attached_in_ring == Some(primary)
+            && !self.sabotaged(Sabotage::JudgeLocalLossAtNotice);
+        if self.sabotaged(Sabotage::IgnoreOrphanLoneCommits)
+            || !(primary_in_quorate_ring || in_ring_when_last_heard)
+        {
             return;
         }
         let evidence = match cause {
@@ -124,6 +131,25 @@ impl Policy {
             at: self.persisted.fresh,
             evidence,
         });
+    }
+
+    /// After every status answer: the primary the server says it is
+    /// attached to, if that primary's node is in this node's quorate ring.
+    /// A loss of the server's own (it stops, restarts or freezes) happens
+    /// some time after its last answer, and the primary drops this node at
+    /// that moment; the ring when the loss is noticed can be a later one
+    /// (seed 182986557: this node's server died 0.2 s before one-way loss
+    /// cut off the orphaned primary, which committed alone in between, and
+    /// the death was noticed 0.8 s later, after the primary's node had left
+    /// the ring; this node, unrecorded, was elected without those commits).
+    pub(crate) fn note_attached_in_ring(&mut self) {
+        let parent = self
+            .local
+            .role
+            .parent()
+            .filter(|_| self.local.role.initialized());
+        self.attached_in_ring =
+            parent.filter(|p| self.quorum.stable() && self.quorum.ring_members.contains(p));
     }
 
     /// The first attach to the primary after it closed the connection.

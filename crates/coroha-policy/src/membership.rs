@@ -667,8 +667,22 @@ impl Policy {
     }
 
     /// The newest word on the pause, heard in a request or an announcement.
+    /// A request writes the generation after the one its node knows, so
+    /// two made in two partitions can write the same one, a pause and a
+    /// resume. The resume wins there, on every node alike: otherwise each
+    /// side keeps its own word for good, and a node paused alone never
+    /// follows the primary the others elected (seed 185334577: a pause
+    /// taken only by a node cut off in a minority and later fenced, a
+    /// resume taken by the others at the same generation; the node booted
+    /// paused and never attached). It is also the state in which a lost
+    /// primary is replaced.
     pub(crate) fn adopt_pause(&mut self, pause: crate::message::Pause) {
-        if pause.gen > self.persisted.pause.gen {
+        let current = self.persisted.pause;
+        let tie_resumes = pause.gen == current.gen
+            && current.on
+            && !pause.on
+            && !self.sabotaged(Sabotage::KeepOwnPauseOnTie);
+        if pause.gen > current.gen || tie_resumes {
             self.persisted.pause = pause;
         }
     }

@@ -131,12 +131,21 @@ pub enum Sabotage {
     /// server could not have dropped the secondaries that stopped hearing
     /// it meanwhile (design §7, "An orphan back in the ring").
     IgnoreOrphansReturn,
+    /// Judge a loss of the local server by the ring when it is noticed, as
+    /// if the primary could not have dropped this node while its node was
+    /// still in the ring (design §7, "A loss dates from the server's last
+    /// word").
+    JudgeLocalLossAtNotice,
+    /// Keep this node's own pause or resume when another of the same
+    /// generation is heard, as if two partitions could not write one
+    /// (design §14).
+    KeepOwnPauseOnTie,
 }
 
 impl Sabotage {
     /// Every rule that can be switched off, for tests that go through
     /// them all (add a new one here too).
-    pub const ALL: [Sabotage; 38] = [
+    pub const ALL: [Sabotage; 40] = [
         Sabotage::SkipQuorumGate,
         Sabotage::SkipDemoteFirst,
         Sabotage::AnyAttachFailureProvesOrphanGone,
@@ -175,5 +184,7 @@ impl Sabotage {
         Sabotage::CountOrphanGenerationsAlone,
         Sabotage::LeaderBelowItsOwnEpoch,
         Sabotage::IgnoreOrphansReturn,
+        Sabotage::JudgeLocalLossAtNotice,
+        Sabotage::KeepOwnPauseOnTie,
     ];
 }

@@ -108,6 +108,7 @@ impl Policy {
             (HaOrder::GetStatus, HaReply::Status { role, nodes }) => {
                 self.on_status(role, nodes);
                 self.status_answered = p.id;
+                self.note_attached_in_ring();
             }
             (HaOrder::BePrimary { .. }, _) => {
                 self.local.promoting = None;

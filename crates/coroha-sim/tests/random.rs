@@ -749,3 +749,31 @@ fn taking_an_orphan_back_in_the_ring_for_the_one_that_left_is_caught() {
         "91-an-orphan-back-in-the-ring-counts-a-generation.toml",
     );
 }
+
+/// Scenario 93 (seed 182986557): a secondary's own server died while the
+/// orphaned primary was in the quorate ring, and the primary committed
+/// alone before one-way loss cut it off; judged by the ring when it was
+/// noticed, the loss went unrecorded and the secondary was elected without
+/// those commits.
+#[test]
+fn judging_a_local_loss_by_the_ring_when_noticed_is_caught() {
+    assert_rule_holds_seed_and_scenario(
+        182_986_557,
+        "I2",
+        Sabotage::JudgeLocalLossAtNotice,
+        "93-a-secondarys-own-loss-dates-from-its-servers-last-word.toml",
+    );
+}
+
+/// Scenario 94 (seed 185334577): a pause and a resume written at the same
+/// generation in two partitions; each side keeping its own, a node paused
+/// alone never followed the primary the others elected.
+#[test]
+fn keeping_ones_own_pause_against_a_resume_of_its_generation_is_caught() {
+    assert_rule_holds_seed_and_scenario(
+        185_334_577,
+        "I3",
+        Sabotage::KeepOwnPauseOnTie,
+        "94-a-pause-and-a-resume-of-one-generation-end-resumed.toml",
+    );
+}
