@@ -144,8 +144,9 @@ enum Command {
         wait: WaitArgs,
     },
     /// Pause the whole cluster: the daemons stay up and keep reporting,
-    /// and nobody is elected, promoted, attached or fenced until `coroha
-    /// resume` (a primary that loses quorum or its lease still steps down).
+    /// and nobody is elected, promoted or attached until `coroha resume`
+    /// (a primary that loses quorum or its lease still steps down, and one
+    /// that vanished is still fenced).
     Pause {
         #[command(flatten)]
         ctl: Ctl,

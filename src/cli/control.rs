@@ -288,7 +288,7 @@ pub fn render_status(s: &StatusReport) -> String {
     if p.paused {
         let _ = writeln!(
             out,
-            "PAUSED: nobody is elected, promoted, attached or fenced until `coroha resume`"
+            "PAUSED: nobody is elected, promoted or attached until `coroha resume`"
         );
     }
     for action in &p.actions {

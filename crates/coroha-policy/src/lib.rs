@@ -155,8 +155,8 @@ pub enum Operator {
         node: String,
     },
     /// Pause (`on`) or resume the whole cluster: while paused nobody is
-    /// elected, promoted, attached or fenced; what keeps data safe stays
-    /// on (design §14).
+    /// elected, promoted or attached, and no orphan is fenced; what keeps
+    /// data safe stays on (design §14).
     Pause {
         on: bool,
     },
