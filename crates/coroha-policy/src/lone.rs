@@ -231,13 +231,7 @@ impl Policy {
         lineup.attached = stayed;
         lineup.at.gen = lineup.at.gen.max(above) + 1;
         let ahead = lineup.at;
-        self.note_known_mark(
-            Mark {
-                fresh: ahead,
-                txid: None,
-            },
-            Mark::default(),
-        );
+        self.note_orphan_ahead(ahead);
         let names: Vec<String> = gone.iter().map(|n| self.name(*n)).collect();
         self.log(
             Level::Warn,
@@ -309,13 +303,7 @@ impl Policy {
             epoch,
             gen: lineup.at.gen.max(self.orphan_generation_above(epoch)) + 1,
         };
-        self.note_known_mark(
-            Mark {
-                fresh: ahead,
-                txid: None,
-            },
-            Mark::default(),
-        );
+        self.note_orphan_ahead(ahead);
         self.log(
             Level::Warn,
             format!(
@@ -346,13 +334,7 @@ impl Policy {
                     gen: lost.at.gen.max(self.orphan_generation_above(epoch)) + 1,
                 };
                 let known = self.persisted.known_fresh;
-                self.note_known_mark(
-                    Mark {
-                        fresh: ahead,
-                        txid: None,
-                    },
-                    Mark::default(),
-                );
+                self.note_orphan_ahead(ahead);
                 if self.persisted.known_fresh != known {
                     self.log(
                         Level::Warn,
@@ -409,6 +391,18 @@ impl Policy {
                 self.status_at = 0;
             }
         }
+    }
+
+    /// A generation the orphan may have reached that nobody else holds:
+    /// known from now on, and announced, with no transaction id of its own.
+    fn note_orphan_ahead(&mut self, ahead: Fresh) {
+        self.note_known_mark(
+            Mark {
+                fresh: ahead,
+                txid: None,
+            },
+            Mark::default(),
+        );
     }
 
     /// The highest generation of the orphan's epoch anybody announced, that
